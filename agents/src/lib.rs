@@ -1,0 +1,19 @@
+//! Agents of the aiprod pipeline.
+//!
+//! Each agent turns typed input from a job's memory into typed output for it, and reports
+//! what ran in [`AgentMetadata`]. Agents never touch the store or HTTP: the driver in the
+//! main crate owns all IO around them, which keeps every agent testable on its own.
+//!
+//! Module map:
+//! - [`agent`]: the [`Agent`] trait, its context (seed, cancellation, progress) and errors.
+//! - [`domain`]: the production manifest, consistency markers and render plan types that
+//!   flow between agents.
+//! - [`planner`]: the deterministic FastTrack planner (brief → production manifest).
+//! - [`visual`]: the VisualTranslator (manifest → render plan, subtitle cues).
+//! - [`render`]: the RenderExecutor (render plan → MP4, preview, keyframes, VTT).
+//! - [`supervisor`]: the v33 decision matrix.
+
+pub mod agent;
+pub mod domain;
+
+pub use agent::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput, CancelToken, Progress};

@@ -1,0 +1,584 @@
+//! Typed configuration loaded from `config/v33.json`.
+//!
+//! The file is parsed with `deny_unknown_fields` so a typo is an error, not a silently
+//! ignored key, and every error names the key path (`render.tiers.standard.fps`). After
+//! parsing, [`Config::validate`] checks the relations serde cannot express (ranges, weights
+//! that add up, presets that name existing tiers). Nothing else in the crate reads the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration could not be used; always names the offending key path.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        /// The file that was read.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The JSON is malformed or does not match the schema.
+    #[error("config key '{key}': {message}")]
+    Parse {
+        /// Dotted path of the key that failed.
+        key: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A value is out of its allowed range or inconsistent with another.
+    #[error("config key '{key}': {message}")]
+    Invalid {
+        /// Dotted path of the key that failed.
+        key: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), message: message.into() }
+}
+
+/// The whole configuration. Field names follow the v33 JSON (camelCase).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// Version of the configuration schema; recorded in cost certificates and cache keys.
+    pub version: String,
+    /// Retry, timeout and re-render policy for the driver.
+    pub orchestrator: Orchestrator,
+    /// Limits for incoming briefs.
+    pub input_sanitizer: InputSanitizer,
+    /// When and how the fast track applies.
+    pub fast_track: FastTrack,
+    /// The 168-hour consistency cache.
+    pub consistency_cache: ConsistencyCache,
+    /// Money rules.
+    pub financial: Financial,
+    /// What the technical QA gate checks.
+    pub technical_qa: TechnicalQa,
+    /// Minimum scores per gate.
+    pub quality_gates: QualityGates,
+    /// Semantic QA criteria weights and thresholds.
+    pub semantic_qa: SemanticQa,
+    /// The supervisor's decision matrix.
+    pub supervisor: Supervisor,
+    /// Named presets a brief may ask for.
+    pub presets: BTreeMap<String, Preset>,
+    /// Render tiers and layout constants.
+    pub render: Render,
+    /// Log file location and rotation.
+    pub logging: Logging,
+    /// Where jobs and artifacts live.
+    pub storage: Storage,
+}
+
+/// Driver policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Orchestrator {
+    /// Retries for transient stage failures.
+    pub retry_policy: RetryPolicy,
+    /// Per-stage timeout in seconds, keyed by stage name.
+    pub stage_timeouts_sec: BTreeMap<String, f64>,
+    /// A job that stays in one state longer than this raises an alert.
+    pub alert_on_stuck_state_minutes: u64,
+    /// How many times a technical QA failure may send the job back to rendering.
+    pub max_rerenders: u32,
+}
+
+impl Orchestrator {
+    /// The timeout for a stage; stages without an entry get the longest configured one.
+    pub fn timeout(&self, stage: &str) -> std::time::Duration {
+        let secs = self
+            .stage_timeouts_sec
+            .get(stage)
+            .copied()
+            .unwrap_or_else(|| self.stage_timeouts_sec.values().copied().fold(60.0, f64::max));
+        std::time::Duration::from_secs_f64(secs)
+    }
+}
+
+/// Exponential backoff with jitter for transient failures.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff delay in seconds (fractions allowed, for tests).
+    pub backoff_sec: f64,
+    /// Upper bound of a single backoff delay.
+    pub max_backoff_sec: f64,
+}
+
+/// Input limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InputSanitizer {
+    /// Shortest brief, in characters.
+    pub min_content_chars: usize,
+    /// Longest brief, in characters.
+    pub max_content_chars: usize,
+    /// Shortest video, in seconds.
+    pub min_duration_sec: u32,
+    /// Longest video, in seconds.
+    pub max_duration_sec: u32,
+    /// Duration when the brief names none.
+    pub default_duration_sec: u32,
+    /// Allowed priorities.
+    pub priorities: Vec<String>,
+    /// Allowed subtitle languages (ISO 639-1).
+    pub languages: Vec<String>,
+    /// Allowed aspect ratios.
+    pub aspect_ratios: Vec<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Longest brand id.
+    pub max_brand_id_chars: usize,
+}
+
+/// Fast-track rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FastTrack {
+    /// Briefs whose complexity score is below this take the fast track.
+    pub activation_complexity_max: f64,
+    /// Longest fast-track video.
+    pub max_duration_sec: u32,
+    /// Most scenes on the fast track.
+    pub max_scenes: usize,
+    /// Highest cost for a fast-track job.
+    pub cost_ceiling: f64,
+    /// Latency target for a fast-track job, end to end.
+    pub max_latency_sec: u32,
+}
+
+/// Consistency cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConsistencyCache {
+    /// How long entries live.
+    pub ttl_hours: u64,
+    /// Embedding similarity above which markers are reused.
+    pub similarity_threshold: f64,
+    /// Whether entries are shared across jobs of a brand.
+    pub reuse_across_jobs: bool,
+}
+
+/// Money rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Financial {
+    /// Hard ceiling per minute of output.
+    pub max_cost_per_minute: f64,
+    /// Estimated cost above which the fast track is forced.
+    pub force_fast_track_if_cost_exceeds: f64,
+    /// Quality floor and cost ceiling per tier.
+    pub quality_to_cost_mapping: BTreeMap<String, QualityCost>,
+    /// Pricing-table refresh.
+    pub dynamic_pricing: DynamicPricing,
+    /// Spend allowed per day.
+    pub daily_limit: f64,
+    /// Overrun handling.
+    pub cost_controls: CostControls,
+}
+
+/// One row of the quality-to-cost mapping.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QualityCost {
+    /// Quality the tier is expected to reach.
+    pub min_quality: f64,
+    /// Most it may cost per minute.
+    pub max_cost_per_minute: f64,
+}
+
+/// Pricing refresh policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DynamicPricing {
+    /// Refresh interval.
+    pub update_interval_hours: u64,
+    /// Use the static table when the refresh fails.
+    pub fallback_to_static: bool,
+}
+
+/// Overrun handling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CostControls {
+    /// Actual cost may exceed the estimate by this much before it is flagged.
+    pub max_overrun_percentage: f64,
+    /// Fraction of a budget at which to alert.
+    pub alert_threshold: f64,
+    /// Downgrade the tier instead of refusing when over budget.
+    pub auto_downgrade: bool,
+}
+
+/// Technical QA gate settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TechnicalQa {
+    /// Allowed difference between planned and measured duration.
+    pub duration_tolerance_sec: f64,
+    /// Required video codec name as FFmpeg reports it.
+    pub codec: String,
+    /// Whether an audio stream must be present.
+    pub audio_required: bool,
+    /// Audio whose RMS level is below this (dBFS) counts as silent.
+    pub silence_threshold_dbfs: f64,
+}
+
+/// Minimum scores per gate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QualityGates {
+    /// Technical score needed to pass the technical gate.
+    pub technical: f64,
+    /// Semantic score needed to pass the semantic gate.
+    pub semantic: f64,
+    /// Overall quality needed for approval.
+    pub final_approval: f64,
+}
+
+/// Semantic QA criteria.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SemanticQa {
+    /// Weight and threshold per criterion name.
+    pub criteria: BTreeMap<String, Criterion>,
+}
+
+/// One semantic criterion.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Criterion {
+    /// Share of the overall semantic score.
+    pub weight: f64,
+    /// Score below which the criterion fails.
+    pub threshold: f64,
+}
+
+/// Supervisor thresholds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Supervisor {
+    /// Quality at or above which a job within budget is approved.
+    pub approve_min_quality: f64,
+    /// Quality below which a job is rejected.
+    pub reject_below_quality: f64,
+    /// Technical score below which a job is rejected.
+    pub reject_below_technical: f64,
+}
+
+/// Which planning path a preset uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PipelineKind {
+    /// Fast track allowed.
+    Fast,
+    /// Always the full creative path.
+    Full,
+}
+
+/// A named bundle of options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Preset {
+    /// Fast or full pipeline.
+    pub pipeline: PipelineKind,
+    /// Quality the preset promises.
+    pub min_quality: f64,
+    /// Longest video the preset accepts.
+    pub max_duration_sec: u32,
+    /// Price per minute of output quoted for the preset.
+    pub cost_per_minute: f64,
+    /// Tier used when the brief names none.
+    pub default_tier: String,
+    /// Pause for a human plan review before rendering.
+    pub plan_review: bool,
+    /// Use the consistency cache.
+    pub cache: bool,
+    /// Require more than one reviewer.
+    pub multi_review: bool,
+}
+
+/// Render tiers and layout constants.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Render {
+    /// Encoder settings per tier name (economy, standard, premium).
+    pub tiers: BTreeMap<String, Tier>,
+    /// Crossfade length between scenes.
+    pub transition_sec: f64,
+    /// Longest preview clip.
+    pub preview_max_sec: f64,
+    /// Short side of the preview clip in pixels.
+    pub preview_short_side: u32,
+    /// The TrueType font captions are set in.
+    pub font_path: PathBuf,
+}
+
+/// One quality tier.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Tier {
+    /// Short side of the frame in pixels (720 = 1280×720 at 16:9).
+    pub short_side: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// libx264 preset.
+    pub x264_preset: String,
+    /// libx264 CRF.
+    pub crf: u8,
+    /// AAC bitrate, bits per second.
+    pub audio_bitrate: u32,
+    /// Basic cost estimate per minute of output.
+    pub rate_per_minute: f64,
+}
+
+/// Log file and rotation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Logging {
+    /// Directory of the log file.
+    pub dir: PathBuf,
+    /// File name.
+    pub file: String,
+    /// Rotate when the file grows past this size.
+    pub max_bytes: usize,
+    /// How many rotated files to keep.
+    pub backups: usize,
+}
+
+/// Storage locations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Storage {
+    /// Root of the SQLite file and per-job artifact directories. `AIPROD_DATA_DIR` overrides.
+    pub data_dir: PathBuf,
+}
+
+const X264_PRESETS: [&str; 10] =
+    ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
+
+impl Config {
+    /// Read, parse and validate a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
+        let mut config = Self::from_json(&text)?;
+        if let Ok(dir) = std::env::var("AIPROD_DATA_DIR") {
+            config.storage.data_dir = PathBuf::from(dir);
+        }
+        Ok(config)
+    }
+
+    /// Parse and validate JSON text (no environment overrides).
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Parse { key: if key == "." { "(root)".into() } else { key }, message: e.into_inner().to_string() }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The configuration shipped in the repository, compiled in: the fallback when no file is
+    /// given and the baseline for tests.
+    pub fn builtin() -> Self {
+        Self::from_json(include_str!("../config/v33.json")).expect("config/v33.json in the repository is valid")
+    }
+
+    /// Check the relations that the schema alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let unit = |key: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) { Ok(()) } else { Err(invalid(key, format!("{v} is not within 0.0–1.0"))) }
+        };
+        let positive = |key: &str, v: f64| {
+            if v > 0.0 && v.is_finite() { Ok(()) } else { Err(invalid(key, format!("{v} must be a positive number"))) }
+        };
+
+        let rp = &self.orchestrator.retry_policy;
+        if rp.max_retries > 20 {
+            return Err(invalid("orchestrator.retryPolicy.maxRetries", "at most 20 retries"));
+        }
+        if !(rp.backoff_sec >= 0.0 && rp.backoff_sec <= rp.max_backoff_sec) {
+            return Err(invalid("orchestrator.retryPolicy.backoffSec", "must be ≥ 0 and ≤ maxBackoffSec"));
+        }
+        for (stage, secs) in &self.orchestrator.stage_timeouts_sec {
+            positive(&format!("orchestrator.stageTimeoutsSec.{stage}"), *secs)?;
+        }
+
+        let s = &self.input_sanitizer;
+        if s.min_content_chars == 0 || s.min_content_chars > s.max_content_chars {
+            return Err(invalid("inputSanitizer.minContentChars", "must be ≥ 1 and ≤ maxContentChars"));
+        }
+        if s.min_duration_sec == 0 || s.min_duration_sec > s.max_duration_sec {
+            return Err(invalid("inputSanitizer.minDurationSec", "must be ≥ 1 and ≤ maxDurationSec"));
+        }
+        if !(s.min_duration_sec..=s.max_duration_sec).contains(&s.default_duration_sec) {
+            return Err(invalid("inputSanitizer.defaultDurationSec", "must lie within minDurationSec..maxDurationSec"));
+        }
+        for (i, r) in s.aspect_ratios.iter().enumerate() {
+            r.parse::<agents::domain::AspectRatio>().map_err(|e| invalid(format!("inputSanitizer.aspectRatios[{i}]"), e))?;
+        }
+        for (i, l) in s.languages.iter().enumerate() {
+            if l.len() != 2 || !l.bytes().all(|b| b.is_ascii_lowercase()) {
+                return Err(invalid(format!("inputSanitizer.languages[{i}]"), format!("'{l}' is not a lowercase ISO 639-1 code")));
+            }
+        }
+        if s.languages.is_empty() || s.priorities.is_empty() || s.aspect_ratios.is_empty() {
+            return Err(invalid("inputSanitizer", "languages, priorities and aspectRatios must not be empty"));
+        }
+
+        unit("fastTrack.activationComplexityMax", self.fast_track.activation_complexity_max)?;
+        if self.fast_track.max_scenes == 0 {
+            return Err(invalid("fastTrack.maxScenes", "must be at least 1"));
+        }
+        unit("consistencyCache.similarityThreshold", self.consistency_cache.similarity_threshold)?;
+        positive("financial.maxCostPerMinute", self.financial.max_cost_per_minute)?;
+        positive("financial.dailyLimit", self.financial.daily_limit)?;
+        for (tier, qc) in &self.financial.quality_to_cost_mapping {
+            unit(&format!("financial.qualityToCostMapping.{tier}.minQuality"), qc.min_quality)?;
+            positive(&format!("financial.qualityToCostMapping.{tier}.maxCostPerMinute"), qc.max_cost_per_minute)?;
+        }
+        unit("qualityGates.technical", self.quality_gates.technical)?;
+        unit("qualityGates.semantic", self.quality_gates.semantic)?;
+        unit("qualityGates.finalApproval", self.quality_gates.final_approval)?;
+        positive("technicalQa.durationToleranceSec", self.technical_qa.duration_tolerance_sec)?;
+
+        let mut total = 0.0;
+        for name in ["styleCoherence", "narrativeAdherence", "emotionalSync", "visualQuality"] {
+            let c = self
+                .semantic_qa
+                .criteria
+                .get(name)
+                .ok_or_else(|| invalid(format!("semanticQa.criteria.{name}"), "missing criterion"))?;
+            unit(&format!("semanticQa.criteria.{name}.weight"), c.weight)?;
+            unit(&format!("semanticQa.criteria.{name}.threshold"), c.threshold)?;
+            total += c.weight;
+        }
+        if (total - 1.0).abs() > 1e-6 {
+            return Err(invalid("semanticQa.criteria", format!("weights add up to {total}, not 1.0")));
+        }
+
+        let sv = &self.supervisor;
+        unit("supervisor.approveMinQuality", sv.approve_min_quality)?;
+        unit("supervisor.rejectBelowQuality", sv.reject_below_quality)?;
+        unit("supervisor.rejectBelowTechnical", sv.reject_below_technical)?;
+        if sv.reject_below_quality > sv.approve_min_quality {
+            return Err(invalid("supervisor.rejectBelowQuality", "must not exceed approveMinQuality"));
+        }
+
+        for name in ["economy", "standard", "premium"] {
+            let t = self.render.tiers.get(name).ok_or_else(|| invalid(format!("render.tiers.{name}"), "missing tier"))?;
+            let key = format!("render.tiers.{name}");
+            if !(120..=2160).contains(&t.short_side) {
+                return Err(invalid(format!("{key}.shortSide"), "must be within 120..2160"));
+            }
+            if !(1..=60).contains(&t.fps) {
+                return Err(invalid(format!("{key}.fps"), "must be within 1..60"));
+            }
+            if !X264_PRESETS.contains(&t.x264_preset.as_str()) {
+                return Err(invalid(format!("{key}.x264Preset"), format!("'{}' is not a libx264 preset", t.x264_preset)));
+            }
+            if t.crf > 51 {
+                return Err(invalid(format!("{key}.crf"), "must be within 0..51"));
+            }
+            if !(32_000..=512_000).contains(&t.audio_bitrate) {
+                return Err(invalid(format!("{key}.audioBitrate"), "must be within 32000..512000"));
+            }
+            positive(&format!("{key}.ratePerMinute"), t.rate_per_minute)?;
+        }
+        if !(0.0..=2.0).contains(&self.render.transition_sec) {
+            return Err(invalid("render.transitionSec", "must be within 0..2 seconds"));
+        }
+        positive("render.previewMaxSec", self.render.preview_max_sec)?;
+
+        if self.presets.is_empty() {
+            return Err(invalid("presets", "at least one preset is required"));
+        }
+        for (name, p) in &self.presets {
+            if !self.render.tiers.contains_key(&p.default_tier) {
+                return Err(invalid(format!("presets.{name}.defaultTier"), format!("unknown tier '{}'", p.default_tier)));
+            }
+            unit(&format!("presets.{name}.minQuality"), p.min_quality)?;
+            positive(&format!("presets.{name}.costPerMinute"), p.cost_per_minute)?;
+        }
+        if self.logging.max_bytes < 1024 {
+            return Err(invalid("logging.maxBytes", "must be at least 1024"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> serde_json::Value {
+        serde_json::from_str(include_str!("../config/v33.json")).unwrap()
+    }
+
+    fn error_for(v: serde_json::Value) -> String {
+        Config::from_json(&v.to_string()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn shipped_config_is_valid_and_carries_v33_values() {
+        let c = Config::builtin();
+        assert_eq!(c.orchestrator.retry_policy.max_retries, 3);
+        assert_eq!(c.fast_track.activation_complexity_max, 0.3);
+        assert_eq!(c.consistency_cache.ttl_hours, 168);
+        assert_eq!(c.financial.daily_limit, 100.0);
+        assert_eq!(c.semantic_qa.criteria["narrativeAdherence"].threshold, 0.8);
+        assert!(c.presets["brand_campaign"].plan_review);
+        assert!(!c.presets["quick_social"].plan_review);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_path() {
+        let mut v = shipped();
+        v["render"]["tiers"]["standard"]["fsp"] = 30.into();
+        let e = error_for(v);
+        assert!(e.contains("render.tiers.standard"), "{e}");
+        assert!(e.contains("fsp"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_path() {
+        let mut v = shipped();
+        v["orchestrator"]["retryPolicy"]["maxRetries"] = "three".into();
+        let e = error_for(v);
+        assert!(e.contains("orchestrator.retryPolicy.maxRetries"), "{e}");
+    }
+
+    #[test]
+    fn semantic_weights_must_add_up() {
+        let mut v = shipped();
+        v["semanticQa"]["criteria"]["styleCoherence"]["weight"] = 0.5.into();
+        assert!(error_for(v).contains("semanticQa.criteria"));
+    }
+
+    #[test]
+    fn preset_must_name_an_existing_tier() {
+        let mut v = shipped();
+        v["presets"]["quick_social"]["defaultTier"] = "ultra".into();
+        assert!(error_for(v).contains("presets.quick_social.defaultTier"));
+    }
+
+    #[test]
+    fn bad_x264_preset_and_aspect_ratio_are_rejected() {
+        let mut v = shipped();
+        v["render"]["tiers"]["premium"]["x264Preset"] = "turbo".into();
+        assert!(error_for(v).contains("render.tiers.premium.x264Preset"));
+        let mut v = shipped();
+        v["inputSanitizer"]["aspectRatios"][0] = "7:3".into();
+        assert!(error_for(v).contains("inputSanitizer.aspectRatios[0]"));
+    }
+}
