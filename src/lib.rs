@@ -4,3 +4,4 @@
 //! Module map (see ARCHITECTURE.md for the bird's-eye view):
 //! - [`config`]: typed `config/v33.json`, validated at start-up.
 pub mod config;
+pub mod pipeline;
