@@ -1,0 +1,169 @@
+//! Persistence behind a [`Store`] trait: jobs, their history and their memory.
+//!
+//! The invariant the driver relies on: [`Store::commit_step`] writes a stage's memory
+//! sections, its history event and the job's new state in one transaction, and only if the
+//! job is still in the state the stage started from. A crash therefore leaves a job either
+//! before or after a stage, never half-way, and a stage is never committed twice.
+
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::memory::{MemoryWrite, Section};
+use crate::pipeline::machine::State;
+
+pub use sqlite::SqliteStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("store: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A stored document could not be (de)serialised.
+    #[error("store: bad stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// No job with this id.
+    #[error("job {0} not found")]
+    NotFound(String),
+    /// The job moved on since the caller read it (another writer committed first).
+    #[error("job {job} is in state '{actual}', not '{expected}'")]
+    Conflict {
+        /// The job.
+        job: String,
+        /// The state the caller expected.
+        expected: String,
+        /// The state found.
+        actual: String,
+    },
+    /// A migration or file operation failed.
+    #[error("store: {0}")]
+    Setup(String),
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The job id (UUID).
+    pub id: String,
+    /// When it was submitted.
+    pub created_at: DateTime<Utc>,
+    /// When its state last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The machine state.
+    pub state: State,
+    /// The brief as submitted.
+    pub request: serde_json::Value,
+    /// Preset name, for filtering.
+    pub preset: Option<String>,
+    /// Brand id, for filtering.
+    pub brand_id: Option<String>,
+    /// Whether human review steps are approved automatically (CLI runs).
+    pub auto_approve: bool,
+}
+
+/// A job about to be created.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The job id.
+    pub id: String,
+    /// The brief as submitted.
+    pub request: serde_json::Value,
+    /// Preset name.
+    pub preset: Option<String>,
+    /// Brand id.
+    pub brand_id: Option<String>,
+    /// Approve review steps automatically.
+    pub auto_approve: bool,
+}
+
+/// One line of a job's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    /// Position in the job's history, from 1.
+    pub seq: i64,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// State name before.
+    pub from: String,
+    /// State name after (same as `from` for markers such as `resumed`).
+    pub to: String,
+    /// Event name.
+    pub event: String,
+    /// How long the stage ran, in milliseconds.
+    pub duration_ms: u64,
+    /// Which attempt of the stage this was (1 = first try).
+    pub attempt: u32,
+    /// The error, for failures and retries.
+    pub error: Option<String>,
+    /// Extra structured detail (complexity breakdown, failed checks…).
+    pub detail: Option<serde_json::Value>,
+}
+
+/// A history line to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Event name.
+    pub event: String,
+    /// Stage duration.
+    pub duration_ms: u64,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Error text.
+    pub error: Option<String>,
+    /// Structured detail.
+    pub detail: Option<serde_json::Value>,
+}
+
+/// A stage's result, committed atomically.
+#[derive(Debug, Clone)]
+pub struct StepCommit {
+    /// The job.
+    pub job_id: String,
+    /// The state the stage ran in; the commit fails with `Conflict` if the job left it.
+    pub from: State,
+    /// The state the machine moved to.
+    pub to: State,
+    /// The history line.
+    pub event: NewEvent,
+    /// Memory sections the stage wrote.
+    pub writes: Vec<MemoryWrite>,
+}
+
+/// The latest version of a memory section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryEntry {
+    /// Version number, from 1.
+    pub version: i64,
+    /// When it was written.
+    pub written_at: DateTime<Utc>,
+    /// Who wrote it.
+    pub author: String,
+    /// The document.
+    pub content: serde_json::Value,
+    /// The writing agent's metadata.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Where jobs live. Implementations must make [`Store::commit_step`] atomic.
+pub trait Store: Send + Sync {
+    /// Insert a new job in `Init`.
+    fn create_job(&self, job: &NewJob) -> Result<JobRecord, StoreError>;
+    /// Read one job.
+    fn job(&self, id: &str) -> Result<JobRecord, StoreError>;
+    /// Commit a stage: memory writes + history line + state change, all or nothing.
+    fn commit_step(&self, step: &StepCommit) -> Result<(), StoreError>;
+    /// Append a history line without changing state (retries, resumes).
+    fn append_event(&self, job_id: &str, state: &State, event: &NewEvent) -> Result<(), StoreError>;
+    /// The job's history in order.
+    fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, StoreError>;
+    /// The latest version of every written section.
+    fn memory(&self, id: &str) -> Result<BTreeMap<Section, MemoryEntry>, StoreError>;
+    /// The latest version of one section, if written.
+    fn section(&self, id: &str, section: Section) -> Result<Option<MemoryEntry>, StoreError>;
+    /// Jobs a driver should pick up: not ended and not waiting for a human.
+    fn resumable_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
+}

@@ -1,0 +1,344 @@
+//! The embedded SQLite store: one file under the data dir, WAL mode, migrations from
+//! `migrations/` applied in order and tracked with `PRAGMA user_version`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{HistoryEvent, JobRecord, MemoryEntry, NewEvent, NewJob, StepCommit, Store, StoreError};
+use crate::memory::Section;
+use crate::pipeline::machine::State;
+
+/// Migrations in order; the index + 1 is the schema version after applying it.
+const MIGRATIONS: [&str; 1] = [include_str!("../../migrations/0001_init.sql")];
+
+/// SQLite behind a mutex: writes are serialised by SQLite anyway, and one connection keeps
+/// the transaction logic simple. Calls are short (milliseconds).
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Open (or create) the database file and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Setup(format!("create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Self::migrate(conn)
+    }
+
+    /// A private in-memory database, for tests and benchmarks.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::migrate(Connection::open_in_memory()?)
+    }
+
+    fn migrate(mut conn: Connection) -> Result<Self, StoreError> {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version as usize > MIGRATIONS.len() {
+            return Err(StoreError::Setup(format!(
+                "database schema version {version} is newer than this binary knows ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
+        // back on drop), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_time(s: String) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(idx: usize, s: String) -> rusqlite::Result<T> {
+    serde_json::from_str(&s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+const JOB_COLUMNS: &str = "id, created_at, updated_at, state_json, request_json, preset, brand_id, auto_approve";
+
+fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
+    Ok(JobRecord {
+        id: r.get(0)?,
+        created_at: parse_time(r.get(1)?)?,
+        updated_at: parse_time(r.get(2)?)?,
+        state: json_col(3, r.get(3)?)?,
+        request: json_col(4, r.get(4)?)?,
+        preset: r.get(5)?,
+        brand_id: r.get(6)?,
+        auto_approve: r.get(7)?,
+    })
+}
+
+fn insert_event(tx: &Connection, job_id: &str, from: &State, to: &State, e: &NewEvent) -> Result<(), StoreError> {
+    let detail = e.detail.as_ref().map(serde_json::to_string).transpose()?;
+    tx.execute(
+        "INSERT INTO job_events (job_id, seq, at, from_state, to_state, event, duration_ms, attempt, error, detail_json)
+         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM job_events WHERE job_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![job_id, now(), from.name(), to.name(), e.event, e.duration_ms as i64, e.attempt, e.error, detail],
+    )?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn create_job(&self, job: &NewJob) -> Result<JobRecord, StoreError> {
+        let t = now();
+        let state = State::Init {};
+        self.conn().execute(
+            "INSERT INTO jobs (id, created_at, updated_at, state, state_json, request_json, preset, brand_id, auto_approve)
+             VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                job.id,
+                t,
+                state.name(),
+                serde_json::to_string(&state)?,
+                serde_json::to_string(&job.request)?,
+                job.preset,
+                job.brand_id,
+                job.auto_approve
+            ],
+        )?;
+        self.job(&job.id)
+    }
+
+    fn job(&self, id: &str) -> Result<JobRecord, StoreError> {
+        self.conn()
+            .query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), [id], job_from_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(id.to_owned()))
+    }
+
+    fn commit_step(&self, step: &StepCommit) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let current: Option<String> =
+            tx.query_row("SELECT state_json FROM jobs WHERE id = ?1", [&step.job_id], |r| r.get(0)).optional()?;
+        let current: State = match current {
+            Some(s) => serde_json::from_str(&s)?,
+            None => return Err(StoreError::NotFound(step.job_id.clone())),
+        };
+        if current != step.from {
+            return Err(StoreError::Conflict {
+                job: step.job_id.clone(),
+                expected: step.from.name().into(),
+                actual: current.name().into(),
+            });
+        }
+        let t = now();
+        for w in &step.writes {
+            let metadata = w.metadata.as_ref().map(serde_json::to_string).transpose()?;
+            tx.execute(
+                "INSERT INTO job_memory (job_id, section, version, written_at, author, content_json, metadata_json)
+                 VALUES (?1, ?2, (SELECT COALESCE(MAX(version), 0) + 1 FROM job_memory WHERE job_id = ?1 AND section = ?2),
+                         ?3, ?4, ?5, ?6)",
+                params![step.job_id, w.section.as_str(), t, w.author, serde_json::to_string(&w.content)?, metadata],
+            )?;
+        }
+        insert_event(&tx, &step.job_id, &step.from, &step.to, &step.event)?;
+        tx.execute(
+            "UPDATE jobs SET state = ?2, state_json = ?3, updated_at = ?4 WHERE id = ?1",
+            params![step.job_id, step.to.name(), serde_json::to_string(&step.to)?, t],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn append_event(&self, job_id: &str, state: &State, event: &NewEvent) -> Result<(), StoreError> {
+        let conn = self.conn();
+        insert_event(&conn, job_id, state, state, event)
+    }
+
+    fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT seq, at, from_state, to_state, event, duration_ms, attempt, error, detail_json
+             FROM job_events WHERE job_id = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok(HistoryEvent {
+                seq: r.get(0)?,
+                at: parse_time(r.get(1)?)?,
+                from: r.get(2)?,
+                to: r.get(3)?,
+                event: r.get(4)?,
+                duration_ms: r.get::<_, i64>(5)? as u64,
+                attempt: r.get(6)?,
+                error: r.get(7)?,
+                detail: r.get::<_, Option<String>>(8)?.map(|s| json_col(8, s)).transpose()?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn memory(&self, id: &str) -> Result<BTreeMap<Section, MemoryEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT m.section, m.version, m.written_at, m.author, m.content_json, m.metadata_json
+             FROM job_memory m
+             WHERE m.job_id = ?1
+               AND m.version = (SELECT MAX(version) FROM job_memory WHERE job_id = m.job_id AND section = m.section)",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            let section: String = r.get(0)?;
+            Ok((section, memory_entry(r, 1)?))
+        })?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (name, entry) = row?;
+            // Sections this binary does not know (written by a newer version) are skipped.
+            if let Ok(section) = name.parse::<Section>() {
+                out.insert(section, entry);
+            }
+        }
+        Ok(out)
+    }
+
+    fn section(&self, id: &str, section: Section) -> Result<Option<MemoryEntry>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT version, written_at, author, content_json, metadata_json FROM job_memory
+                 WHERE job_id = ?1 AND section = ?2 ORDER BY version DESC LIMIT 1",
+                params![id, section.as_str()],
+                |r| memory_entry(r, 0),
+            )
+            .optional()?)
+    }
+
+    fn resumable_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE state NOT IN ('delivered', 'cancelled', 'failed', 'plan_review', 'awaiting_review')
+             ORDER BY created_at"
+        ))?;
+        let rows = stmt.query_map([], job_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn memory_entry(r: &Row<'_>, first: usize) -> rusqlite::Result<MemoryEntry> {
+    Ok(MemoryEntry {
+        version: r.get(first)?,
+        written_at: parse_time(r.get(first + 1)?)?,
+        author: r.get(first + 2)?,
+        content: json_col(first + 3, r.get(first + 3)?)?,
+        metadata: r.get::<_, Option<String>>(first + 4)?.map(|s| json_col(first + 4, s)).transpose()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryWrite;
+
+    fn new_job(store: &SqliteStore, id: &str) -> JobRecord {
+        store
+            .create_job(&NewJob {
+                id: id.into(),
+                request: serde_json::json!({"content": "a brief"}),
+                preset: Some("quick_social".into()),
+                brand_id: None,
+                auto_approve: true,
+            })
+            .unwrap()
+    }
+
+    fn step(id: &str, from: State, to: State, writes: Vec<MemoryWrite>) -> StepCommit {
+        StepCommit {
+            job_id: id.into(),
+            from,
+            to,
+            event: NewEvent { event: "input_accepted".into(), duration_ms: 3, attempt: 1, error: None, detail: None },
+            writes,
+        }
+    }
+
+    #[test]
+    fn commit_writes_memory_history_and_state_together() {
+        let store = SqliteStore::in_memory().unwrap();
+        new_job(&store, "j1");
+        let w = MemoryWrite::by_stage(Section::SanitizedInput, "sanitize", serde_json::json!({"content": "x"}), None);
+        store.commit_step(&step("j1", State::Init {}, State::Sanitized {}, vec![w])).unwrap();
+        assert_eq!(store.job("j1").unwrap().state, State::Sanitized {});
+        let h = store.history("j1").unwrap();
+        assert_eq!((h.len(), h[0].from.as_str(), h[0].to.as_str()), (1, "init", "sanitized"));
+        let m = store.memory("j1").unwrap();
+        assert_eq!(m[&Section::SanitizedInput].content["content"], "x");
+        assert_eq!(m[&Section::SanitizedInput].author, "stage:sanitize");
+    }
+
+    #[test]
+    fn stale_commit_is_a_conflict_and_changes_nothing() {
+        let store = SqliteStore::in_memory().unwrap();
+        new_job(&store, "j1");
+        store.commit_step(&step("j1", State::Init {}, State::Sanitized {}, vec![])).unwrap();
+        let w = MemoryWrite::by_stage(Section::SanitizedInput, "sanitize", serde_json::json!(1), None);
+        let err = store.commit_step(&step("j1", State::Init {}, State::Sanitized {}, vec![w])).unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+        assert_eq!(store.history("j1").unwrap().len(), 1);
+        assert!(store.memory("j1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn sections_are_versioned() {
+        let store = SqliteStore::in_memory().unwrap();
+        new_job(&store, "j1");
+        let w = |v: i32| MemoryWrite::by_stage(Section::ProductionManifest, "planning", serde_json::json!(v), None);
+        store.commit_step(&step("j1", State::Init {}, State::Sanitized {}, vec![w(1)])).unwrap();
+        store.commit_step(&step("j1", State::Sanitized {}, State::Planning { fast_track: true }, vec![w(2)])).unwrap();
+        let e = store.section("j1", Section::ProductionManifest).unwrap().unwrap();
+        assert_eq!((e.version, e.content.clone()), (2, serde_json::json!(2)));
+        assert_eq!(store.memory("j1").unwrap()[&Section::ProductionManifest].version, 2);
+    }
+
+    #[test]
+    fn resumable_excludes_terminal_and_waiting_jobs() {
+        let store = SqliteStore::in_memory().unwrap();
+        for id in ["a", "b", "c"] {
+            new_job(&store, id);
+        }
+        store.commit_step(&step("b", State::Init {}, State::Delivered {}, vec![])).unwrap();
+        store.commit_step(&step("c", State::Init {}, State::PlanReview {}, vec![])).unwrap();
+        let ids: Vec<_> = store.resumable_jobs().unwrap().into_iter().map(|j| j.id).collect();
+        assert_eq!(ids, ["a"]);
+    }
+
+    #[test]
+    fn data_survives_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aiprod.db");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            new_job(&store, "j1");
+            store.commit_step(&step("j1", State::Init {}, State::Sanitized {}, vec![])).unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.job("j1").unwrap().state, State::Sanitized {});
+        assert!(matches!(store.job("zzz"), Err(StoreError::NotFound(_))));
+    }
+}
