@@ -15,5 +15,8 @@
 
 pub mod agent;
 pub mod domain;
+pub mod planner;
+pub mod supervisor;
+pub mod visual;
 
 pub use agent::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput, CancelToken, Progress};

@@ -18,6 +18,8 @@
 use serde::{Deserialize, Serialize};
 use statig::prelude::*;
 
+pub use agents::supervisor::Decision;
+
 /// Something that happened to a job: a stage's outcome, a human decision or a cancellation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -98,23 +100,6 @@ impl Event {
             Event::Cancel => "cancel",
         }
     }
-}
-
-/// The supervisor's verdict (v33 decision matrix).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// Quality and cost are fine: deliver.
-    Approve,
-    /// Quality or technical score too low.
-    Reject {
-        /// Which rule fired.
-        reason: String,
-    },
-    /// Borderline quality: a human decides.
-    Escalate,
-    /// Over budget: a human decides, knowing the overrun.
-    OverBudgetReview,
 }
 
 /// An event the current state does not accept, recorded rather than silently dropped.

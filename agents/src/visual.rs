@@ -1,0 +1,290 @@
+//! VisualTranslator, part 1: the production manifest and consistency markers become a render
+//! plan (per-scene layout, palette, motion, typography, transitions, audio bed) and the
+//! subtitle cues.
+//!
+//! Subtitles in other languages need a translation model. None is wired in yet, so every
+//! requested language other than the source is reported as unavailable — with the reason —
+//! and no subtitle track is produced for it. Nothing is ever invented.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput};
+use crate::domain::{
+    AudioPlan, CaptionPosition, Cue, Gradient, Motion, ProductionManifest, RenderPlan, Rgb, Scale, ScenePlan, Shape,
+    ShapeKind, SubtitleTrack, Typography, VideoSettings,
+};
+
+/// What the translator needs besides the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranslateRequest {
+    /// The plan to lay out.
+    pub manifest: ProductionManifest,
+    /// Encoder settings of the chosen tier, sized for the aspect ratio.
+    pub video: VideoSettings,
+    /// Crossfade length between scenes.
+    pub transition_s: f64,
+    /// Every subtitle language requested; the first is the caption language.
+    pub languages: Vec<String>,
+}
+
+/// Whether subtitles exist for one requested language, and why not when they don't.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LanguageStatus {
+    /// ISO 639-1 code.
+    pub lang: String,
+    /// `"source"` (captions as written), `"translated"`, or `"unavailable"`.
+    pub status: String,
+    /// The backend that produced it, if any.
+    pub backend: Option<String>,
+    /// Why it is unavailable.
+    pub reason: Option<String>,
+}
+
+/// The translator's output: the render plan and the per-language subtitle status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Translation {
+    /// What the renderer draws.
+    pub plan: RenderPlan,
+    /// One entry per requested language.
+    pub languages: Vec<LanguageStatus>,
+}
+
+/// Mood → music bed: tempo, scale, energy. Unknown moods get a neutral bed.
+fn audio_for(mood: &str) -> AudioPlan {
+    let (tempo_bpm, root_hz, scale, energy) = match mood {
+        "calm" => (70.0, 220.0, Scale::Major, 0.2),
+        "energetic" => (124.0, 164.81, Scale::Major, 0.9),
+        "warm" => (88.0, 196.0, Scale::Major, 0.4),
+        "dramatic" => (92.0, 146.83, Scale::Minor, 0.7),
+        "melancholic" => (62.0, 174.61, Scale::Minor, 0.15),
+        "educational" => (100.0, 261.63, Scale::Major, 0.5),
+        "serious" => (96.0, 196.0, Scale::Minor, 0.5),
+        _ => (96.0, 220.0, Scale::Major, 0.5),
+    };
+    AudioPlan { sample_rate: 48_000, tempo_bpm, root_hz, scale, energy, gain: 0.5 }
+}
+
+/// Lighting words shift the whole palette: warm light warms, cold light cools, night darkens.
+fn light(c: Rgb, lighting: &str) -> Rgb {
+    if lighting.contains("warm") || lighting.contains("golden") {
+        c.mix(Rgb(255, 170, 90), 0.12)
+    } else if lighting.contains("cold") || lighting.contains("blue") {
+        c.mix(Rgb(70, 110, 190), 0.12)
+    } else if lighting.contains("low-key") || lighting.contains("night") {
+        c.mix(Rgb(0, 0, 0), 0.25)
+    } else {
+        c
+    }
+}
+
+/// A small deterministic generator (SplitMix64) so layouts depend only on the seed.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    fn range(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * self.unit()
+    }
+}
+
+/// Pick the caption text colour with the better contrast against the caption box, after the
+/// box is blended over the background: legibility is decided here, not hoped for.
+fn caption_colours(box_color: Rgb, background: Rgb, box_alpha: f32) -> Rgb {
+    let under = background.mix(box_color, box_alpha);
+    let (white, dark) = (Rgb(255, 255, 255), Rgb(17, 17, 17));
+    if white.contrast(under) >= dark.contrast(under) { white } else { dark }
+}
+
+/// Lay out the render plan for a manifest.
+pub fn translate(req: &TranslateRequest, seed: u64) -> Result<Translation, AgentError> {
+    let m = &req.manifest;
+    if m.scenes.is_empty() {
+        return Err(AgentError::Permanent("the manifest has no scenes".into()));
+    }
+    if m.markers.palette.is_empty() {
+        return Err(AgentError::Permanent("the consistency markers have an empty palette".into()));
+    }
+    let palette: Vec<Rgb> = m.markers.palette.iter().map(|c| light(*c, &m.markers.lighting)).collect();
+    let n = palette.len();
+    let darkest = *palette.iter().min_by(|a, b| a.luminance().total_cmp(&b.luminance())).unwrap_or(&palette[0]);
+    let intensity = match m.markers.mood.as_str() {
+        "energetic" => 0.9,
+        "dramatic" => 0.7,
+        "calm" | "melancholic" => 0.3,
+        _ => 0.5,
+    };
+    let mut rng = SplitMix(seed);
+    let mut start = 0.0;
+    let mut scenes = Vec::with_capacity(m.scenes.len());
+    for (i, scene) in m.scenes.iter().enumerate() {
+        let base = palette[i % n];
+        let background = Gradient {
+            from: base,
+            to: base.mix(palette[(i + 1) % n], 0.35).mix(Rgb(0, 0, 0), 0.2),
+            angle_deg: (35.0 + 50.0 * i as f32) % 180.0,
+        };
+        let shape_count = 3 + (rng.next() % 3) as usize;
+        let shapes = (0..shape_count)
+            .map(|k| Shape {
+                kind: [ShapeKind::Circle, ShapeKind::Rect, ShapeKind::Ring][(k + i) % 3],
+                color: palette[(i + k + 1) % n],
+                alpha: rng.range(0.35, 0.75),
+                x: rng.range(0.15, 0.85),
+                y: rng.range(0.15, 0.65),
+                size: rng.range(0.06, 0.2),
+            })
+            .collect();
+        let box_alpha = 0.6;
+        let center = i == 0 && m.scenes.len() > 1 && scene.caption.chars().count() <= 32;
+        let typography = Typography {
+            size: if center { 0.075 } else { 0.058 },
+            color: caption_colours(darkest, base, box_alpha),
+            box_color: darkest,
+            box_alpha,
+            position: if center { CaptionPosition::Center } else { CaptionPosition::Bottom },
+            safe_margin: 0.08,
+            max_lines: 3,
+        };
+        scenes.push(ScenePlan {
+            start_s: start,
+            duration_s: scene.duration_s,
+            caption: scene.caption.clone(),
+            background,
+            shapes,
+            motion: Motion { camera: scene.camera, intensity },
+            typography,
+        });
+        start += scene.duration_s;
+    }
+
+    let source = req.languages.first().cloned().unwrap_or_else(|| m.language.clone());
+    let cues = scenes
+        .iter()
+        .map(|s| Cue { start_s: s.start_s, end_s: s.start_s + s.duration_s, text: s.caption.clone() })
+        .collect();
+    let mut languages = vec![LanguageStatus { lang: source.clone(), status: "source".into(), backend: None, reason: None }];
+    for lang in req.languages.iter().skip(1).filter(|l| **l != source) {
+        languages.push(LanguageStatus {
+            lang: lang.clone(),
+            status: "unavailable".into(),
+            backend: None,
+            reason: Some(format!(
+                "translation model not installed: no subtitles in '{lang}' were produced (captions stay in '{source}')"
+            )),
+        });
+    }
+    Ok(Translation {
+        plan: RenderPlan {
+            video: req.video.clone(),
+            audio: audio_for(&m.markers.mood),
+            scenes,
+            transition_s: req.transition_s,
+            subtitles: vec![SubtitleTrack { lang: source, cues }],
+            seed,
+        },
+        languages,
+    })
+}
+
+/// The translator as an agent.
+#[derive(Debug, Clone, Default)]
+pub struct VisualTranslator;
+
+impl Agent for VisualTranslator {
+    type Input = TranslateRequest;
+    type Output = Translation;
+    const NAME: &'static str = "visual_translator";
+
+    async fn run(&self, input: TranslateRequest, ctx: &AgentContext) -> Result<AgentOutput<Translation>, AgentError> {
+        let started = Instant::now();
+        let value = translate(&input, ctx.seed)?;
+        Ok(AgentOutput {
+            value,
+            metadata: AgentMetadata {
+                model_used: "layout-rules".into(),
+                processing_ms: started.elapsed().as_millis() as u64,
+                version: "1.0.0".into(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planner::{PlanLimits, PlanRequest, plan};
+
+    fn request(languages: &[&str]) -> TranslateRequest {
+        let manifest = plan(&PlanRequest {
+            brief: "A quiet poem about an old lighthouse keeper. Cold blue palette, long pauses. The light goes out.".into(),
+            duration_s: 20,
+            language: "en".into(),
+            fast_track: true,
+            limits: PlanLimits { max_scenes: 3, max_caption_chars: 60, min_scene_s: 3.0 },
+            reuse_markers: None,
+        })
+        .unwrap();
+        TranslateRequest {
+            manifest,
+            video: VideoSettings {
+                width: 1280,
+                height: 720,
+                fps: 25,
+                x264_preset: "veryfast".into(),
+                crf: 23,
+                audio_bitrate: 128_000,
+            },
+            transition_s: 0.5,
+            languages: languages.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn plan_covers_the_manifest_contiguously() {
+        let t = translate(&request(&["en"]), 7).unwrap();
+        let p = &t.plan;
+        assert_eq!(p.scenes.len(), request(&["en"]).manifest.scenes.len());
+        assert!((p.duration_s() - 20.0).abs() < 1e-9);
+        for w in p.scenes.windows(2) {
+            assert!((w[0].start_s + w[0].duration_s - w[1].start_s).abs() < 1e-9);
+        }
+        assert_eq!(p.frame_count(), 500);
+        assert_eq!(p.audio.scale, Scale::Minor, "melancholic brief → minor key");
+    }
+
+    #[test]
+    fn captions_are_legible_over_their_box() {
+        let t = translate(&request(&["en"]), 7).unwrap();
+        for s in &t.plan.scenes {
+            let under = s.background.from.mix(s.typography.box_color, s.typography.box_alpha);
+            assert!(s.typography.color.contrast(under) >= 4.5, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn untranslatable_languages_are_reported_not_invented() {
+        let t = translate(&request(&["en", "fr", "de"]), 7).unwrap();
+        assert_eq!(t.plan.subtitles.len(), 1);
+        assert_eq!(t.plan.subtitles[0].lang, "en");
+        assert_eq!(t.languages.len(), 3);
+        assert_eq!(t.languages[1].status, "unavailable");
+        assert!(t.languages[1].reason.as_deref().unwrap().contains("not installed"));
+    }
+
+    #[test]
+    fn layout_is_deterministic_per_seed() {
+        assert_eq!(translate(&request(&["en"]), 1).unwrap(), translate(&request(&["en"]), 1).unwrap());
+        assert_ne!(translate(&request(&["en"]), 1).unwrap().plan.scenes, translate(&request(&["en"]), 2).unwrap().plan.scenes);
+    }
+}
