@@ -3,8 +3,14 @@
 //!
 //! Module map (see ARCHITECTURE.md for the bird's-eye view):
 //! - [`config`]: typed `config/v33.json`, validated at start-up.
+//! - [`sanitize`]: the InputSanitizer; cleans and checks a brief into a [`sanitize::SanitizedInput`].
+//! - [`pipeline`]: the pure state machine, the retry policy and the driver that runs stages.
+//! - [`store`]: the `Store` trait and its SQLite implementation (jobs, history, memory).
+//! - [`memory`]: the job memory sections of v33's memorySchema.
+//! - [`finance`]: the basic cost estimate.
 pub mod config;
 pub mod finance;
 pub mod memory;
 pub mod pipeline;
+pub mod sanitize;
 pub mod store;
