@@ -50,22 +50,33 @@ impl AgentError {
 }
 
 /// A cheap, cloneable cancellation flag that long-running agents poll between units of work
-/// (the renderer checks it every frame).
+/// (the renderer checks it every frame). A child token is cancelled with its parent, or on
+/// its own (the driver cancels one stage attempt on timeout without cancelling the job).
 #[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+pub struct CancelToken(Arc<TokenInner>);
+
+#[derive(Debug, Default)]
+struct TokenInner {
+    flag: AtomicBool,
+    parent: Option<CancelToken>,
+}
 
 impl CancelToken {
     /// A fresh, not-cancelled token.
     pub fn new() -> Self {
         Self::default()
     }
-    /// Ask every holder of this token to stop.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+    /// A token that is cancelled when this one is, and can also be cancelled alone.
+    pub fn child(&self) -> Self {
+        Self(Arc::new(TokenInner { flag: AtomicBool::new(false), parent: Some(self.clone()) }))
     }
-    /// Whether cancellation was requested.
+    /// Ask every holder of this token (and its children) to stop.
+    pub fn cancel(&self) {
+        self.0.flag.store(true, Ordering::SeqCst);
+    }
+    /// Whether cancellation was requested here or on a parent.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.flag.load(Ordering::SeqCst) || self.0.parent.as_ref().is_some_and(CancelToken::is_cancelled)
     }
 }
 
@@ -130,4 +141,20 @@ pub trait Agent: Send + Sync {
         input: Self::Input,
         ctx: &AgentContext,
     ) -> impl Future<Output = Result<AgentOutput<Self::Output>, AgentError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_tokens_follow_their_parent_but_not_the_reverse() {
+        let job = CancelToken::new();
+        let attempt = job.child();
+        attempt.cancel();
+        assert!(attempt.is_cancelled() && !job.is_cancelled());
+        let second = job.child();
+        job.cancel();
+        assert!(second.is_cancelled());
+    }
 }

@@ -1,3 +1,7 @@
-//! The pipeline: a pure state machine ([`machine`]), the retry policy ([`retry`]) and the
-//! driver that runs stages and journals them ([`driver`]).
+//! The pipeline: a pure state machine ([`machine`]), the retry policy ([`retry`]), one
+//! function per stage ([`stages`]) and the driver that runs stages and journals them
+//! ([`driver`]).
+pub mod driver;
 pub mod machine;
+pub mod retry;
+pub mod stages;

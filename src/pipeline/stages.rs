@@ -1,0 +1,437 @@
+//! One function per stage: read what the stage needs from the job's memory, run the agent or
+//! deterministic function, and return the event plus the memory sections to write. Stages
+//! never write to the store themselves — the driver commits their output atomically — and
+//! are idempotent: the seed comes from the job id, outputs overwrite their own files.
+
+use std::path::{Path, PathBuf};
+
+use agents::domain::{ProductionManifest, VideoSettings};
+use agents::planner::{self, PlanLimits, PlanRequest, Planner};
+use agents::render::{self, PreviewSettings, RenderOutput, RenderRequest};
+use agents::semantic::{self, CriterionConfig, SemanticReport, SemanticRequest};
+use agents::supervisor::{self, Inputs, Thresholds};
+use agents::visual::{TranslateRequest, Translation, VisualTranslator};
+use agents::{Agent, AgentContext, AgentMetadata};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::machine::{Event, Stage, State};
+use super::retry::StageError;
+use crate::config::{Config, PipelineKind};
+use crate::finance::{self, CostEstimate};
+use crate::memory::{MemoryWrite, Section};
+use crate::qa_gate::{self, Expectations, TechnicalReport};
+use crate::sanitize::{self, BriefRequest, SanitizedInput};
+use crate::store::{JobRecord, Store};
+
+/// Everything a stage may read.
+pub struct StageInput<'a> {
+    /// Configuration.
+    pub config: &'a Config,
+    /// Where memory is read from.
+    pub store: &'a dyn Store,
+    /// The job, as read at the start of the stage.
+    pub job: &'a JobRecord,
+    /// The job's artifact directory.
+    pub job_dir: &'a Path,
+    /// Seed, cancellation and progress for agents.
+    pub agent: AgentContext,
+}
+
+/// What a stage produced.
+#[derive(Debug)]
+pub struct StageOutput {
+    /// The event to feed the machine.
+    pub event: Event,
+    /// Memory sections to write.
+    pub writes: Vec<MemoryWrite>,
+    /// Extra detail for the history line.
+    pub detail: Option<Value>,
+}
+
+impl<'a> StageInput<'a> {
+    fn read<T: DeserializeOwned>(&self, section: Section) -> Result<T, StageError> {
+        let entry = self
+            .store
+            .section(&self.job.id, section)
+            .map_err(|e| StageError::Transient(format!("reading {section}: {e}")))?
+            .ok_or_else(|| StageError::Permanent(format!("memory section {section} has not been written")))?;
+        serde_json::from_value(entry.content)
+            .map_err(|e| StageError::Permanent(format!("memory section {section} is malformed: {e}")))
+    }
+
+    fn write(&self, section: Section, stage: Stage, content: &impl Serialize, metadata: Option<&AgentMetadata>) -> Result<MemoryWrite, StageError> {
+        let content = serde_json::to_value(content).map_err(|e| StageError::Permanent(format!("serialising {section}: {e}")))?;
+        let metadata = metadata.map(|m| serde_json::to_value(m).unwrap_or(Value::Null));
+        Ok(MemoryWrite::by_stage(section, stage.name(), content, metadata))
+    }
+}
+
+/// Run the stage for `state`.
+pub async fn run(state: &State, input: &StageInput<'_>) -> Result<StageOutput, StageError> {
+    match state {
+        State::Init {} => sanitize_stage(input),
+        State::Sanitized {} => route(input),
+        State::Planning { fast_track } => plan(input, *fast_track).await,
+        State::Translating {} => translate(input).await,
+        State::Costing {} => cost(input),
+        State::Rendering { attempt } => render_stage(input, *attempt).await,
+        State::TechnicalQa { .. } => technical_qa(input).await,
+        State::SemanticQa {} => semantic_qa(input).await,
+        State::Supervising {} => supervise(input),
+        State::Delivering {} => deliver(input),
+        other => Err(StageError::Permanent(format!("state '{}' has no stage", other.name()))),
+    }
+}
+
+fn sanitize_stage(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
+    let request: BriefRequest = serde_json::from_value(input.job.request.clone())
+        .map_err(|e| StageError::Permanent(format!("stored request is not a brief: {e}")))?;
+    let clean = sanitize::sanitize(&request, input.config).map_err(|e| StageError::Permanent(e.to_string()))?;
+    Ok(StageOutput {
+        event: Event::InputAccepted,
+        writes: vec![input.write(Section::SanitizedInput, Stage::Sanitize, &clean, None)?],
+        detail: None,
+    })
+}
+
+/// The routing decision, journaled in the `routing` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Routing {
+    /// The complexity score and its parts.
+    pub complexity: planner::Complexity,
+    /// Whether the fast track was chosen.
+    pub fast_track: bool,
+    /// Why, in words.
+    pub reason: String,
+}
+
+fn route(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
+    let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
+    let c = planner::complexity(&brief.content, brief.duration_sec);
+    let ft = &input.config.fast_track;
+    let preset_fast = input.config.presets.get(&brief.preset).is_some_and(|p| p.pipeline == PipelineKind::Fast);
+    let (fast_track, reason) = if !preset_fast {
+        (false, format!("preset '{}' always takes the full path", brief.preset))
+    } else if c.score >= ft.activation_complexity_max {
+        (false, format!("complexity {:.3} ≥ {}", c.score, ft.activation_complexity_max))
+    } else if brief.duration_sec > ft.max_duration_sec {
+        (false, format!("duration {} s > fast-track limit {} s", brief.duration_sec, ft.max_duration_sec))
+    } else if c.dialogue_marker_count > 0 {
+        (false, "the brief contains dialogue".to_owned())
+    } else {
+        (true, format!("complexity {:.3} < {}", c.score, ft.activation_complexity_max))
+    };
+    let routing = Routing { complexity: c, fast_track, reason };
+    Ok(StageOutput {
+        event: Event::Routed { fast_track },
+        detail: Some(json!({"complexity": routing.complexity.score, "fast_track": fast_track, "reason": routing.reason})),
+        writes: vec![input.write(Section::Routing, Stage::Route, &routing, None)?],
+    })
+}
+
+/// Longest caption that can be read in a scene: ~15 characters per second, capped at 72.
+fn readable_caption_chars(duration_s: u32, scenes: usize) -> usize {
+    ((duration_s as usize * 15) / scenes.max(1)).clamp(24, 72)
+}
+
+async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, StageError> {
+    let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
+    let max_scenes = if fast_track { input.config.fast_track.max_scenes } else { 8 };
+    let request = PlanRequest {
+        brief: brief.content.clone(),
+        duration_s: brief.duration_sec,
+        language: brief.languages.first().cloned().unwrap_or_else(|| "en".into()),
+        fast_track,
+        limits: PlanLimits {
+            max_scenes,
+            max_caption_chars: readable_caption_chars(brief.duration_sec, max_scenes.min(3)),
+            min_scene_s: 3.0,
+        },
+        reuse_markers: None,
+    };
+    let out = Planner.run(request, &input.agent).await?;
+    let note = if fast_track {
+        "fast track: deterministic planner (no model needed)".to_owned()
+    } else {
+        "full path: the local-model creative director is not installed yet, so the deterministic planner wrote this manifest".to_owned()
+    };
+    let mut metadata = serde_json::to_value(&out.metadata).unwrap_or(Value::Null);
+    metadata["note"] = Value::String(note);
+    Ok(StageOutput {
+        event: Event::Planned,
+        detail: Some(json!({"model_used": out.metadata.model_used, "scenes": out.value.scenes.len()})),
+        writes: vec![
+            MemoryWrite::by_stage(Section::ProductionManifest, Stage::Plan.name(), to_value(&out.value)?, Some(metadata)),
+            input.write(Section::ConsistencyMarkers, Stage::Plan, &out.value.markers, Some(&out.metadata))?,
+        ],
+    })
+}
+
+fn to_value(v: &impl Serialize) -> Result<Value, StageError> {
+    serde_json::to_value(v).map_err(|e| StageError::Permanent(format!("serialising: {e}")))
+}
+
+/// Encoder settings for a sanitised brief: its tier from config, sized for its aspect ratio.
+pub fn video_settings(config: &Config, brief: &SanitizedInput) -> Result<VideoSettings, StageError> {
+    let tier = config
+        .render
+        .tiers
+        .get(&brief.tier)
+        .ok_or_else(|| StageError::Permanent(format!("tier '{}' is not configured", brief.tier)))?;
+    let (width, height) = brief.aspect_ratio.frame_size(tier.short_side);
+    Ok(VideoSettings {
+        width,
+        height,
+        fps: tier.fps,
+        x264_preset: tier.x264_preset.clone(),
+        crf: tier.crf,
+        audio_bitrate: tier.audio_bitrate,
+    })
+}
+
+async fn translate(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
+    let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
+    let manifest: ProductionManifest = input.read(Section::ProductionManifest)?;
+    let request = TranslateRequest {
+        manifest,
+        video: video_settings(input.config, &brief)?,
+        transition_s: input.config.render.transition_sec,
+        languages: brief.languages.clone(),
+    };
+    let out = VisualTranslator.run(request, &input.agent).await?;
+    let unavailable: Vec<&str> =
+        out.value.languages.iter().filter(|l| l.status == "unavailable").map(|l| l.lang.as_str()).collect();
+    Ok(StageOutput {
+        event: Event::Translated,
+        detail: Some(json!({"subtitles_unavailable": unavailable})),
+        writes: vec![input.write(Section::PromptBundle, Stage::Translate, &out.value, Some(&out.metadata))?],
+    })
+}
+
+fn cost(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
+    let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
+    let estimate = finance::estimate(input.config, &brief.tier, brief.duration_sec as f64, brief.budget)
+        .map_err(|e| StageError::Permanent(e.to_string()))?;
+    let preset = input.config.presets.get(&brief.preset);
+    let plan_review = preset.is_some_and(|p| p.plan_review) && !input.job.auto_approve;
+    let selection = json!({
+        "tier": brief.tier,
+        "backend": "local-cpu",
+        "reason": "all stages run locally; the tier comes from the brief or its preset",
+        "alternatives": [],
+    });
+    Ok(StageOutput {
+        event: Event::Costed { plan_review },
+        detail: Some(json!({"estimate": estimate.estimate, "tier": brief.tier})),
+        writes: vec![
+            input.write(Section::CostCertification, Stage::Cost, &estimate, None)?,
+            MemoryWrite::by_stage(Section::OptimizedBackendSelection, Stage::Cost.name(), selection, None),
+        ],
+    })
+}
+
+/// What the render stage journals: the render's output with paths relative to the job
+/// directory, so a data directory can be moved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GeneratedAssets {
+    /// Which render of the job this is (1 = first).
+    pub attempt: u32,
+    /// The renderer's report, paths relative to the job directory.
+    pub output: RenderOutput,
+}
+
+fn relative(job_dir: &Path, p: &Path) -> PathBuf {
+    p.strip_prefix(job_dir).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf())
+}
+
+async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutput, StageError> {
+    let translation: Translation = input.read(Section::PromptBundle)?;
+    let mut plan = translation.plan;
+    if attempt > 1 {
+        // A re-render after a failed technical check: trade speed for robustness.
+        plan.video.x264_preset = "medium".into();
+    }
+    let request = RenderRequest {
+        out_dir: input.job_dir.to_path_buf(),
+        font_path: input.config.render.font_path.clone(),
+        preview: PreviewSettings {
+            max_seconds: input.config.render.preview_max_sec,
+            short_side: input.config.render.preview_short_side,
+        },
+    };
+    let ctx = input.agent.clone();
+    let started = std::time::Instant::now();
+    let mut output = tokio::task::spawn_blocking(move || render::render(&plan, &request, &ctx))
+        .await
+        .map_err(|e| StageError::Transient(format!("render task failed: {e}")))??;
+    let job_dir = input.job_dir;
+    output.video = relative(job_dir, &output.video);
+    output.preview = relative(job_dir, &output.preview);
+    output.keyframes = output.keyframes.iter().map(|k| relative(job_dir, k)).collect();
+    output.subtitles = output.subtitles.iter().map(|(l, p)| (l.clone(), relative(job_dir, p))).collect();
+    let metadata = AgentMetadata {
+        model_used: "compositor+libx264".into(),
+        processing_ms: started.elapsed().as_millis() as u64,
+        version: "1.0.0".into(),
+    };
+    Ok(StageOutput {
+        event: Event::Rendered,
+        detail: Some(json!({"frames": output.frames, "encode_fps": output.encode_fps, "attempt": attempt})),
+        writes: vec![input.write(Section::GeneratedAssets, Stage::Render, &GeneratedAssets { attempt, output }, Some(&metadata))?],
+    })
+}
+
+async fn technical_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
+    let assets: GeneratedAssets = input.read(Section::GeneratedAssets)?;
+    let translation: Translation = input.read(Section::PromptBundle)?;
+    let plan = &translation.plan;
+    let expect = Expectations {
+        width: plan.video.width,
+        height: plan.video.height,
+        fps: plan.video.fps,
+        duration_s: plan.duration_s(),
+        scene_count: plan.scenes.len(),
+        subtitle_languages: plan.subtitles.iter().map(|s| s.lang.clone()).collect(),
+    };
+    let path = input.job_dir.join(&assets.output.video);
+    let cfg = input.config.technical_qa.clone();
+    let gate = input.config.quality_gates.technical;
+    let report: TechnicalReport = tokio::task::spawn_blocking(move || qa_gate::inspect(&path, &expect, &cfg, gate))
+        .await
+        .map_err(|e| StageError::Transient(format!("QA task failed: {e}")))?;
+    let failed: Vec<String> = report.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
+    let event = if report.passed {
+        Event::TechnicalPassed
+    } else {
+        Event::TechnicalFailed { reason: failed.join("; ") }
+    };
+    Ok(StageOutput {
+        event,
+        detail: Some(json!({"technical_score": report.technical_score, "failed_checks": failed})),
+        writes: vec![input.write(Section::TechnicalValidationReport, Stage::TechnicalQa, &report, None)?],
+    })
+}
+
+async fn semantic_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
+    let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
+    let manifest: ProductionManifest = input.read(Section::ProductionManifest)?;
+    let translation: Translation = input.read(Section::PromptBundle)?;
+    let assets: GeneratedAssets = input.read(Section::GeneratedAssets)?;
+    let request = SemanticRequest {
+        brief: brief.content,
+        manifest,
+        plan: translation.plan,
+        keyframes: assets.output.keyframes.iter().map(|k| input.job_dir.join(k)).collect(),
+        criteria: input
+            .config
+            .semantic_qa
+            .criteria
+            .iter()
+            .map(|(k, c)| (k.clone(), CriterionConfig { weight: c.weight, threshold: c.threshold }))
+            .collect(),
+        gate: input.config.quality_gates.semantic,
+    };
+    let out = semantic::SemanticQa.run(request, &input.agent).await?;
+    Ok(StageOutput {
+        event: Event::SemanticScored,
+        detail: Some(json!({"semantic_score": out.value.score, "weakest_scenes": out.value.weakest_scenes})),
+        writes: vec![input.write(Section::ConsistencyReport, Stage::SemanticQa, &out.value, Some(&out.metadata))?],
+    })
+}
+
+fn supervise(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
+    let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
+    let technical: TechnicalReport = input.read(Section::TechnicalValidationReport)?;
+    let semantic: SemanticReport = input.read(Section::ConsistencyReport)?;
+    let cost: CostEstimate = input.read(Section::CostCertification)?;
+    let s = &input.config.supervisor;
+    let verdict = supervisor::decide(
+        &Inputs { quality: semantic.score, technical: technical.technical_score, cost: cost.estimate, budget: brief.budget },
+        &Thresholds {
+            approve_min_quality: s.approve_min_quality,
+            reject_below_quality: s.reject_below_quality,
+            reject_below_technical: s.reject_below_technical,
+        },
+    );
+    Ok(StageOutput {
+        event: Event::Decided { decision: verdict.decision.clone() },
+        detail: Some(json!({"reasons": verdict.reasons})),
+        writes: vec![input.write(Section::FinalApproval, Stage::Supervise, &verdict, None)?],
+    })
+}
+
+/// One deliverable in the delivery manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deliverable {
+    /// Path relative to the job directory.
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn list_files(dir: &Path, root: &Path, out: &mut Vec<Deliverable>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.ends_with(".tmp") || name.contains(".partial") {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            list_files(&path, root, out)?;
+        } else {
+            out.push(Deliverable {
+                path: relative(root, &path).to_string_lossy().into_owned(),
+                bytes: entry.metadata()?.len(),
+                sha256: sha256_file(&path)?,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn deliver(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
+    let translation: Translation = input.read(Section::PromptBundle)?;
+    let mut files = Vec::new();
+    list_files(input.job_dir, input.job_dir, &mut files)
+        .map_err(|e| StageError::Transient(format!("listing {}: {e}", input.job_dir.display())))?;
+    if !files.iter().any(|f| f.path == "video.mp4") {
+        return Err(StageError::Permanent(format!("{} has no video.mp4 to deliver", input.job_dir.display())));
+    }
+    let manifest = json!({
+        "job_id": input.job.id,
+        "directory": input.job_dir,
+        "files": files,
+        "subtitles": translation.languages,
+    });
+    Ok(StageOutput {
+        event: Event::DeliveryPacked,
+        detail: Some(json!({"files": files.len()})),
+        writes: vec![MemoryWrite::by_stage(Section::DeliveryManifest, Stage::Deliver.name(), manifest, None)],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caption_length_follows_reading_speed() {
+        assert_eq!(readable_caption_chars(6, 3), 30);
+        assert_eq!(readable_caption_chars(2, 3), 24);
+        assert_eq!(readable_caption_chars(60, 3), 72);
+    }
+}
