@@ -14,3 +14,4 @@ pub mod memory;
 pub mod pipeline;
 pub mod sanitize;
 pub mod store;
+pub mod telemetry;
