@@ -4,14 +4,19 @@
 //! Module map (see ARCHITECTURE.md for the bird's-eye view):
 //! - [`config`]: typed `config/v33.json`, validated at start-up.
 //! - [`sanitize`]: the InputSanitizer; cleans and checks a brief into a [`sanitize::SanitizedInput`].
-//! - [`pipeline`]: the pure state machine, the retry policy and the driver that runs stages.
+//! - [`pipeline`]: the pure state machine, the retry policy, the stages and the driver.
 //! - [`store`]: the `Store` trait and its SQLite implementation (jobs, history, memory).
 //! - [`memory`]: the job memory sections of v33's memorySchema.
 //! - [`finance`]: the basic cost estimate.
+//! - [`qa_gate`]: the TechnicalQaGate; probes a produced MP4 with FFmpeg and scores it.
+//! - [`telemetry`]: console and size-rotated file logging.
+//! - [`cli`]: the `aiprod` commands (the binary only parses arguments).
+pub mod cli;
 pub mod config;
 pub mod finance;
 pub mod memory;
 pub mod pipeline;
+pub mod qa_gate;
 pub mod sanitize;
 pub mod store;
 pub mod telemetry;
