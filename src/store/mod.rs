@@ -164,6 +164,8 @@ pub trait Store: Send + Sync {
     fn memory(&self, id: &str) -> Result<BTreeMap<Section, MemoryEntry>, StoreError>;
     /// The latest version of one section, if written.
     fn section(&self, id: &str, section: Section) -> Result<Option<MemoryEntry>, StoreError>;
+    /// Every job, newest first.
+    fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
     /// Jobs a driver should pick up: not ended and not waiting for a human.
     fn resumable_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
 }

@@ -229,6 +229,13 @@ impl Store for SqliteStore {
             .optional()?)
     }
 
+    fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC"))?;
+        let rows = stmt.query_map([], job_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn resumable_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(

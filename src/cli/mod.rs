@@ -1,0 +1,344 @@
+//! The `aiprod` command line: `run`, `resume`, `jobs`, `config check`. The binary only
+//! calls [`main`]; everything here is plain library code so tests can reach it.
+
+mod progress;
+mod summary;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use agents::CancelToken;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::pipeline::driver::{Driver, DriverError, database_path};
+use crate::pipeline::machine::State;
+use crate::sanitize::BriefRequest;
+use crate::store::{SqliteStore, Store};
+
+/// aiprod: turn a short text brief into a finished, quality-checked, subtitled video.
+#[derive(Debug, Parser)]
+#[command(name = "aiprod", version, about)]
+pub struct Cli {
+    /// Configuration file (default: ./config/v33.json if present, else the built-in copy).
+    #[arg(long, global = true, env = "AIPROD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory for the job database and artifacts (overrides storage.dataDir).
+    #[arg(long, global = true, env = "AIPROD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log at info level on the console too (the log file always gets info).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render one brief in-process, with progress bars, and print a summary.
+    Run(RunArgs),
+    /// Finish every job a previous process left unfinished (after a crash or kill).
+    Resume,
+    /// Inspect stored jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `aiprod run` options; each maps onto a field of the brief.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The brief: what the video should say and feel like.
+    pub brief: String,
+    /// Video length in seconds.
+    #[arg(long)]
+    pub duration: Option<u32>,
+    /// Aspect ratio: 16:9, 9:16, 1:1 or 4:5.
+    #[arg(long)]
+    pub aspect: Option<String>,
+    /// Quality tier: economy, standard or premium.
+    #[arg(long)]
+    pub tier: Option<String>,
+    /// Subtitle languages, comma-separated; the first is the caption language.
+    #[arg(long, value_delimiter = ',')]
+    pub lang: Option<Vec<String>>,
+    /// Preset: quick_social, brand_campaign or premium_spot.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Priority: low, normal or high.
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// Budget for the job, in USD.
+    #[arg(long)]
+    pub budget: Option<f64>,
+    /// Brand id (for brand-consistent looks).
+    #[arg(long)]
+    pub brand: Option<String>,
+    /// Copy the deliverables into this directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `aiprod jobs …`
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// One line per job.
+    List,
+    /// A job's state, history and memory as JSON.
+    Show {
+        /// The job id.
+        id: String,
+    },
+}
+
+/// `aiprod config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate a config file; report the first error with its key path.
+    Check {
+        /// The file (default: the one `--config` resolves to).
+        file: Option<PathBuf>,
+    },
+}
+
+/// Exit code for invalid input (a brief or config that fails validation).
+pub const EXIT_INVALID: u8 = 2;
+/// Exit code for a job that ended failed or cancelled.
+pub const EXIT_FAILED: u8 = 1;
+
+fn load_config(explicit: Option<&Path>) -> Result<Config, String> {
+    let default = Path::new("config/v33.json");
+    let config = match explicit {
+        Some(path) => Config::load(path),
+        None if default.exists() => Config::load(default),
+        None => Ok(Config::builtin()),
+    };
+    config.map_err(|e| e.to_string())
+}
+
+/// Parse arguments, run the command, and return the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
+        let path = file.as_deref().or(cli.config.as_deref());
+        return match load_config(path) {
+            Ok(c) => {
+                println!("config OK: version {} ({} presets, {} tiers)", c.version, c.presets.len(), c.render.tiers.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_INVALID)
+            }
+        };
+    }
+    let mut config = match load_config(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    if let Some(dir) = &cli.data_dir {
+        config.storage.data_dir = dir.clone();
+    }
+    if let Err(e) = crate::telemetry::init(&config.logging, if cli.verbose { "info" } else { "warn" }) {
+        eprintln!("warning: file logging disabled: {e}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(dispatch(cli.command, Arc::new(config)))
+}
+
+fn open_store(config: &Config) -> Result<Arc<SqliteStore>, String> {
+    let path = database_path(&config.storage.data_dir);
+    SqliteStore::open(&path).map(Arc::new).map_err(|e| format!("cannot open {}: {e}", path.display()))
+}
+
+async fn dispatch(command: Command, config: Arc<Config>) -> ExitCode {
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match command {
+        Command::Run(args) => run(args, config, store).await,
+        Command::Resume => resume(config, store).await,
+        Command::Jobs(JobsCommand::List) => list(store.as_ref()),
+        Command::Jobs(JobsCommand::Show { id }) => show(store.as_ref(), &id),
+        Command::Config(_) => ExitCode::SUCCESS,
+    }
+}
+
+/// A cancel token that trips on Ctrl-C, so a running render stops at the next frame and the
+/// job is journaled as cancelled.
+fn cancel_on_ctrl_c() -> CancelToken {
+    let token = CancelToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ncancelling…");
+            t.cancel();
+        }
+    });
+    token
+}
+
+async fn run(args: RunArgs, config: Arc<Config>, store: Arc<SqliteStore>) -> ExitCode {
+    let request = BriefRequest {
+        content: args.brief.clone(),
+        duration_sec: args.duration,
+        aspect_ratio: args.aspect.clone(),
+        languages: args.lang.clone(),
+        preset: args.preset.clone(),
+        priority: args.priority.clone(),
+        budget: args.budget,
+        brand_id: args.brand.clone(),
+        tier: args.tier.clone(),
+    };
+    let bars = Arc::new(progress::Bars::new(args.quiet || args.json));
+    let data_dir = config.storage.data_dir.clone();
+    let driver = Driver::new(config, store.clone(), data_dir).with_observer(bars);
+    let job = match driver.submit(&request, true) {
+        Ok(job) => job,
+        Err(DriverError::Invalid(e)) => {
+            eprintln!("error: invalid brief: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !args.json {
+        eprintln!("job {} submitted", job.id);
+    }
+    let state = match driver.drive(&job.id, &cancel_on_ctrl_c()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: job {}: {e}", job.id);
+            return ExitCode::FAILURE;
+        }
+    };
+    finish(store.as_ref(), &driver, &job.id, &state, args.out.as_deref(), args.json)
+}
+
+fn finish(store: &dyn Store, driver: &Driver, id: &str, state: &State, out: Option<&Path>, json: bool) -> ExitCode {
+    let job_dir = driver.job_dir(id);
+    let copied = match out {
+        Some(dir) if matches!(state, State::Delivered {}) => match summary::copy_deliverables(&job_dir, dir) {
+            Ok(files) => Some((dir.to_path_buf(), files)),
+            Err(e) => {
+                eprintln!("error: copying deliverables to {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    match summary::Summary::load(store, id, &job_dir) {
+        Ok(s) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+            } else {
+                print!("{}", s.render(copied.as_ref().map(|(d, _)| d.as_path())));
+            }
+        }
+        Err(e) => eprintln!("warning: cannot summarise job {id}: {e}"),
+    }
+    match state {
+        State::Delivered {} => ExitCode::SUCCESS,
+        State::Failed { stage, error } => {
+            eprintln!("error: job {id} failed at stage '{stage}': {error}");
+            ExitCode::from(EXIT_FAILED)
+        }
+        State::Cancelled {} => {
+            eprintln!("job {id} was cancelled");
+            ExitCode::from(EXIT_FAILED)
+        }
+        other => {
+            eprintln!("job {id} is waiting in state '{}'", other.name());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+async fn resume(config: Arc<Config>, store: Arc<SqliteStore>) -> ExitCode {
+    let data_dir = config.storage.data_dir.clone();
+    let driver = Driver::new(config, store.clone(), data_dir).with_observer(Arc::new(progress::Bars::new(false)));
+    match driver.resume_all(&cancel_on_ctrl_c()).await {
+        Ok(jobs) if jobs.is_empty() => {
+            eprintln!("nothing to resume");
+            ExitCode::SUCCESS
+        }
+        Ok(jobs) => {
+            let mut code = ExitCode::SUCCESS;
+            for (id, state) in jobs {
+                println!("{id} {}", state.name());
+                if !matches!(state, State::Delivered {}) && state.is_terminal() {
+                    code = ExitCode::from(EXIT_FAILED);
+                }
+            }
+            code
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn list(store: &SqliteStore) -> ExitCode {
+    match store.list_jobs() {
+        Ok(jobs) => {
+            for j in jobs {
+                println!("{}  {:<16} {}  {}", j.id, j.state.name(), j.created_at.format("%Y-%m-%d %H:%M:%S"), j.preset.unwrap_or_default());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn show(store: &dyn Store, id: &str) -> ExitCode {
+    let result = (|| -> Result<serde_json::Value, crate::store::StoreError> {
+        let job = store.job(id)?;
+        let history = store.history(id)?;
+        let memory: serde_json::Map<String, serde_json::Value> = store
+            .memory(id)?
+            .into_iter()
+            .map(|(k, v)| (k.as_str().to_owned(), serde_json::to_value(v).unwrap_or_default()))
+            .collect();
+        Ok(serde_json::json!({"job": job, "history": history, "memory": memory}))
+    })();
+    match result {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
