@@ -15,5 +15,7 @@
 
 pub mod agent;
 pub mod domain;
+pub mod render;
 
 pub use agent::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput, CancelToken, Progress};
+pub use render::{PreviewSettings, RenderExecutor, RenderOutput, RenderRequest};
