@@ -16,7 +16,9 @@
 pub mod agent;
 pub mod domain;
 pub mod planner;
+pub mod render;
 pub mod supervisor;
 pub mod visual;
 
 pub use agent::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput, CancelToken, Progress};
+pub use render::{PreviewSettings, RenderExecutor, RenderOutput, RenderRequest};
