@@ -188,7 +188,7 @@ fn copy_dir(root: &Path, dir: &Path, out: &Path, copied: &mut Vec<PathBuf>) -> s
         if entry.file_type()?.is_dir() {
             std::fs::create_dir_all(&target)?;
             copy_dir(root, &path, out, copied)?;
-        } else if !entry.file_name().to_string_lossy().ends_with(".tmp") {
+        } else if !entry.file_name().to_string_lossy().starts_with('.') {
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent)?;
             }

@@ -1,0 +1,30 @@
+# Multi-stage build on Debian bookworm (FFmpeg 5.1, the version ffmpeg-next 9 is built for).
+FROM rust:1.95-bookworm AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev \
+      pkg-config clang libclang-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY agents agents
+COPY src src
+COPY config config
+COPY migrations migrations
+COPY benches benches
+RUN cargo build --release --locked --bin aiprod
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 \
+      fonts-dejavu-core ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --create-home --home-dir /var/lib/aiprod aiprod
+COPY --from=build /src/target/release/aiprod /usr/local/bin/aiprod
+COPY config /etc/aiprod
+USER aiprod
+WORKDIR /var/lib/aiprod
+ENV AIPROD_CONFIG=/etc/aiprod/v33.json AIPROD_DATA_DIR=/var/lib/aiprod/data
+ENTRYPOINT ["aiprod"]
+CMD ["--help"]

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install what aiprod needs to build, run and test on Debian 12 (bookworm):
+# FFmpeg 5.1 development libraries + CLI (the tests probe real files with ffprobe),
+# clang for bindgen, and the DejaVu font captions are set in.
+set -euo pipefail
+
+packages=(
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
+  pkg-config clang libclang-dev ffmpeg fonts-dejavu-core
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (1.95 or newer) with rustup" >&2; exit 1; }
+echo "system packages OK"
