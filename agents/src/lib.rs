@@ -11,12 +11,14 @@
 //! - [`planner`]: the deterministic FastTrack planner (brief → production manifest).
 //! - [`visual`]: the VisualTranslator (manifest → render plan, subtitle cues).
 //! - [`render`]: the RenderExecutor (render plan → MP4, preview, keyframes, VTT).
+//! - [`semantic`]: SemanticQA (brief + manifest + plan + keyframes → scored report, no model).
 //! - [`supervisor`]: the v33 decision matrix.
 
 pub mod agent;
 pub mod domain;
 pub mod planner;
 pub mod render;
+pub mod semantic;
 pub mod supervisor;
 pub mod visual;
 
