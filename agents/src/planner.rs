@@ -180,6 +180,20 @@ pub fn caption_from(clause: &str, max_chars: usize) -> String {
     }
 }
 
+/// A scene's caption: its clauses joined while they fit, so a scene that covers several
+/// clauses says more than its first one; a first clause that is too long is shortened.
+fn caption_for(group: &[String], max_chars: usize) -> String {
+    let mut text = group[0].trim().to_owned();
+    for clause in &group[1..] {
+        let candidate = format!("{text}, {}", clause.trim());
+        if candidate.chars().count() > max_chars {
+            break;
+        }
+        text = candidate;
+    }
+    caption_from(&text, max_chars)
+}
+
 /// A mood and the look that goes with it.
 struct MoodLook {
     mood: &'static str,
@@ -351,7 +365,7 @@ pub fn plan(req: &PlanRequest) -> Result<ProductionManifest, AgentError> {
     if parts.is_empty() {
         parts.push(brief.to_owned());
     }
-    let by_duration = ((req.duration_s as f64 / 7.0).round() as usize).max(1);
+    let by_duration = ((req.duration_s as f64 / 6.0).ceil() as usize).max(1);
     let max_by_length = ((req.duration_s as f64 / req.limits.min_scene_s).floor() as usize).max(1);
     let wanted = requested_scene_count(&brief.to_lowercase()).unwrap_or(by_duration.min(parts.len().max(1)));
     let n = wanted.clamp(1, req.limits.max_scenes.max(1)).min(max_by_length);
@@ -373,7 +387,7 @@ pub fn plan(req: &PlanRequest) -> Result<ProductionManifest, AgentError> {
             let end_ms = total_ms * (i as u64 + 1) / n as u64;
             let description = group.join(", ");
             Scene {
-                caption: caption_from(&group[0], req.limits.max_caption_chars),
+                caption: caption_for(group, req.limits.max_caption_chars),
                 description,
                 duration_s: (end_ms - start_ms) as f64 / 1000.0,
                 camera: look.cameras[i % look.cameras.len()],
