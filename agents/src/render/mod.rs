@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use crate::agent::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput};
 use crate::domain::RenderPlan;
 use audio::MusicBed;
-use compose::{Compositor, FrameMut};
-use encode::{AAC_SAMPLE_RATES, AudioSpec, Mp4Spec, Mp4Writer, VideoSpec, X264_PRESETS};
+use compose::{ChannelOrder, Compositor, FrameMut};
+use encode::{AAC_SAMPLE_RATES, AudioSpec, FrameSource, Mp4Spec, Mp4Writer, VideoSpec, X264_PRESETS};
 use subtitles::{TimedCue, iso639_2, normalize_cues};
 
 /// Bumped whenever the same plan would render differently.
@@ -144,14 +144,18 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
         audio: Some(AudioSpec { sample_rate: rate, bitrate: v.audio_bitrate.min(128_000) }),
         subtitle_languages: Vec::new(),
     };
-    let mut main = Mp4Writer::create(&video_tmp, &main_spec, width, height)?;
-    let mut preview = Some(Mp4Writer::create(&preview_tmp, &preview_spec, width, height)?);
+    // Frames are composed as BGR24 (swscale's fast path to YUV 4:2:0); the preview is
+    // scaled down from the main video's YUV frames rather than converted from BGR again.
+    let source = FrameSource { format: ffmpeg::format::Pixel::BGR24, width, height };
+    let mut main = Mp4Writer::create(&video_tmp, &main_spec, source)?;
+    let preview_source = FrameSource { format: ffmpeg::format::Pixel::YUV420P, width, height };
+    let mut preview = Some(Mp4Writer::create(&preview_tmp, &preview_spec, preview_source)?);
 
-    let mut compositor = Compositor::new(plan, font, width, height)?;
+    let mut compositor = Compositor::new(plan, font, width, height, ChannelOrder::Bgr)?;
     let mut music = MusicBed::new(&plan.audio, duration_s, plan.seed);
     let chunk = main.audio_frame_size().unwrap_or(1024);
     let (mut left, mut right) = (vec![0.0f32; chunk], vec![0.0f32; chunk]);
-    let mut rgb = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::RGB24, width, height);
+    let mut bgr = ffmpeg::frame::Video::new(source.format, width, height);
 
     let keyframe_at: Vec<u64> = plan
         .scenes
@@ -168,22 +172,22 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
         }
         let t = i as f64 / fps as f64;
         {
-            let stride = rgb.stride(0);
-            let mut view = FrameMut { data: rgb.data_mut(0), stride };
+            let stride = bgr.stride(0);
+            let mut view = FrameMut { data: bgr.data_mut(0), stride };
             compositor.draw(t, &mut view);
         }
         for (scene, _) in keyframe_at.iter().enumerate().filter(|(_, at)| **at == i) {
             let path = keyframe_dir.join(format!("scene_{:02}.png", scene + 1));
             let tmp = partial.track(temp_name(&path));
-            keyframe::write_png(&tmp, rgb.data(0), rgb.stride(0), width, height)?;
+            keyframe::write_png(&tmp, bgr.data(0), bgr.stride(0), width, height, ChannelOrder::Bgr)?;
             promote(&tmp, &path, &mut partial)?;
             keyframes[scene] = path;
         }
-        main.push_rgb(&rgb)?;
+        main.push_frame(&bgr)?;
         if i < preview_frames
             && let Some(p) = preview.as_mut()
         {
-            p.push_rgb(&rgb)?;
+            p.push_frame(main.last_frame())?;
         }
 
         // Subtitle cues that have started by this frame.
