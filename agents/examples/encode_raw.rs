@@ -69,7 +69,7 @@ fn demo_plan(seconds: f64, width: u32, height: u32, fps: u32, preset: &str) -> R
         video: VideoSettings { width, height, fps, x264_preset: preset.into(), crf: 23, audio_bitrate: 128_000 },
         audio: AudioPlan { sample_rate: 48_000, tempo_bpm: 96.0, root_hz: 196.0, scale: Scale::Major, energy: 0.6, gain: 0.7 },
         scenes,
-        transition_s: 0.6,
+        transition_s: 0.5,
         subtitles: vec![SubtitleTrack {
             lang: "en".into(),
             cues: (0..n)
@@ -152,7 +152,7 @@ fn full_render(args: &[String]) {
     let req = RenderRequest {
         out_dir: out,
         font_path: FONT.into(),
-        preview: PreviewSettings { max_seconds: 10.0, short_side: 360 },
+        preview: PreviewSettings { max_seconds: 10.0, short_side: 240 },
     };
     let started = Instant::now();
     let result = render(&plan, &req, &AgentContext::with_seed(1)).expect("render");

@@ -414,7 +414,7 @@ fn use_bt709(scaler: &mut scaling::Context) {
     // SAFETY: the context is valid for the call; sws_getCoefficients returns a pointer to a
     // static table. A failure leaves the default (BT.601) matrix, which is still a valid video.
     unsafe {
-        let coefficients = ffmpeg::ffi::sws_getCoefficients(ffmpeg::ffi::SWS_CS_ITU709 as i32);
+        let coefficients = ffmpeg::ffi::sws_getCoefficients(ffmpeg::ffi::SWS_CS_ITU709);
         ffmpeg::ffi::sws_setColorspaceDetails(scaler.as_mut_ptr(), coefficients, 1, coefficients, 0, 0, 1 << 16, 1 << 16);
     }
 }

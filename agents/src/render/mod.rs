@@ -119,9 +119,15 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
     // Subtitle side files first: they are tiny and independent of the encode.
     let tracks: Vec<(String, Vec<TimedCue>)> =
         plan.subtitles.iter().map(|t| (t.lang.clone(), normalize_cues(&t.cues, duration_s))).collect();
-    let mut vtt_files = Vec::new();
+    let mut vtt_files: Vec<(String, PathBuf)> = Vec::new();
     for (lang, cues) in &tracks {
-        let path = out_dir.join(format!("subtitles.{}.vtt", file_safe(lang)));
+        // Two tracks with the same language get distinct files (`subtitles.en.2.vtt`).
+        let mut path = out_dir.join(format!("subtitles.{}.vtt", file_safe(lang)));
+        let mut n = 1;
+        while vtt_files.iter().any(|(_, p)| *p == path) {
+            n += 1;
+            path = out_dir.join(format!("subtitles.{}.{n}.vtt", file_safe(lang)));
+        }
         write_atomically(&path, vtt::document(cues).as_bytes(), &mut partial)?;
         vtt_files.push((lang.clone(), path));
     }
@@ -282,7 +288,7 @@ fn validate(plan: &RenderPlan, req: &RenderRequest) -> Result<(), AgentError> {
     if v.width < 16 || v.height < 16 || v.width > 8192 || v.height > 8192 {
         return bad(format!("frame size {}x{} is outside 16..=8192", v.width, v.height));
     }
-    if v.width % 2 != 0 || v.height % 2 != 0 {
+    if !v.width.is_multiple_of(2) || !v.height.is_multiple_of(2) {
         return bad(format!("frame size {}x{} has an odd side (H.264 4:2:0 needs even sides)", v.width, v.height));
     }
     if v.fps == 0 || v.fps > 240 {
@@ -423,23 +429,17 @@ impl Agent for RenderExecutor {
 
     /// Renders synchronously inside the returned future; the driver polls it from a
     /// blocking thread because the work is CPU-bound.
-    fn run(
-        &self,
-        input: RenderPlan,
-        ctx: &AgentContext,
-    ) -> impl Future<Output = Result<AgentOutput<RenderOutput>, AgentError>> + Send {
-        async move {
-            let started = Instant::now();
-            let value = render(&input, &self.request, ctx)?;
-            Ok(AgentOutput {
-                value,
-                metadata: AgentMetadata {
-                    model_used: "compositor+libx264".into(),
-                    processing_ms: started.elapsed().as_millis() as u64,
-                    version: RENDER_VERSION.into(),
-                },
-            })
-        }
+    async fn run(&self, input: RenderPlan, ctx: &AgentContext) -> Result<AgentOutput<RenderOutput>, AgentError> {
+        let started = Instant::now();
+        let value = render(&input, &self.request, ctx)?;
+        Ok(AgentOutput {
+            value,
+            metadata: AgentMetadata {
+                model_used: "compositor+libx264".into(),
+                processing_ms: started.elapsed().as_millis() as u64,
+                version: RENDER_VERSION.into(),
+            },
+        })
     }
 }
 
