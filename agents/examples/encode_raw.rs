@@ -127,8 +127,10 @@ fn encode(args: &[String]) {
     'frames: loop {
         let stride = rgb.stride(0);
         let data = rgb.data_mut(0);
-        for y in 0..h as usize {
-            match reader.read_exact(&mut data[y * stride..y * stride + row]) {
+        // Unpadded rows arrive in one read; padded ones row by row.
+        let (rows, chunk) = if stride == row { (1, row * h as usize) } else { (h as usize, row) };
+        for y in 0..rows {
+            match reader.read_exact(&mut data[y * stride..y * stride + chunk]) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && y == 0 => break 'frames,
                 Err(e) => panic!("read: {e}"),

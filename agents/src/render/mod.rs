@@ -7,7 +7,7 @@
 //! the preview window, scaled and encoded for the preview; the music bed ([`audio`]) is
 //! synthesised in AAC-frame chunks that keep pace with the video. Memory does not grow with
 //! the duration. Files are written under temporary names and renamed into place only once
-//! complete, so a crash never leaves a truncated `video.mp4` behind.
+//! complete (`video.mp4` last), so a crash never leaves a truncated `video.mp4` behind.
 
 mod audio;
 pub mod compose;
@@ -128,7 +128,8 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
             n += 1;
             path = out_dir.join(format!("subtitles.{}.{n}.vtt", file_safe(lang)));
         }
-        write_atomically(&path, vtt::document(cues).as_bytes(), &mut partial)?;
+        let tmp = partial.track(temp_name(&path));
+        fs::write(&tmp, vtt::document(cues)).map_err(|e| AgentError::Transient(format!("cannot write {}: {e}", tmp.display())))?;
         vtt_files.push((lang.clone(), path));
     }
 
@@ -186,7 +187,6 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
             let path = keyframe_dir.join(format!("scene_{:02}.png", scene + 1));
             let tmp = partial.track(temp_name(&path));
             keyframe::write_png(&tmp, bgr.data(0), bgr.stride(0), width, height, ChannelOrder::Bgr)?;
-            promote(&tmp, &path, &mut partial)?;
             keyframes[scene] = path;
         }
         main.push_frame(&bgr)?;
@@ -227,8 +227,12 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
         }
     }
     let written = main.finish()?;
-    promote(&preview_tmp, &preview_path, &mut partial)?;
-    promote(&video_tmp, &video_path, &mut partial)?;
+
+    // Everything is complete: move the files into place, the video last, so that a
+    // `video.mp4` from this render implies its companions are there too.
+    for path in vtt_files.iter().map(|(_, p)| p).chain(&keyframes).chain([&preview_path, &video_path]) {
+        promote(&temp_name(path), path, &mut partial)?;
+    }
     ctx.progress.report(1.0);
 
     let elapsed = started.elapsed();
@@ -375,13 +379,6 @@ fn temp_name(path: &Path) -> PathBuf {
 
 fn create_dir(dir: &Path) -> Result<(), AgentError> {
     fs::create_dir_all(dir).map_err(|e| AgentError::Transient(format!("cannot create {}: {e}", dir.display())))
-}
-
-/// Writes `bytes` to a temporary file next to `path`, then renames it into place.
-fn write_atomically(path: &Path, bytes: &[u8], partial: &mut PartialFiles) -> Result<(), AgentError> {
-    let tmp = partial.track(temp_name(path));
-    fs::write(&tmp, bytes).map_err(|e| AgentError::Transient(format!("cannot write {}: {e}", tmp.display())))?;
-    promote(&tmp, path, partial)
 }
 
 /// Renames a finished temporary file to its final name.
