@@ -2,8 +2,9 @@
 //!
 //! - `encode_raw dump FRAMES OUT.rgb [WxH] [FPS]` composes FRAMES frames of a demo plan and
 //!   writes them as raw RGB24, the input both encoders are timed on;
-//! - `encode_raw encode IN.rgb WxH FPS PRESET CRF OUT.mp4` encodes raw RGB24 frames with our
-//!   encoder loop (swscale → libx264 → MP4) and prints frames per second;
+//! - `encode_raw encode IN.rgb WxH FPS PRESET CRF OUT.mp4 [rgb24|bgr24]` encodes raw frames
+//!   (RGB24 unless told otherwise) with our encoder loop (swscale → libx264 → MP4) and
+//!   prints frames per second;
 //! - `encode_raw render OUT_DIR [SECONDS] [WxH] [FPS] [PRESET]` runs the whole RenderExecutor
 //!   on the demo plan and prints the wall time.
 
@@ -15,8 +16,8 @@ use agents::domain::{
     AudioPlan, Camera, CaptionPosition, Cue, Gradient, Motion, RenderPlan, Rgb, Scale, ScenePlan, Shape, ShapeKind,
     SubtitleTrack, Typography, VideoSettings,
 };
-use agents::render::compose::{Compositor, FrameMut};
-use agents::render::encode::{Mp4Spec, Mp4Writer, VideoSpec};
+use agents::render::compose::{ChannelOrder, Compositor, FrameMut};
+use agents::render::encode::{FrameSource, Mp4Spec, Mp4Writer, VideoSpec};
 use agents::render::{PreviewSettings, RenderRequest, render, text};
 use agents::AgentContext;
 use ffmpeg_next as ffmpeg;
@@ -68,7 +69,7 @@ fn demo_plan(seconds: f64, width: u32, height: u32, fps: u32, preset: &str) -> R
         video: VideoSettings { width, height, fps, x264_preset: preset.into(), crf: 23, audio_bitrate: 128_000 },
         audio: AudioPlan { sample_rate: 48_000, tempo_bpm: 96.0, root_hz: 196.0, scale: Scale::Major, energy: 0.6, gain: 0.7 },
         scenes,
-        transition_s: 0.6,
+        transition_s: 0.5,
         subtitles: vec![SubtitleTrack {
             lang: "en".into(),
             cues: (0..n)
@@ -90,7 +91,7 @@ fn dump(args: &[String]) {
     let fps: u32 = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(25);
     let plan = demo_plan(frames as f64 / fps as f64, w, h, fps, "veryfast");
     let font = text::load_font(Path::new(FONT)).expect("font");
-    let mut comp = Compositor::new(&plan, font, w, h).expect("compositor");
+    let mut comp = Compositor::new(&plan, font, w, h, ChannelOrder::Rgb).expect("compositor");
     let mut buf = vec![0u8; w as usize * h as usize * 3];
     let mut file = std::io::BufWriter::new(std::fs::File::create(&out).expect("create output"));
     let started = Instant::now();
@@ -110,24 +111,32 @@ fn encode(args: &[String]) {
     let preset = args[3].clone();
     let crf: u8 = args[4].parse().unwrap();
     let out = PathBuf::from(&args[5]);
+    let pixel = match args.get(6).map(String::as_str) {
+        None | Some("rgb24") => ffmpeg::format::Pixel::RGB24,
+        Some("bgr24") => ffmpeg::format::Pixel::BGR24,
+        Some(other) => panic!("unsupported raw pixel format {other}"),
+    };
     let spec = Mp4Spec { video: VideoSpec { width: w, height: h, fps, preset, crf }, audio: None, subtitle_languages: vec![] };
     let mut reader = std::io::BufReader::with_capacity(1 << 22, std::fs::File::open(&input).expect("open input"));
     let started = Instant::now();
-    let mut writer = Mp4Writer::create(&out, &spec, w, h).expect("writer");
-    let mut rgb = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::RGB24, w, h);
+    let source = FrameSource { format: pixel, width: w, height: h };
+    let mut writer = Mp4Writer::create(&out, &spec, source).expect("writer");
+    let mut rgb = ffmpeg::frame::Video::new(source.format, w, h);
     let row = w as usize * 3;
     let mut frames = 0u64;
     'frames: loop {
         let stride = rgb.stride(0);
         let data = rgb.data_mut(0);
-        for y in 0..h as usize {
-            match reader.read_exact(&mut data[y * stride..y * stride + row]) {
+        // Unpadded rows arrive in one read; padded ones row by row.
+        let (rows, chunk) = if stride == row { (1, row * h as usize) } else { (h as usize, row) };
+        for y in 0..rows {
+            match reader.read_exact(&mut data[y * stride..y * stride + chunk]) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && y == 0 => break 'frames,
                 Err(e) => panic!("read: {e}"),
             }
         }
-        writer.push_rgb(&rgb).expect("encode");
+        writer.push_frame(&rgb).expect("encode");
         frames += 1;
     }
     writer.finish().expect("finish");
@@ -145,7 +154,7 @@ fn full_render(args: &[String]) {
     let req = RenderRequest {
         out_dir: out,
         font_path: FONT.into(),
-        preview: PreviewSettings { max_seconds: 10.0, short_side: 360 },
+        preview: PreviewSettings { max_seconds: 10.0, short_side: 240 },
     };
     let started = Instant::now();
     let result = render(&plan, &req, &AgentContext::with_seed(1)).expect("render");

@@ -243,7 +243,7 @@ fn renders_a_playable_subtitled_mp4_with_preview_keyframes_and_vtt() {
     for text in ["A calm morning", "Coffee, then work", "See you tomorrow"] {
         assert!(srt.contains(text), "{text} missing from {srt}");
     }
-    assert!(srt.contains("00:00:02,000 --> 00:00:04,000"), "{srt}");
+    assert!(srt.contains("00:00:02,000 --> 00:00:04,000\nCoffee, then work\n"), "{srt}");
     assert!(extract_srt(&out.video, 1, dir.path()).contains("FR: Coffee, then work"));
 
     // Music, not silence.
@@ -273,6 +273,20 @@ fn renders_a_playable_subtitled_mp4_with_preview_keyframes_and_vtt() {
         assert!(variance(img.rgb.iter().copied()) > 10.0, "keyframe {i} is flat");
     }
 
+    // The keyframe is the frame the video shows (same colours: no channel swap on the way).
+    let decoded = dir.path().join("decoded_frame_12.png");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&out.video)
+        .args(["-vf", "select=eq(n\\,12)", "-frames:v", "1", "-pix_fmt", "rgb24"])
+        .arg(&decoded)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (kf, dec) = (read_png(&out.keyframes[0]), read_png(&decoded));
+    let mean_abs_diff = kf.rgb.iter().zip(&dec.rgb).map(|(&a, &b)| (a as f64 - b as f64).abs()).sum::<f64>() / kf.rgb.len() as f64;
+    assert!(mean_abs_diff < 5.0, "keyframe and decoded frame differ by {mean_abs_diff:.1} per channel");
+
     // Preview: small, h264 + aac, no longer than asked.
     let preview = ffprobe(&out.preview);
     let pv = streams_of(&preview, "video");
@@ -280,7 +294,7 @@ fn renders_a_playable_subtitled_mp4_with_preview_keyframes_and_vtt() {
     assert_eq!((pv[0]["width"].as_u64(), pv[0]["height"].as_u64()), (Some(160), Some(90)));
     assert_eq!(streams_of(&preview, "audio")[0]["codec_name"], "aac");
     let pd = duration(&preview);
-    assert!(pd <= 3.0 + 0.05 && pd >= 2.5, "preview lasts {pd} s");
+    assert!((2.5..=3.05).contains(&pd), "preview lasts {pd} s");
 
     no_partial_files(dir.path());
 }
@@ -356,9 +370,9 @@ fn a_cancelled_token_stops_the_render_and_leaves_no_video() {
     };
     let err = render(&small_plan(), &request(dir.path()), &context).unwrap_err();
     assert!(matches!(err, AgentError::Cancelled), "{err:?}");
-    assert!(!dir.path().join("video.mp4").exists());
-    assert!(!dir.path().join("preview.mp4").exists());
-    no_partial_files(dir.path());
+    // Nothing from the cancelled render is left: no video, preview, keyframes or VTT.
+    let left: Vec<PathBuf> = walk(dir.path());
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]

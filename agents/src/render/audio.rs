@@ -155,7 +155,7 @@ impl MusicBed {
             kick: Hit::default(),
             hat_age: u32::MAX,
             hat_level: 0.0,
-            noise: SplitMix(seed ^ 0x5EED_0F_4A7),
+            noise: SplitMix(seed ^ 0x5EED_F4A7),
             last_step: -1,
         }
     }

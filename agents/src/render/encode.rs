@@ -1,4 +1,5 @@
-//! The MP4 writer: converts RGB24 frames to YUV 4:2:0 with swscale, encodes them with
+//! The MP4 writer: converts source frames (BGR24/RGB24 from the compositor, or YUV from
+//! another writer) to YUV 4:2:0 at the output size with swscale, encodes them with
 //! libx264, encodes planar-float stereo with FFmpeg's AAC encoder, carries any number of
 //! mov_text subtitle tracks, and interleaves everything through the MP4 muxer one frame at a
 //! time, so memory stays flat however long the video is.
@@ -36,6 +37,17 @@ pub struct AudioSpec {
     pub sample_rate: u32,
     /// AAC bitrate in bits per second.
     pub bitrate: u32,
+}
+
+/// The frames a writer is fed: pixel format and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSource {
+    /// Pixel format of the frames passed to [`Mp4Writer::push_frame`].
+    pub format: format::Pixel,
+    /// Their width in pixels.
+    pub width: u32,
+    /// Their height in pixels.
+    pub height: u32,
 }
 
 /// Everything the writer puts into one MP4 file.
@@ -115,8 +127,8 @@ pub struct Mp4Writer {
 
 impl Mp4Writer {
     /// Creates `path` (written as MP4 whatever its extension) for frames that arrive as
-    /// `source_width`×`source_height` RGB24 and are scaled to the spec's size if different.
-    pub fn create(path: &Path, spec: &Mp4Spec, source_width: u32, source_height: u32) -> Result<Mp4Writer, AgentError> {
+    /// `source` and are converted (and scaled, if the sizes differ) to the spec's YUV 4:2:0.
+    pub fn create(path: &Path, spec: &Mp4Spec, source: FrameSource) -> Result<Mp4Writer, AgentError> {
         init_ffmpeg()?;
         let shown = path.display().to_string();
         let v = &spec.video;
@@ -211,16 +223,18 @@ impl Mp4Writer {
         let stream_tbs = octx.streams().map(|s| s.time_base()).collect();
 
         let mut scaler = scaling::Context::get(
-            format::Pixel::RGB24,
-            source_width,
-            source_height,
+            source.format,
+            source.width,
+            source.height,
             format::Pixel::YUV420P,
             v.width,
             v.height,
             scaling::Flags::BILINEAR,
         )
-        .map_err(setup("cannot set up RGB to YUV conversion"))?;
-        use_bt709(&mut scaler);
+        .map_err(setup(format!("cannot convert {:?} {}x{} to the encoder's YUV", source.format, source.width, source.height)))?;
+        if is_rgb(source.format) {
+            use_bt709(&mut scaler);
+        }
         let yuv = frame::Video::new(format::Pixel::YUV420P, v.width, v.height);
 
         Ok(Mp4Writer {
@@ -254,14 +268,20 @@ impl Mp4Writer {
         self.audio.as_ref().map(|a| a.frame_size)
     }
 
-    /// Converts one RGB24 frame to YUV, encodes it as the next frame and writes any packets
-    /// the encoder releases.
-    pub fn push_rgb(&mut self, rgb: &frame::Video) -> Result<(), AgentError> {
-        self.scaler.run(rgb, &mut self.yuv).map_err(transient("RGB to YUV conversion failed"))?;
+    /// Converts one source frame to the encoder's YUV, encodes it as the next frame and
+    /// writes any packets the encoder releases.
+    pub fn push_frame(&mut self, source: &frame::Video) -> Result<(), AgentError> {
+        self.scaler.run(source, &mut self.yuv).map_err(transient("conversion to YUV failed"))?;
         self.yuv.set_pts(Some(self.next_pts));
         self.next_pts += 1;
         self.video.send_frame(&self.yuv).map_err(transient("libx264 refused a frame"))?;
         self.drain_video()
+    }
+
+    /// The YUV frame most recently encoded, e.g. to feed a smaller writer without converting
+    /// from RGB again.
+    pub fn last_frame(&self) -> &frame::Video {
+        &self.yuv
     }
 
     /// Encodes the next `left.len()` stereo samples (at most one AAC frame; a shorter chunk
@@ -383,13 +403,18 @@ fn add_mov_text_stream(octx: &mut format::context::Output, lang: &str) -> Result
     Ok(st.index())
 }
 
+/// Whether `format` is one of the packed RGB orders the compositor writes.
+fn is_rgb(format: format::Pixel) -> bool {
+    matches!(format, format::Pixel::RGB24 | format::Pixel::BGR24)
+}
+
 /// Makes swscale convert with BT.709 coefficients into limited range, matching the tags set
 /// on the H.264 stream.
 fn use_bt709(scaler: &mut scaling::Context) {
     // SAFETY: the context is valid for the call; sws_getCoefficients returns a pointer to a
     // static table. A failure leaves the default (BT.601) matrix, which is still a valid video.
     unsafe {
-        let coefficients = ffmpeg::ffi::sws_getCoefficients(ffmpeg::ffi::SWS_CS_ITU709 as i32);
+        let coefficients = ffmpeg::ffi::sws_getCoefficients(ffmpeg::ffi::SWS_CS_ITU709);
         ffmpeg::ffi::sws_setColorspaceDetails(scaler.as_mut_ptr(), coefficients, 1, coefficients, 0, 0, 1 << 16, 1 << 16);
     }
 }

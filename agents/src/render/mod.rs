@@ -7,7 +7,7 @@
 //! the preview window, scaled and encoded for the preview; the music bed ([`audio`]) is
 //! synthesised in AAC-frame chunks that keep pace with the video. Memory does not grow with
 //! the duration. Files are written under temporary names and renamed into place only once
-//! complete, so a crash never leaves a truncated `video.mp4` behind.
+//! complete (`video.mp4` last), so a crash never leaves a truncated `video.mp4` behind.
 
 mod audio;
 pub mod compose;
@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use crate::agent::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput};
 use crate::domain::RenderPlan;
 use audio::MusicBed;
-use compose::{Compositor, FrameMut};
-use encode::{AAC_SAMPLE_RATES, AudioSpec, Mp4Spec, Mp4Writer, VideoSpec, X264_PRESETS};
+use compose::{ChannelOrder, Compositor, FrameMut};
+use encode::{AAC_SAMPLE_RATES, AudioSpec, FrameSource, Mp4Spec, Mp4Writer, VideoSpec, X264_PRESETS};
 use subtitles::{TimedCue, iso639_2, normalize_cues};
 
 /// Bumped whenever the same plan would render differently.
@@ -119,10 +119,17 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
     // Subtitle side files first: they are tiny and independent of the encode.
     let tracks: Vec<(String, Vec<TimedCue>)> =
         plan.subtitles.iter().map(|t| (t.lang.clone(), normalize_cues(&t.cues, duration_s))).collect();
-    let mut vtt_files = Vec::new();
+    let mut vtt_files: Vec<(String, PathBuf)> = Vec::new();
     for (lang, cues) in &tracks {
-        let path = out_dir.join(format!("subtitles.{}.vtt", file_safe(lang)));
-        write_atomically(&path, vtt::document(cues).as_bytes(), &mut partial)?;
+        // Two tracks with the same language get distinct files (`subtitles.en.2.vtt`).
+        let mut path = out_dir.join(format!("subtitles.{}.vtt", file_safe(lang)));
+        let mut n = 1;
+        while vtt_files.iter().any(|(_, p)| *p == path) {
+            n += 1;
+            path = out_dir.join(format!("subtitles.{}.{n}.vtt", file_safe(lang)));
+        }
+        let tmp = partial.track(temp_name(&path));
+        fs::write(&tmp, vtt::document(cues)).map_err(|e| AgentError::Transient(format!("cannot write {}: {e}", tmp.display())))?;
         vtt_files.push((lang.clone(), path));
     }
 
@@ -144,14 +151,18 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
         audio: Some(AudioSpec { sample_rate: rate, bitrate: v.audio_bitrate.min(128_000) }),
         subtitle_languages: Vec::new(),
     };
-    let mut main = Mp4Writer::create(&video_tmp, &main_spec, width, height)?;
-    let mut preview = Some(Mp4Writer::create(&preview_tmp, &preview_spec, width, height)?);
+    // Frames are composed as BGR24 (swscale's fast path to YUV 4:2:0); the preview is
+    // scaled down from the main video's YUV frames rather than converted from BGR again.
+    let source = FrameSource { format: ffmpeg::format::Pixel::BGR24, width, height };
+    let mut main = Mp4Writer::create(&video_tmp, &main_spec, source)?;
+    let preview_source = FrameSource { format: ffmpeg::format::Pixel::YUV420P, width, height };
+    let mut preview = Some(Mp4Writer::create(&preview_tmp, &preview_spec, preview_source)?);
 
-    let mut compositor = Compositor::new(plan, font, width, height)?;
+    let mut compositor = Compositor::new(plan, font, width, height, ChannelOrder::Bgr)?;
     let mut music = MusicBed::new(&plan.audio, duration_s, plan.seed);
     let chunk = main.audio_frame_size().unwrap_or(1024);
     let (mut left, mut right) = (vec![0.0f32; chunk], vec![0.0f32; chunk]);
-    let mut rgb = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::RGB24, width, height);
+    let mut bgr = ffmpeg::frame::Video::new(source.format, width, height);
 
     let keyframe_at: Vec<u64> = plan
         .scenes
@@ -168,22 +179,21 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
         }
         let t = i as f64 / fps as f64;
         {
-            let stride = rgb.stride(0);
-            let mut view = FrameMut { data: rgb.data_mut(0), stride };
+            let stride = bgr.stride(0);
+            let mut view = FrameMut { data: bgr.data_mut(0), stride };
             compositor.draw(t, &mut view);
         }
         for (scene, _) in keyframe_at.iter().enumerate().filter(|(_, at)| **at == i) {
             let path = keyframe_dir.join(format!("scene_{:02}.png", scene + 1));
             let tmp = partial.track(temp_name(&path));
-            keyframe::write_png(&tmp, rgb.data(0), rgb.stride(0), width, height)?;
-            promote(&tmp, &path, &mut partial)?;
+            keyframe::write_png(&tmp, bgr.data(0), bgr.stride(0), width, height, ChannelOrder::Bgr)?;
             keyframes[scene] = path;
         }
-        main.push_rgb(&rgb)?;
+        main.push_frame(&bgr)?;
         if i < preview_frames
             && let Some(p) = preview.as_mut()
         {
-            p.push_rgb(&rgb)?;
+            p.push_frame(main.last_frame())?;
         }
 
         // Subtitle cues that have started by this frame.
@@ -217,8 +227,12 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
         }
     }
     let written = main.finish()?;
-    promote(&preview_tmp, &preview_path, &mut partial)?;
-    promote(&video_tmp, &video_path, &mut partial)?;
+
+    // Everything is complete: move the files into place, the video last, so that a
+    // `video.mp4` from this render implies its companions are there too.
+    for path in vtt_files.iter().map(|(_, p)| p).chain(&keyframes).chain([&preview_path, &video_path]) {
+        promote(&temp_name(path), path, &mut partial)?;
+    }
     ctx.progress.report(1.0);
 
     let elapsed = started.elapsed();
@@ -278,7 +292,7 @@ fn validate(plan: &RenderPlan, req: &RenderRequest) -> Result<(), AgentError> {
     if v.width < 16 || v.height < 16 || v.width > 8192 || v.height > 8192 {
         return bad(format!("frame size {}x{} is outside 16..=8192", v.width, v.height));
     }
-    if v.width % 2 != 0 || v.height % 2 != 0 {
+    if !v.width.is_multiple_of(2) || !v.height.is_multiple_of(2) {
         return bad(format!("frame size {}x{} has an odd side (H.264 4:2:0 needs even sides)", v.width, v.height));
     }
     if v.fps == 0 || v.fps > 240 {
@@ -367,13 +381,6 @@ fn create_dir(dir: &Path) -> Result<(), AgentError> {
     fs::create_dir_all(dir).map_err(|e| AgentError::Transient(format!("cannot create {}: {e}", dir.display())))
 }
 
-/// Writes `bytes` to a temporary file next to `path`, then renames it into place.
-fn write_atomically(path: &Path, bytes: &[u8], partial: &mut PartialFiles) -> Result<(), AgentError> {
-    let tmp = partial.track(temp_name(path));
-    fs::write(&tmp, bytes).map_err(|e| AgentError::Transient(format!("cannot write {}: {e}", tmp.display())))?;
-    promote(&tmp, path, partial)
-}
-
 /// Renames a finished temporary file to its final name.
 fn promote(tmp: &Path, path: &Path, partial: &mut PartialFiles) -> Result<(), AgentError> {
     fs::rename(tmp, path)
@@ -419,23 +426,17 @@ impl Agent for RenderExecutor {
 
     /// Renders synchronously inside the returned future; the driver polls it from a
     /// blocking thread because the work is CPU-bound.
-    fn run(
-        &self,
-        input: RenderPlan,
-        ctx: &AgentContext,
-    ) -> impl Future<Output = Result<AgentOutput<RenderOutput>, AgentError>> + Send {
-        async move {
-            let started = Instant::now();
-            let value = render(&input, &self.request, ctx)?;
-            Ok(AgentOutput {
-                value,
-                metadata: AgentMetadata {
-                    model_used: "compositor+libx264".into(),
-                    processing_ms: started.elapsed().as_millis() as u64,
-                    version: RENDER_VERSION.into(),
-                },
-            })
-        }
+    async fn run(&self, input: RenderPlan, ctx: &AgentContext) -> Result<AgentOutput<RenderOutput>, AgentError> {
+        let started = Instant::now();
+        let value = render(&input, &self.request, ctx)?;
+        Ok(AgentOutput {
+            value,
+            metadata: AgentMetadata {
+                model_used: "compositor+libx264".into(),
+                processing_ms: started.elapsed().as_millis() as u64,
+                version: RENDER_VERSION.into(),
+            },
+        })
     }
 }
 

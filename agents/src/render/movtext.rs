@@ -5,7 +5,9 @@
 
 /// The TextSampleEntry fields after the generic sample-entry header, laid out as FFmpeg's
 /// `mov_text` encoder writes them for unstyled text: bottom-centred, transparent
-/// background, one white 18 px style and a one-entry font table (font "Sans").
+/// background, one white 16 px style and a one-entry font table naming "Arial". Font and
+/// size are FFmpeg's ASS defaults, so FFmpeg-based tools convert the track back to plain
+/// text (other values come back as `<font>` tags in SRT).
 pub(crate) fn sample_description() -> Vec<u8> {
     let mut d = Vec::with_capacity(48);
     d.extend_from_slice(&0u32.to_be_bytes()); // displayFlags
@@ -18,10 +20,10 @@ pub(crate) fn sample_description() -> Vec<u8> {
     d.extend_from_slice(&0u16.to_be_bytes());
     d.extend_from_slice(&1u16.to_be_bytes());
     d.push(0);
-    d.push(18);
+    d.push(16);
     d.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
     // FontTableBox ('ftab'): one entry, font-ID 1.
-    let name = b"Sans";
+    let name = b"Arial";
     let ftab_len = 4 + 4 + 2 + 2 + 1 + name.len();
     d.extend_from_slice(&(ftab_len as u32).to_be_bytes());
     d.extend_from_slice(b"ftab");
@@ -64,7 +66,7 @@ mod tests {
     #[test]
     fn sample_description_has_the_tx3g_layout() {
         let d = sample_description();
-        assert_eq!(d.len(), 30 + 17);
+        assert_eq!(d.len(), 30 + 18);
         assert_eq!(&d[34..38], b"ftab");
         assert_eq!(u32::from_be_bytes([d[30], d[31], d[32], d[33]]) as usize, d.len() - 30);
     }

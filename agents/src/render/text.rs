@@ -284,6 +284,55 @@ mod tests {
         assert_eq!(lines, vec!["hi", "abcd", "efgh", "ij"]);
     }
 
+    fn dejavu() -> FontVec {
+        load_font(Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")).expect("DejaVu Sans Bold is installed")
+    }
+
+    fn typo(max_lines: u32) -> Typography {
+        Typography {
+            size: 0.08,
+            color: Rgb(255, 255, 255),
+            box_color: Rgb(0, 0, 0),
+            box_alpha: 0.5,
+            position: CaptionPosition::Bottom,
+            safe_margin: 0.08,
+            max_lines,
+        }
+    }
+
+    #[test]
+    fn long_captions_shrink_then_truncate_within_the_safe_area() {
+        let font = dejavu();
+        let short = layout_caption(&font, "Hello", &typo(2), 1280, 720);
+        assert_eq!(short.lines, vec!["Hello"]);
+        assert!((short.font_px - 0.08 * 720.0).abs() < 0.01, "short captions keep the planned size");
+
+        let medium = "A caption that is long enough to need a smaller font on two lines, but not much more";
+        let m = layout_caption(&font, medium, &typo(2), 1280, 720);
+        assert!(m.lines.len() <= 2, "{:?}", m.lines);
+        assert!(m.font_px < 0.08 * 720.0, "it shrank");
+        assert!(!m.lines.concat().contains('…'), "it fits without truncation: {:?}", m.lines);
+
+        let long = "word ".repeat(200);
+        let l = layout_caption(&font, &long, &typo(2), 1280, 720);
+        assert_eq!(l.lines.len(), 2);
+        assert!(l.lines[1].ends_with('…'));
+        let scale = PxScale::from(l.font_px);
+        assert!(l.lines.iter().all(|line| line_width(&font, scale, line) <= 1280.0 * (1.0 - 2.0 * 0.08)));
+    }
+
+    #[test]
+    fn overlay_sits_inside_the_frame_for_any_script() {
+        let font = dejavu();
+        for caption in ["東京の夜景はとても美しいです。東京の夜景はとても美しいです。", "🎬🚀✨", "مرحبا بالعالم", "a\u{0}b\tc\n\nd"] {
+            let o = CaptionOverlay::build(&font, caption, &typo(3), 320, 180).expect("non-empty caption");
+            assert!(o.x + o.width <= 320 && o.y + o.height <= 180, "{caption}: {o:?}");
+            assert_eq!(o.pixels.len(), o.width * o.height * 4);
+            assert!(o.pixels.chunks(4).any(|p| p[3] > 0));
+        }
+        assert!(CaptionOverlay::build(&font, "  \n ", &typo(2), 320, 180).is_none());
+    }
+
     #[test]
     fn ellipsis_fits_the_width() {
         let e = ellipsize("abcdefgh", 5.0, chars);
