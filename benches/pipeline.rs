@@ -37,8 +37,7 @@ fn one_job(store: &SqliteStore, n: u64) {
     for (event, section) in PATH {
         let from = machine.state().clone();
         let to = machine.apply(&event).expect("happy path").clone();
-        let writes =
-            section.map(|s| MemoryWrite::by_stage(s, "bench", payload.clone(), None)).into_iter().collect();
+        let writes = section.map(|s| MemoryWrite::by_stage(s, "bench", payload.clone(), None)).into_iter().collect();
         store
             .commit_step(&StepCommit {
                 job_id: id.clone(),

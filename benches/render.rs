@@ -54,8 +54,22 @@ fn standard_plan() -> RenderPlan {
         })
         .collect();
     RenderPlan {
-        video: VideoSettings { width: 1280, height: 720, fps: 25, x264_preset: "veryfast".into(), crf: 23, audio_bitrate: 128_000 },
-        audio: AudioPlan { sample_rate: 48_000, tempo_bpm: 100.0, root_hz: 220.0, scale: Scale::Major, energy: 0.6, gain: 0.7 },
+        video: VideoSettings {
+            width: 1280,
+            height: 720,
+            fps: 25,
+            x264_preset: "veryfast".into(),
+            crf: 23,
+            audio_bitrate: 128_000,
+        },
+        audio: AudioPlan {
+            sample_rate: 48_000,
+            tempo_bpm: 100.0,
+            root_hz: 220.0,
+            scale: Scale::Major,
+            energy: 0.6,
+            gain: 0.7,
+        },
         scenes,
         transition_s: 0.5,
         subtitles: vec![SubtitleTrack {

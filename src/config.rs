@@ -382,7 +382,10 @@ impl Config {
         let de = &mut serde_json::Deserializer::from_str(text);
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::Parse { key: if key == "." { "(root)".into() } else { key }, message: e.into_inner().to_string() }
+            ConfigError::Parse {
+                key: if key == "." { "(root)".into() } else { key },
+                message: e.into_inner().to_string(),
+            }
         })?;
         config.validate()?;
         Ok(config)
@@ -425,11 +428,15 @@ impl Config {
             return Err(invalid("inputSanitizer.defaultDurationSec", "must lie within minDurationSec..maxDurationSec"));
         }
         for (i, r) in s.aspect_ratios.iter().enumerate() {
-            r.parse::<agents::domain::AspectRatio>().map_err(|e| invalid(format!("inputSanitizer.aspectRatios[{i}]"), e))?;
+            r.parse::<agents::domain::AspectRatio>()
+                .map_err(|e| invalid(format!("inputSanitizer.aspectRatios[{i}]"), e))?;
         }
         for (i, l) in s.languages.iter().enumerate() {
             if l.len() != 2 || !l.bytes().all(|b| b.is_ascii_lowercase()) {
-                return Err(invalid(format!("inputSanitizer.languages[{i}]"), format!("'{l}' is not a lowercase ISO 639-1 code")));
+                return Err(invalid(
+                    format!("inputSanitizer.languages[{i}]"),
+                    format!("'{l}' is not a lowercase ISO 639-1 code"),
+                ));
             }
         }
         if s.languages.is_empty() || s.priorities.is_empty() || s.aspect_ratios.is_empty() {
@@ -476,7 +483,8 @@ impl Config {
         }
 
         for name in ["economy", "standard", "premium"] {
-            let t = self.render.tiers.get(name).ok_or_else(|| invalid(format!("render.tiers.{name}"), "missing tier"))?;
+            let t =
+                self.render.tiers.get(name).ok_or_else(|| invalid(format!("render.tiers.{name}"), "missing tier"))?;
             let key = format!("render.tiers.{name}");
             if !(120..=2160).contains(&t.short_side) {
                 return Err(invalid(format!("{key}.shortSide"), "must be within 120..2160"));
@@ -485,7 +493,10 @@ impl Config {
                 return Err(invalid(format!("{key}.fps"), "must be within 1..60"));
             }
             if !X264_PRESETS.contains(&t.x264_preset.as_str()) {
-                return Err(invalid(format!("{key}.x264Preset"), format!("'{}' is not a libx264 preset", t.x264_preset)));
+                return Err(invalid(
+                    format!("{key}.x264Preset"),
+                    format!("'{}' is not a libx264 preset", t.x264_preset),
+                ));
             }
             if t.crf > 51 {
                 return Err(invalid(format!("{key}.crf"), "must be within 0..51"));
@@ -505,7 +516,10 @@ impl Config {
         }
         for (name, p) in &self.presets {
             if !self.render.tiers.contains_key(&p.default_tier) {
-                return Err(invalid(format!("presets.{name}.defaultTier"), format!("unknown tier '{}'", p.default_tier)));
+                return Err(invalid(
+                    format!("presets.{name}.defaultTier"),
+                    format!("unknown tier '{}'", p.default_tier),
+                ));
             }
             unit(&format!("presets.{name}.minQuality"), p.min_quality)?;
             positive(&format!("presets.{name}.costPerMinute"), p.cost_per_minute)?;

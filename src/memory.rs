@@ -57,8 +57,12 @@ impl Section {
     ];
 
     /// The sections the ICC shows (DESIGN §3).
-    pub const EXPOSED: [Section; 4] =
-        [Section::ProductionManifest, Section::CostCertification, Section::ConsistencyReport, Section::DeliveryManifest];
+    pub const EXPOSED: [Section; 4] = [
+        Section::ProductionManifest,
+        Section::CostCertification,
+        Section::ConsistencyReport,
+        Section::DeliveryManifest,
+    ];
 
     /// The section's name in storage and JSON.
     pub fn as_str(self) -> &'static str {
@@ -107,7 +111,12 @@ pub struct MemoryWrite {
 
 impl MemoryWrite {
     /// A write by a pipeline stage.
-    pub fn by_stage(section: Section, stage: &str, content: serde_json::Value, metadata: Option<serde_json::Value>) -> Self {
+    pub fn by_stage(
+        section: Section,
+        stage: &str,
+        content: serde_json::Value,
+        metadata: Option<serde_json::Value>,
+    ) -> Self {
         Self { section, content, author: format!("stage:{stage}"), metadata }
     }
 }

@@ -32,7 +32,8 @@ pub fn rotating_file(logging: &Logging) -> std::io::Result<FileRotate<AppendCoun
 pub fn init(logging: &Logging, console_level: &str) -> std::io::Result<()> {
     let file = rotating_file(logging)?;
     let console_filter = EnvFilter::try_from_env("AIPROD_LOG").unwrap_or_else(|_| EnvFilter::new(console_level));
-    let console = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(console_filter);
+    let console =
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(console_filter);
     let file_layer = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_writer(Mutex::new(file).with_max_level(tracing::Level::INFO))
@@ -57,8 +58,10 @@ mod tests {
             writeln!(f, "line {i:04} {}", "x".repeat(80)).unwrap();
         }
         f.flush().unwrap();
-        let mut names: Vec<String> =
-            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         assert_eq!(names, ["t.log", "t.log.1", "t.log.2"]);
         assert!(std::fs::metadata(dir.path().join("t.log.1")).unwrap().len() <= 1024 + 100);

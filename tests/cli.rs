@@ -97,5 +97,5 @@ fn a_brief_becomes_a_checked_subtitled_video() {
     assert!(out_dir.join("subtitles.en.vtt").exists());
     assert!(!out_dir.join("subtitles.fr.vtt").exists(), "no invented translation");
     let keyframes = std::fs::read_dir(out_dir.join("keyframes")).unwrap().count();
-    assert!(keyframes >= 1 && keyframes <= 3, "{keyframes} keyframes");
+    assert!((1..=3).contains(&keyframes), "{keyframes} keyframes");
 }

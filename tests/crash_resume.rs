@@ -39,11 +39,10 @@ fn sigkill_during_rendering_then_resume_delivers_exactly_once() {
     let job_id = loop {
         assert!(Instant::now() < deadline, "the job never reached rendering");
         assert!(child.try_wait().unwrap().is_none(), "aiprod run exited before it could be killed");
-        if let Some((id, state)) = job_state(&db) {
-            if state == "rendering" {
+        if let Some((id, state)) = job_state(&db)
+            && state == "rendering" {
                 break id;
             }
-        }
         std::thread::sleep(Duration::from_millis(20));
     };
     std::thread::sleep(Duration::from_millis(400));
@@ -61,7 +60,9 @@ fn sigkill_during_rendering_then_resume_delivers_exactly_once() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| (h["from"].as_str().unwrap().into(), h["to"].as_str().unwrap().into(), h["event"].as_str().unwrap().into()))
+        .map(|h| {
+            (h["from"].as_str().unwrap().into(), h["to"].as_str().unwrap().into(), h["event"].as_str().unwrap().into())
+        })
         .collect();
     let count = |name: &str| events.iter().filter(|e| e.2 == name).count();
     for stage_event in ["input_accepted", "routed", "planned", "translated", "costed", "rendered", "delivery_packed"] {

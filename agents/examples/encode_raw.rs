@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use agents::AgentContext;
 use agents::domain::{
     AudioPlan, Camera, CaptionPosition, Cue, Gradient, Motion, RenderPlan, Rgb, Scale, ScenePlan, Shape, ShapeKind,
     SubtitleTrack, Typography, VideoSettings,
@@ -19,7 +20,6 @@ use agents::domain::{
 use agents::render::compose::{ChannelOrder, Compositor, FrameMut};
 use agents::render::encode::{FrameSource, Mp4Spec, Mp4Writer, VideoSpec};
 use agents::render::{PreviewSettings, RenderRequest, render, text};
-use agents::AgentContext;
 use ffmpeg_next as ffmpeg;
 
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
@@ -42,7 +42,11 @@ fn demo_plan(seconds: f64, width: u32, height: u32, fps: u32, preset: &str) -> R
             start_s: dur * i as f64,
             duration_s: dur,
             caption: captions[i].into(),
-            background: Gradient { from: palette[i % 5], to: palette[(i + 1) % 5].mix(Rgb(0, 0, 0), 0.5), angle_deg: 35.0 * i as f32 },
+            background: Gradient {
+                from: palette[i % 5],
+                to: palette[(i + 1) % 5].mix(Rgb(0, 0, 0), 0.5),
+                angle_deg: 35.0 * i as f32,
+            },
             shapes: (0..5)
                 .map(|k| Shape {
                     kind: [ShapeKind::Circle, ShapeKind::Rect, ShapeKind::Ring][k % 3],
@@ -67,7 +71,14 @@ fn demo_plan(seconds: f64, width: u32, height: u32, fps: u32, preset: &str) -> R
         .collect();
     RenderPlan {
         video: VideoSettings { width, height, fps, x264_preset: preset.into(), crf: 23, audio_bitrate: 128_000 },
-        audio: AudioPlan { sample_rate: 48_000, tempo_bpm: 96.0, root_hz: 196.0, scale: Scale::Major, energy: 0.6, gain: 0.7 },
+        audio: AudioPlan {
+            sample_rate: 48_000,
+            tempo_bpm: 96.0,
+            root_hz: 196.0,
+            scale: Scale::Major,
+            energy: 0.6,
+            gain: 0.7,
+        },
         scenes,
         transition_s: 0.5,
         subtitles: vec![SubtitleTrack {
@@ -116,7 +127,8 @@ fn encode(args: &[String]) {
         Some("bgr24") => ffmpeg::format::Pixel::BGR24,
         Some(other) => panic!("unsupported raw pixel format {other}"),
     };
-    let spec = Mp4Spec { video: VideoSpec { width: w, height: h, fps, preset, crf }, audio: None, subtitle_languages: vec![] };
+    let spec =
+        Mp4Spec { video: VideoSpec { width: w, height: h, fps, preset, crf }, audio: None, subtitle_languages: vec![] };
     let mut reader = std::io::BufReader::with_capacity(1 << 22, std::fs::File::open(&input).expect("open input"));
     let started = Instant::now();
     let source = FrameSource { format: pixel, width: w, height: h };

@@ -98,7 +98,10 @@ pub fn requested_scene_count(lower: &str) -> Option<usize> {
             return None;
         }
         let n = w[0].trim_matches(|c: char| !c.is_alphanumeric());
-        n.parse::<usize>().ok().or_else(|| NUMBERS.iter().position(|x| *x == n).map(|i| i + 1)).filter(|n| (1..=12).contains(n))
+        n.parse::<usize>()
+            .ok()
+            .or_else(|| NUMBERS.iter().position(|x| *x == n).map(|i| i + 1))
+            .filter(|n| (1..=12).contains(n))
     })
 }
 
@@ -418,7 +421,11 @@ impl Agent for Planner {
     type Output = ProductionManifest;
     const NAME: &'static str = "planner";
 
-    async fn run(&self, input: PlanRequest, _ctx: &AgentContext) -> Result<AgentOutput<ProductionManifest>, AgentError> {
+    async fn run(
+        &self,
+        input: PlanRequest,
+        _ctx: &AgentContext,
+    ) -> Result<AgentOutput<ProductionManifest>, AgentError> {
         let started = Instant::now();
         let value = plan(&input)?;
         Ok(AgentOutput {
@@ -471,7 +478,8 @@ mod tests {
 
     #[test]
     fn long_multi_scene_dialogue_brief_scores_high() {
-        let brief = format!("{HEAT_PUMP} Then the engineer says \"it is that simple\". Finally, a voice-over interview.");
+        let brief =
+            format!("{HEAT_PUMP} Then the engineer says \"it is that simple\". Finally, a voice-over interview.");
         let c = complexity(&brief, 90);
         assert!(c.score >= 0.3, "{c:?}");
         assert!(c.dialogue_marker_count >= 2, "{c:?}");

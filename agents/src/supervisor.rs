@@ -81,7 +81,10 @@ pub fn decide(inputs: &Inputs, t: &Thresholds) -> Verdict {
         ));
         Decision::OverBudgetReview
     } else if inputs.quality >= t.approve_min_quality {
-        reasons.push(format!("approve: quality {:.3} ≥ {:.3} and cost within budget", inputs.quality, t.approve_min_quality));
+        reasons.push(format!(
+            "approve: quality {:.3} ≥ {:.3} and cost within budget",
+            inputs.quality, t.approve_min_quality
+        ));
         Decision::Approve
     } else {
         reasons.push(format!(
@@ -97,7 +100,8 @@ pub fn decide(inputs: &Inputs, t: &Thresholds) -> Verdict {
 mod tests {
     use super::*;
 
-    const T: Thresholds = Thresholds { approve_min_quality: 0.7, reject_below_quality: 0.4, reject_below_technical: 0.8 };
+    const T: Thresholds =
+        Thresholds { approve_min_quality: 0.7, reject_below_quality: 0.4, reject_below_technical: 0.8 };
 
     fn d(quality: f64, technical: f64, cost: f64, budget: Option<f64>) -> Decision {
         decide(&Inputs { quality, technical, cost, budget }, &T).decision

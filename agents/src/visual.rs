@@ -173,7 +173,8 @@ pub fn translate(req: &TranslateRequest, seed: u64) -> Result<Translation, Agent
         .iter()
         .map(|s| Cue { start_s: s.start_s, end_s: s.start_s + s.duration_s, text: s.caption.clone() })
         .collect();
-    let mut languages = vec![LanguageStatus { lang: source.clone(), status: "source".into(), backend: None, reason: None }];
+    let mut languages =
+        vec![LanguageStatus { lang: source.clone(), status: "source".into(), backend: None, reason: None }];
     for lang in req.languages.iter().skip(1).filter(|l| **l != source) {
         languages.push(LanguageStatus {
             lang: lang.clone(),
@@ -227,7 +228,8 @@ mod tests {
 
     fn request(languages: &[&str]) -> TranslateRequest {
         let manifest = plan(&PlanRequest {
-            brief: "A quiet poem about an old lighthouse keeper. Cold blue palette, long pauses. The light goes out.".into(),
+            brief: "A quiet poem about an old lighthouse keeper. Cold blue palette, long pauses. The light goes out."
+                .into(),
             duration_s: 20,
             language: "en".into(),
             fast_track: true,
@@ -285,6 +287,9 @@ mod tests {
     #[test]
     fn layout_is_deterministic_per_seed() {
         assert_eq!(translate(&request(&["en"]), 1).unwrap(), translate(&request(&["en"]), 1).unwrap());
-        assert_ne!(translate(&request(&["en"]), 1).unwrap().plan.scenes, translate(&request(&["en"]), 2).unwrap().plan.scenes);
+        assert_ne!(
+            translate(&request(&["en"]), 1).unwrap().plan.scenes,
+            translate(&request(&["en"]), 2).unwrap().plan.scenes
+        );
     }
 }

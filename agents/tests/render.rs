@@ -30,7 +30,8 @@ fn typography(position: CaptionPosition) -> Typography {
 }
 
 fn scene(i: usize, start: f64, dur: f64, caption: &str, camera: Camera) -> ScenePlan {
-    let palette = [(Rgb(20, 30, 80), Rgb(90, 20, 60)), (Rgb(10, 60, 50), Rgb(200, 160, 40)), (Rgb(60, 10, 10), Rgb(20, 20, 90))];
+    let palette =
+        [(Rgb(20, 30, 80), Rgb(90, 20, 60)), (Rgb(10, 60, 50), Rgb(200, 160, 40)), (Rgb(60, 10, 10), Rgb(20, 20, 90))];
     let (from, to) = palette[i % 3];
     ScenePlan {
         start_s: start,
@@ -59,11 +60,28 @@ fn plan_with(captions: [&str; 3], width: u32, height: u32) -> RenderPlan {
             .collect()
     };
     RenderPlan {
-        video: VideoSettings { width, height, fps: 12, x264_preset: "ultrafast".into(), crf: 28, audio_bitrate: 96_000 },
-        audio: AudioPlan { sample_rate: 48_000, tempo_bpm: 110.0, root_hz: 220.0, scale: Scale::Major, energy: 0.7, gain: 0.8 },
+        video: VideoSettings {
+            width,
+            height,
+            fps: 12,
+            x264_preset: "ultrafast".into(),
+            crf: 28,
+            audio_bitrate: 96_000,
+        },
+        audio: AudioPlan {
+            sample_rate: 48_000,
+            tempo_bpm: 110.0,
+            root_hz: 220.0,
+            scale: Scale::Major,
+            energy: 0.7,
+            gain: 0.8,
+        },
         scenes,
         transition_s: 0.5,
-        subtitles: vec![SubtitleTrack { lang: "en".into(), cues: cues("") }, SubtitleTrack { lang: "fr".into(), cues: cues("FR: ") }],
+        subtitles: vec![
+            SubtitleTrack { lang: "en".into(), cues: cues("") },
+            SubtitleTrack { lang: "fr".into(), cues: cues("FR: ") },
+        ],
         seed: 7,
     }
 }
@@ -125,7 +143,8 @@ fn mean_volume_db(path: &Path) -> f64 {
         .output()
         .expect("ffmpeg runs");
     let log = String::from_utf8_lossy(&out.stderr);
-    let line = log.lines().find(|l| l.contains("mean_volume:")).unwrap_or_else(|| panic!("no volumedetect output: {log}"));
+    let line =
+        log.lines().find(|l| l.contains("mean_volume:")).unwrap_or_else(|| panic!("no volumedetect output: {log}"));
     line.split("mean_volume:").nth(1).unwrap().trim().trim_end_matches("dB").trim().parse().unwrap()
 }
 
@@ -284,7 +303,8 @@ fn renders_a_playable_subtitled_mp4_with_preview_keyframes_and_vtt() {
         .unwrap();
     assert!(status.success());
     let (kf, dec) = (read_png(&out.keyframes[0]), read_png(&decoded));
-    let mean_abs_diff = kf.rgb.iter().zip(&dec.rgb).map(|(&a, &b)| (a as f64 - b as f64).abs()).sum::<f64>() / kf.rgb.len() as f64;
+    let mean_abs_diff =
+        kf.rgb.iter().zip(&dec.rgb).map(|(&a, &b)| (a as f64 - b as f64).abs()).sum::<f64>() / kf.rgb.len() as f64;
     assert!(mean_abs_diff < 5.0, "keyframe and decoded frame differ by {mean_abs_diff:.1} per channel");
 
     // Preview: small, h264 + aac, no longer than asked.
@@ -310,7 +330,8 @@ fn captions_are_burned_into_the_keyframes() {
     let band = 120..170;
     let differing = band.clone().filter(|&y| row(&ia, y) != row(&ib, y)).count();
     assert!(differing > 10, "caption band differs on only {differing} rows");
-    let bright = band.flat_map(|y| row(&ia, y).chunks(3).map(|p| p.iter().map(|&c| c as u32).sum::<u32>()).collect::<Vec<_>>())
+    let bright = band
+        .flat_map(|y| row(&ia, y).chunks(3).map(|p| p.iter().map(|&c| c as u32).sum::<u32>()).collect::<Vec<_>>())
         .filter(|&s| s > 700)
         .count();
     assert!(bright > 50, "only {bright} near-white text pixels");
@@ -335,7 +356,11 @@ fn vertical_9_16_renders_at_the_right_size() {
 #[test]
 fn cjk_emoji_and_rtl_captions_render_and_survive_in_subtitles() {
     let dir = tempfile::tempdir().unwrap();
-    let captions = ["東京の夜景はとても美しいです。東京の夜景はとても美しいです。", "🎬🚀 Ready ✨ ça marche — Ελληνικά, Русский", "مرحبا بالعالم · שלום עולם"];
+    let captions = [
+        "東京の夜景はとても美しいです。東京の夜景はとても美しいです。",
+        "🎬🚀 Ready ✨ ça marche — Ελληνικά, Русский",
+        "مرحبا بالعالم · שלום עולם",
+    ];
     let out = render_ok(&plan_with(captions, 320, 180), dir.path());
     let srt = extract_srt(&out.video, 0, dir.path());
     for c in captions {

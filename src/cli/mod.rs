@@ -134,7 +134,12 @@ pub fn main() -> ExitCode {
         let path = file.as_deref().or(cli.config.as_deref());
         return match load_config(path) {
             Ok(c) => {
-                println!("config OK: version {} ({} presets, {} tiers)", c.version, c.presets.len(), c.render.tiers.len());
+                println!(
+                    "config OK: version {} ({} presets, {} tiers)",
+                    c.version,
+                    c.presets.len(),
+                    c.render.tiers.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -309,7 +314,13 @@ fn list(store: &SqliteStore) -> ExitCode {
     match store.list_jobs() {
         Ok(jobs) => {
             for j in jobs {
-                println!("{}  {:<16} {}  {}", j.id, j.state.name(), j.created_at.format("%Y-%m-%d %H:%M:%S"), j.preset.unwrap_or_default());
+                println!(
+                    "{}  {:<16} {}  {}",
+                    j.id,
+                    j.state.name(),
+                    j.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    j.preset.unwrap_or_default()
+                );
             }
             ExitCode::SUCCESS
         }

@@ -28,9 +28,10 @@ impl Bars {
         let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
         bars.entry(stage.name())
             .or_insert_with(|| {
-                let style = ProgressStyle::with_template("{prefix:>13} [{bar:30.cyan/blue}] {percent:>3}% {elapsed:>4} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> ");
+                let style =
+                    ProgressStyle::with_template("{prefix:>13} [{bar:30.cyan/blue}] {percent:>3}% {elapsed:>4} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> ");
                 let bar = self.multi.add(ProgressBar::new(1000).with_style(style).with_prefix(stage.name()));
                 bar.enable_steady_tick(Duration::from_millis(200));
                 bar
@@ -63,6 +64,7 @@ impl Observer for Bars {
     }
 
     fn retrying(&self, _job: &str, stage: Stage, attempt: u32, error: &str, delay: Duration) {
-        self.bar(stage).set_message(format!("attempt {attempt} failed: {error}; retry in {:.1} s", delay.as_secs_f64()));
+        self.bar(stage)
+            .set_message(format!("attempt {attempt} failed: {error}; retry in {:.1} s", delay.as_secs_f64()));
     }
 }

@@ -89,9 +89,10 @@ impl Summary {
             path,
             stages,
             total_ms,
-            planner: memory.get(&Section::ProductionManifest).and_then(|e| e.metadata.as_ref()).map(|m| {
-                format!("{} ({})", m["model_used"].as_str().unwrap_or("?"), m["note"].as_str().unwrap_or(""))
-            }),
+            planner: memory
+                .get(&Section::ProductionManifest)
+                .and_then(|e| e.metadata.as_ref())
+                .map(|m| format!("{} ({})", m["model_used"].as_str().unwrap_or("?"), m["note"].as_str().unwrap_or(""))),
             technical,
             semantic: content(Section::ConsistencyReport).and_then(|r| r["score"].as_f64()),
             decision: content(Section::FinalApproval)
@@ -101,7 +102,9 @@ impl Summary {
                 .filter_map(|r| r.as_str().map(str::to_owned))
                 .collect(),
             cost: content(Section::CostCertification),
-            subtitles: content(Section::PromptBundle).and_then(|p| p["languages"].as_array().cloned()).unwrap_or_default(),
+            subtitles: content(Section::PromptBundle)
+                .and_then(|p| p["languages"].as_array().cloned())
+                .unwrap_or_default(),
             render: content(Section::GeneratedAssets).map(|a| a["output"].clone()),
             files,
             job_dir: job_dir.to_path_buf(),
@@ -128,7 +131,12 @@ impl Summary {
             let _ = writeln!(
                 s,
                 "  render: {}x{} @ {} fps, {} frames, {:.1} s, encoded at {:.0} fps",
-                r["width"], r["height"], r["fps"], r["frames"], r["duration_s"].as_f64().unwrap_or(0.0), r["encode_fps"].as_f64().unwrap_or(0.0)
+                r["width"],
+                r["height"],
+                r["fps"],
+                r["frames"],
+                r["duration_s"].as_f64().unwrap_or(0.0),
+                r["encode_fps"].as_f64().unwrap_or(0.0)
             );
         }
         if let Some((score, passed, total)) = self.technical {

@@ -176,7 +176,11 @@ impl Driver {
                 Ok(result) => result,
                 Err(_) => {
                     token.cancel();
-                    Err(StageError::Transient(format!("{} timed out after {:.0} s", stage.name(), timeout.as_secs_f64())))
+                    Err(StageError::Transient(format!(
+                        "{} timed out after {:.0} s",
+                        stage.name(),
+                        timeout.as_secs_f64()
+                    )))
                 }
             }
         };
@@ -204,9 +208,15 @@ impl Driver {
         let attempt = attempts.load(Ordering::SeqCst);
         match result {
             Ok(out) => self.commit(job, out.event, out.writes, duration_ms, attempt, None, out.detail),
-            Err(StageError::Cancelled) => {
-                self.commit(job, Event::Cancel, vec![], duration_ms, attempt, Some(format!("cancelled during {}", stage.name())), None)
-            }
+            Err(StageError::Cancelled) => self.commit(
+                job,
+                Event::Cancel,
+                vec![],
+                duration_ms,
+                attempt,
+                Some(format!("cancelled during {}", stage.name())),
+                None,
+            ),
             Err(e) => {
                 let error = e.to_string();
                 let event = Event::StageFailed { stage: stage.name().into(), error: error.clone() };

@@ -200,7 +200,9 @@ impl JobMachine {
     fn technical_qa(&mut self, attempt: &u32, event: &Event) -> Outcome<State> {
         match event {
             Event::TechnicalPassed => Transition(State::semantic_qa()),
-            Event::TechnicalFailed { .. } if *attempt <= self.max_rerenders => Transition(State::rendering(attempt + 1)),
+            Event::TechnicalFailed { .. } if *attempt <= self.max_rerenders => {
+                Transition(State::rendering(attempt + 1))
+            }
             Event::TechnicalFailed { reason } => Transition(State::failed(
                 "technical_qa".into(),
                 format!("technical QA failed after {attempt} render(s): {reason}"),

@@ -62,8 +62,15 @@ impl<'a> StageInput<'a> {
             .map_err(|e| StageError::Permanent(format!("memory section {section} is malformed: {e}")))
     }
 
-    fn write(&self, section: Section, stage: Stage, content: &impl Serialize, metadata: Option<&AgentMetadata>) -> Result<MemoryWrite, StageError> {
-        let content = serde_json::to_value(content).map_err(|e| StageError::Permanent(format!("serialising {section}: {e}")))?;
+    fn write(
+        &self,
+        section: Section,
+        stage: Stage,
+        content: &impl Serialize,
+        metadata: Option<&AgentMetadata>,
+    ) -> Result<MemoryWrite, StageError> {
+        let content =
+            serde_json::to_value(content).map_err(|e| StageError::Permanent(format!("serialising {section}: {e}")))?;
         let metadata = metadata.map(|m| serde_json::to_value(m).unwrap_or(Value::Null));
         Ok(MemoryWrite::by_stage(section, stage.name(), content, metadata))
     }
@@ -127,7 +134,9 @@ fn route(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     let routing = Routing { complexity: c, fast_track, reason };
     Ok(StageOutput {
         event: Event::Routed { fast_track },
-        detail: Some(json!({"complexity": routing.complexity.score, "fast_track": fast_track, "reason": routing.reason})),
+        detail: Some(
+            json!({"complexity": routing.complexity.score, "fast_track": fast_track, "reason": routing.reason}),
+        ),
         writes: vec![input.write(Section::Routing, Stage::Route, &routing, None)?],
     })
 }
@@ -164,7 +173,12 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, S
         event: Event::Planned,
         detail: Some(json!({"model_used": out.metadata.model_used, "scenes": out.value.scenes.len()})),
         writes: vec![
-            MemoryWrite::by_stage(Section::ProductionManifest, Stage::Plan.name(), to_value(&out.value)?, Some(metadata)),
+            MemoryWrite::by_stage(
+                Section::ProductionManifest,
+                Stage::Plan.name(),
+                to_value(&out.value)?,
+                Some(metadata),
+            ),
             input.write(Section::ConsistencyMarkers, Stage::Plan, &out.value.markers, Some(&out.metadata))?,
         ],
     })
@@ -280,7 +294,12 @@ async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutpu
     Ok(StageOutput {
         event: Event::Rendered,
         detail: Some(json!({"frames": output.frames, "encode_fps": output.encode_fps, "attempt": attempt})),
-        writes: vec![input.write(Section::GeneratedAssets, Stage::Render, &GeneratedAssets { attempt, output }, Some(&metadata))?],
+        writes: vec![input.write(
+            Section::GeneratedAssets,
+            Stage::Render,
+            &GeneratedAssets { attempt, output },
+            Some(&metadata),
+        )?],
     })
 }
 
@@ -302,12 +321,10 @@ async fn technical_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError>
     let report: TechnicalReport = tokio::task::spawn_blocking(move || qa_gate::inspect(&path, &expect, &cfg, gate))
         .await
         .map_err(|e| StageError::Transient(format!("QA task failed: {e}")))?;
-    let failed: Vec<String> = report.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
-    let event = if report.passed {
-        Event::TechnicalPassed
-    } else {
-        Event::TechnicalFailed { reason: failed.join("; ") }
-    };
+    let failed: Vec<String> =
+        report.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
+    let event =
+        if report.passed { Event::TechnicalPassed } else { Event::TechnicalFailed { reason: failed.join("; ") } };
     Ok(StageOutput {
         event,
         detail: Some(json!({"technical_score": report.technical_score, "failed_checks": failed})),
@@ -349,7 +366,12 @@ fn supervise(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     let cost: CostEstimate = input.read(Section::CostCertification)?;
     let s = &input.config.supervisor;
     let verdict = supervisor::decide(
-        &Inputs { quality: semantic.score, technical: technical.technical_score, cost: cost.estimate, budget: brief.budget },
+        &Inputs {
+            quality: semantic.score,
+            technical: technical.technical_score,
+            cost: cost.estimate,
+            budget: brief.budget,
+        },
         &Thresholds {
             approve_min_quality: s.approve_min_quality,
             reject_below_quality: s.reject_below_quality,

@@ -80,7 +80,13 @@ pub struct Compositor {
 impl Compositor {
     /// Prepares a compositor for `plan` at `width`×`height` writing pixels in `order`;
     /// `font` sets the captions.
-    pub fn new(plan: &RenderPlan, font: FontVec, width: u32, height: u32, order: ChannelOrder) -> Result<Compositor, AgentError> {
+    pub fn new(
+        plan: &RenderPlan,
+        font: FontVec,
+        width: u32,
+        height: u32,
+        order: ChannelOrder,
+    ) -> Result<Compositor, AgentError> {
         if width == 0 || height == 0 {
             return Err(AgentError::Permanent(format!("cannot compose a {width}x{height} frame")));
         }
@@ -185,7 +191,8 @@ impl Compositor {
         }
         let scene = &self.scenes[index];
         let background = gradient(&scene.background, self.width, self.height, self.order);
-        let mut caption = CaptionOverlay::build(&self.font, &scene.caption, &scene.typography, self.width as u32, self.height as u32);
+        let mut caption =
+            CaptionOverlay::build(&self.font, &scene.caption, &scene.typography, self.width as u32, self.height as u32);
         if let Some(overlay) = caption.as_mut()
             && self.order == ChannelOrder::Bgr
         {
@@ -236,7 +243,16 @@ struct Placed {
 /// start, 1 at its end; slightly outside during crossfades). Front shapes (`depth` near 1)
 /// move more than back ones, which gives parallax.
 #[allow(clippy::too_many_arguments)]
-fn place_shape(shape: &Shape, scene: &ScenePlan, u: f32, local_s: f32, depth: f32, drift: &[f32; 4], w: usize, h: usize) -> Placed {
+fn place_shape(
+    shape: &Shape,
+    scene: &ScenePlan,
+    u: f32,
+    local_s: f32,
+    depth: f32,
+    drift: &[f32; 4],
+    w: usize,
+    h: usize,
+) -> Placed {
     let (wf, hf) = (w as f32, h as f32);
     let short = wf.min(hf);
     let (cx, cy) = (wf / 2.0, hf / 2.0);
@@ -396,16 +412,10 @@ fn draw_shape(frame: &mut FrameMut<'_>, w: usize, h: usize, p: &Placed, shape: &
         let clamp_x = |v: f32| v.clamp(0.0, w as f32) as usize;
         let xo0 = clamp_x((p.cx - outer).floor());
         let xo1 = clamp_x((p.cx + outer).ceil());
-        let (xi0, xi1) = if inner > 0.5 {
-            (clamp_x((p.cx - inner).ceil()), clamp_x((p.cx + inner).floor()))
-        } else {
-            (xo1, xo1)
-        };
-        let (xh0, xh1) = if hole > 0.0 {
-            (clamp_x((p.cx - hole).ceil()), clamp_x((p.cx + hole).floor()))
-        } else {
-            (xo1, xo1)
-        };
+        let (xi0, xi1) =
+            if inner > 0.5 { (clamp_x((p.cx - inner).ceil()), clamp_x((p.cx + inner).floor())) } else { (xo1, xo1) };
+        let (xh0, xh1) =
+            if hole > 0.0 { (clamp_x((p.cx - hole).ceil()), clamp_x((p.cx + hole).floor())) } else { (xo1, xo1) };
         let edge = |x: usize, row: &mut [u8]| {
             let c = coverage(x as f32 + 0.5 - p.cx, dy);
             let a = (alpha as f32 * c) as u32;

@@ -8,8 +8,8 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::{ChannelLayout, Dictionary, Packet, Rational, codec, encoder, format, frame, software::scaling};
+use ffmpeg_next as ffmpeg;
 
 use crate::agent::AgentError;
 use crate::render::movtext;
@@ -66,7 +66,8 @@ pub const X264_PRESETS: [&str; 10] =
     ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
 
 /// The sample rates the AAC encoder accepts.
-pub const AAC_SAMPLE_RATES: [u32; 12] = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000];
+pub const AAC_SAMPLE_RATES: [u32; 12] =
+    [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000];
 
 /// Initialises FFmpeg once per process and keeps libx264's per-file statistics (logged at
 /// INFO) off stderr.
@@ -88,7 +89,9 @@ fn transient(what: impl Display) -> impl FnOnce(ffmpeg::Error) -> AgentError {
 /// An error while setting up: the same settings will fail the same way, unless memory ran out.
 fn setup(what: impl Display) -> impl FnOnce(ffmpeg::Error) -> AgentError {
     move |e| match e {
-        ffmpeg::Error::Other { errno } if errno == ffmpeg::error::ENOMEM => AgentError::Transient(format!("{what}: {e}")),
+        ffmpeg::Error::Other { errno } if errno == ffmpeg::error::ENOMEM => {
+            AgentError::Transient(format!("{what}: {e}"))
+        }
         _ => AgentError::Permanent(format!("{what}: {e}")),
     }
 }
@@ -167,11 +170,11 @@ impl Mp4Writer {
         opts.set("crf", &v.crf.to_string());
         // 0 = one x264 thread set per core; FFmpeg's own default for encoders is 1.
         opts.set("threads", "0");
-        let video = venc
-            .open_with(opts)
-            .map_err(setup(format!("libx264 rejected preset '{}' / crf {}", v.preset, v.crf)))?;
+        let video =
+            venc.open_with(opts).map_err(setup(format!("libx264 rejected preset '{}' / crf {}", v.preset, v.crf)))?;
         {
-            let mut st = octx.stream_mut(video_stream).ok_or_else(|| AgentError::Permanent("video stream vanished".into()))?;
+            let mut st =
+                octx.stream_mut(video_stream).ok_or_else(|| AgentError::Permanent("video stream vanished".into()))?;
             st.set_parameters(&video);
             st.set_time_base(video_tb);
             st.set_avg_frame_rate(Rational::new(v.fps as i32, 1));
@@ -180,7 +183,8 @@ impl Mp4Writer {
         // Audio: FFmpeg's native AAC encoder, planar float stereo.
         let mut audio = None;
         if let Some(a) = &spec.audio {
-            let aac = encoder::find(codec::Id::AAC).ok_or_else(|| AgentError::Permanent("this FFmpeg has no AAC encoder".into()))?;
+            let aac = encoder::find(codec::Id::AAC)
+                .ok_or_else(|| AgentError::Permanent("this FFmpeg has no AAC encoder".into()))?;
             let stream = octx.add_stream(aac).map_err(setup("cannot add the audio stream"))?.index();
             let mut aenc = codec::context::Context::new_with_codec(aac)
                 .encoder()
@@ -196,14 +200,17 @@ impl Mp4Writer {
             if global_header {
                 aenc.set_flags(codec::Flags::GLOBAL_HEADER);
             }
-            let encoder = aenc.open_as(aac).map_err(setup(format!("AAC rejected {} Hz / {} b/s", a.sample_rate, a.bitrate)))?;
+            let encoder =
+                aenc.open_as(aac).map_err(setup(format!("AAC rejected {} Hz / {} b/s", a.sample_rate, a.bitrate)))?;
             let frame_size = (encoder.frame_size() as usize).max(1);
             {
-                let mut st = octx.stream_mut(stream).ok_or_else(|| AgentError::Permanent("audio stream vanished".into()))?;
+                let mut st =
+                    octx.stream_mut(stream).ok_or_else(|| AgentError::Permanent("audio stream vanished".into()))?;
                 st.set_parameters(&encoder);
                 st.set_time_base(time_base);
             }
-            let mut frame = frame::Audio::new(format::Sample::F32(format::sample::Type::Planar), frame_size, ChannelLayout::STEREO);
+            let mut frame =
+                frame::Audio::new(format::Sample::F32(format::sample::Type::Planar), frame_size, ChannelLayout::STEREO);
             frame.set_channels(2);
             frame.set_rate(a.sample_rate);
             audio = Some(AudioTrack { encoder, stream, time_base, frame, frame_size, next_pts: 0, finished: false });
@@ -231,7 +238,10 @@ impl Mp4Writer {
             v.height,
             scaling::Flags::BILINEAR,
         )
-        .map_err(setup(format!("cannot convert {:?} {}x{} to the encoder's YUV", source.format, source.width, source.height)))?;
+        .map_err(setup(format!(
+            "cannot convert {:?} {}x{} to the encoder's YUV",
+            source.format, source.width, source.height
+        )))?;
         if is_rgb(source.format) {
             use_bt709(&mut scaler);
         }
@@ -288,7 +298,10 @@ impl Mp4Writer {
     /// must be the last one).
     pub fn write_audio(&mut self, left: &[f32], right: &[f32]) -> Result<(), AgentError> {
         let Some(track) = self.audio.as_mut() else {
-            return Err(AgentError::Permanent(format!("{}: audio written to a file without audio", self.path.display())));
+            return Err(AgentError::Permanent(format!(
+                "{}: audio written to a file without audio",
+                self.path.display()
+            )));
         };
         let n = left.len().min(right.len());
         if n == 0 {
@@ -327,7 +340,9 @@ impl Mp4Writer {
         packet.set_duration(cue.end_ms - cue.start_ms);
         packet.set_flags(ffmpeg::packet::Flags::KEY);
         packet.rescale_ts(Rational::new(1, 1000), self.stream_tbs[stream]);
-        packet.write_interleaved(&mut self.octx).map_err(transient(format!("cannot write a subtitle to {}", self.path.display())))
+        packet
+            .write_interleaved(&mut self.octx)
+            .map_err(transient(format!("cannot write a subtitle to {}", self.path.display())))
     }
 
     /// Flushes both encoders and writes the MP4 index; the file is complete afterwards.
@@ -415,6 +430,15 @@ fn use_bt709(scaler: &mut scaling::Context) {
     // static table. A failure leaves the default (BT.601) matrix, which is still a valid video.
     unsafe {
         let coefficients = ffmpeg::ffi::sws_getCoefficients(ffmpeg::ffi::SWS_CS_ITU709);
-        ffmpeg::ffi::sws_setColorspaceDetails(scaler.as_mut_ptr(), coefficients, 1, coefficients, 0, 0, 1 << 16, 1 << 16);
+        ffmpeg::ffi::sws_setColorspaceDetails(
+            scaler.as_mut_ptr(),
+            coefficients,
+            1,
+            coefficients,
+            0,
+            0,
+            1 << 16,
+            1 << 16,
+        );
     }
 }

@@ -10,8 +10,16 @@ use crate::render::compose::ChannelOrder;
 
 /// Writes a 24-bit image in channel `order` (rows `stride` bytes apart) as an 8-bit RGB PNG
 /// at `path`.
-pub fn write_png(path: &Path, data: &[u8], stride: usize, width: u32, height: u32, order: ChannelOrder) -> Result<(), AgentError> {
-    let io = |e: &dyn std::fmt::Display| AgentError::Transient(format!("cannot write keyframe {}: {e}", path.display()));
+pub fn write_png(
+    path: &Path,
+    data: &[u8],
+    stride: usize,
+    width: u32,
+    height: u32,
+    order: ChannelOrder,
+) -> Result<(), AgentError> {
+    let io =
+        |e: &dyn std::fmt::Display| AgentError::Transient(format!("cannot write keyframe {}: {e}", path.display()));
     let file = File::create(path).map_err(|e| io(&e))?;
     let mut encoder = png::Encoder::new(BufWriter::new(file), width, height);
     encoder.set_color(png::ColorType::Rgb);

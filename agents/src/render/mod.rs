@@ -129,7 +129,8 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
             path = out_dir.join(format!("subtitles.{}.{n}.vtt", file_safe(lang)));
         }
         let tmp = partial.track(temp_name(&path));
-        fs::write(&tmp, vtt::document(cues)).map_err(|e| AgentError::Transient(format!("cannot write {}: {e}", tmp.display())))?;
+        fs::write(&tmp, vtt::document(cues))
+            .map_err(|e| AgentError::Transient(format!("cannot write {}: {e}", tmp.display())))?;
         vtt_files.push((lang.clone(), path));
     }
 

@@ -112,7 +112,8 @@ mod tests {
 
     #[test]
     fn cues_are_sorted_clipped_and_never_overlap() {
-        let cues = [cue(2.0, 5.0, "b"), cue(0.0, 2.5, " a "), cue(4.0, 9.0, "c"), cue(6.0, 7.0, "  "), cue(8.5, 9.5, "late")];
+        let cues =
+            [cue(2.0, 5.0, "b"), cue(0.0, 2.5, " a "), cue(4.0, 9.0, "c"), cue(6.0, 7.0, "  "), cue(8.5, 9.5, "late")];
         let t = normalize_cues(&cues, 8.0);
         assert_eq!(
             t,

@@ -21,12 +21,10 @@ const BOX_PAD: f32 = 0.35;
 /// Loads the caption font, failing permanently (naming the path) when it is missing or
 /// unreadable, because retrying the same plan cannot make a font appear.
 pub fn load_font(path: &Path) -> Result<FontVec, AgentError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        AgentError::Permanent(format!("caption font {} cannot be read: {e}", path.display()))
-    })?;
-    FontVec::try_from_vec(bytes).map_err(|e| {
-        AgentError::Permanent(format!("caption font {} is not a usable font: {e}", path.display()))
-    })
+    let bytes = std::fs::read(path)
+        .map_err(|e| AgentError::Permanent(format!("caption font {} cannot be read: {e}", path.display())))?;
+    FontVec::try_from_vec(bytes)
+        .map_err(|e| AgentError::Permanent(format!("caption font {} is not a usable font: {e}", path.display())))
 }
 
 /// Splits `text` into lines no wider than `max_width` as measured by `measure`.
@@ -108,7 +106,13 @@ pub(crate) struct CaptionLayout {
 /// Wraps `caption` for a `width`×`height` frame, shrinking the font until it fits inside the
 /// safe area in at most `max_lines` lines; if it still does not fit at the smallest size, the
 /// last line is truncated with an ellipsis.
-pub(crate) fn layout_caption(font: &FontVec, caption: &str, typo: &Typography, width: u32, height: u32) -> CaptionLayout {
+pub(crate) fn layout_caption(
+    font: &FontVec,
+    caption: &str,
+    typo: &Typography,
+    width: u32,
+    height: u32,
+) -> CaptionLayout {
     let short = width.min(height) as f32;
     let margin = typo.safe_margin.clamp(0.0, 0.45);
     let max_lines = typo.max_lines.max(1) as usize;
@@ -161,7 +165,13 @@ pub struct CaptionOverlay {
 impl CaptionOverlay {
     /// Lays out and rasterises `caption` for a `frame_w`×`frame_h` frame. Returns `None` for
     /// an empty caption. Glyphs missing from the font render as the font's "missing" glyph.
-    pub fn build(font: &FontVec, caption: &str, typo: &Typography, frame_w: u32, frame_h: u32) -> Option<CaptionOverlay> {
+    pub fn build(
+        font: &FontVec,
+        caption: &str,
+        typo: &Typography,
+        frame_w: u32,
+        frame_h: u32,
+    ) -> Option<CaptionOverlay> {
         if caption.trim().is_empty() {
             return None;
         }
@@ -285,7 +295,8 @@ mod tests {
     }
 
     fn dejavu() -> FontVec {
-        load_font(Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")).expect("DejaVu Sans Bold is installed")
+        load_font(Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"))
+            .expect("DejaVu Sans Bold is installed")
     }
 
     fn typo(max_lines: u32) -> Typography {
@@ -324,7 +335,12 @@ mod tests {
     #[test]
     fn overlay_sits_inside_the_frame_for_any_script() {
         let font = dejavu();
-        for caption in ["東京の夜景はとても美しいです。東京の夜景はとても美しいです。", "🎬🚀✨", "مرحبا بالعالم", "a\u{0}b\tc\n\nd"] {
+        for caption in [
+            "東京の夜景はとても美しいです。東京の夜景はとても美しいです。",
+            "🎬🚀✨",
+            "مرحبا بالعالم",
+            "a\u{0}b\tc\n\nd",
+        ] {
             let o = CaptionOverlay::build(&font, caption, &typo(3), 320, 180).expect("non-empty caption");
             assert!(o.x + o.width <= 320 && o.y + o.height <= 180, "{caption}: {o:?}");
             assert_eq!(o.pixels.len(), o.width * o.height * 4);
