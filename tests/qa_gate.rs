@@ -369,3 +369,47 @@ fn a_30_second_720p_file_inspects_in_a_second_or_two() {
     // About 1 s on an idle 2-core machine; the bound leaves room for a loaded one.
     assert!(report.probe_ms < 3_000, "took {} ms", report.probe_ms);
 }
+
+/// The gate on what our own renderer produces: a planned, rendered video passes every check;
+/// the same file cut short fails.
+#[test]
+fn our_rendered_video_passes_and_its_truncation_fails() {
+    use agents::domain::{AspectRatio, VideoSettings};
+    use agents::planner::{PlanLimits, PlanRequest, plan};
+    use agents::render::{PreviewSettings, RenderRequest, render};
+    use agents::visual::{TranslateRequest, translate};
+
+    let config = Config::builtin();
+    let manifest = plan(&PlanRequest {
+        brief: "Teaser for a science podcast about octopus intelligence: eight arms, three hearts, problem solving."
+            .into(),
+        duration_s: 9,
+        language: "en".into(),
+        fast_track: true,
+        limits: PlanLimits { max_scenes: 3, max_caption_chars: 45, min_scene_s: 3.0 },
+        reuse_markers: None,
+    })
+    .unwrap();
+    let (width, height) = AspectRatio::Square1x1.frame_size(240);
+    let video =
+        VideoSettings { width, height, fps: 15, x264_preset: "ultrafast".into(), crf: 28, audio_bitrate: 64_000 };
+    let plan = translate(&TranslateRequest { manifest, video, transition_s: 0.5, languages: vec!["en".into()] }, 42)
+        .unwrap()
+        .plan;
+    let dir = TempDir::new().unwrap();
+    let request = RenderRequest {
+        out_dir: dir.path().to_path_buf(),
+        font_path: config.render.font_path.clone(),
+        preview: PreviewSettings { max_seconds: 3.0, short_side: 120 },
+    };
+    let out = render(&plan, &request, &agents::AgentContext::with_seed(42)).unwrap();
+
+    let expect = Expectations::from_plan(&plan);
+    let report = inspect_default(&out.video, &expect);
+    assert!(report.passed, "{report:#?}");
+    assert_eq!(report.technical_score, 1.0, "{report:#?}");
+
+    let cut = truncated_copy(&out.video, 0.7);
+    let broken = inspect_default(&cut, &expect);
+    assert!(!broken.passed, "{broken:#?}");
+}

@@ -306,15 +306,7 @@ async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutpu
 async fn technical_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     let assets: GeneratedAssets = input.read(Section::GeneratedAssets)?;
     let translation: Translation = input.read(Section::PromptBundle)?;
-    let plan = &translation.plan;
-    let expect = Expectations {
-        width: plan.video.width,
-        height: plan.video.height,
-        fps: plan.video.fps,
-        duration_s: plan.duration_s(),
-        scene_count: plan.scenes.len(),
-        subtitle_languages: plan.subtitles.iter().map(|s| s.lang.clone()).collect(),
-    };
+    let expect = Expectations::from_plan(&translation.plan);
     let path = input.job_dir.join(&assets.output.video);
     let cfg = input.config.technical_qa.clone();
     let gate = input.config.quality_gates.technical;
