@@ -75,6 +75,20 @@ pub struct Config {
     pub logging: Logging,
     /// Where jobs and artifacts live.
     pub storage: Storage,
+    /// The static pricing table and where a dynamic one comes from.
+    pub pricing: Pricing,
+}
+
+/// The `pricing` section: a versioned static table, and optionally a file path or http(s)
+/// URL serving a newer one (refreshed every `financial.dynamicPricing.updateIntervalHours`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Pricing {
+    /// File path or `http(s)://` URL of a dynamic pricing table; `null` = static only.
+    pub source: Option<String>,
+    /// The static table, in force when there is no source (or it fails and
+    /// `fallbackToStatic` is on).
+    pub table: crate::finance::pricing::PricingTable,
 }
 
 /// Driver policy.
@@ -524,6 +538,18 @@ impl Config {
             unit(&format!("presets.{name}.minQuality"), p.min_quality)?;
             positive(&format!("presets.{name}.costPerMinute"), p.cost_per_minute)?;
         }
+        self.pricing.table.validate().map_err(|e| match e {
+            crate::finance::pricing::PricingError::Invalid { key, message } => {
+                invalid(format!("pricing.table.{key}"), message)
+            }
+            other => invalid("pricing.table", other.to_string()),
+        })?;
+        if self.pricing.source.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            return Err(invalid("pricing.source", "must be a file path or an http(s) URL, or null"));
+        }
+        if self.financial.dynamic_pricing.update_interval_hours == 0 {
+            return Err(invalid("financial.dynamicPricing.updateIntervalHours", "must be at least 1"));
+        }
         if self.logging.max_bytes < 1024 {
             return Err(invalid("logging.maxBytes", "must be at least 1024"));
         }
@@ -584,6 +610,24 @@ mod tests {
         let mut v = shipped();
         v["presets"]["quick_social"]["defaultTier"] = "ultra".into();
         assert!(error_for(v).contains("presets.quick_social.defaultTier"));
+    }
+
+    #[test]
+    fn pricing_section_is_typed_and_validated() {
+        let c = Config::builtin();
+        assert_eq!(c.pricing.table.currency, "USD");
+        assert!(c.pricing.table.cpu_second > 0.0);
+        assert!(c.pricing.source.is_none());
+        let mut v = shipped();
+        v["pricing"]["table"]["cpuSecond"] = (-1.0).into();
+        assert!(error_for(v).contains("pricing.table.cpuSecond"));
+        let mut v = shipped();
+        v["pricing"]["table"]["remoteBackends"] =
+            serde_json::json!({"cloud": {"pricePerOutputSecond": 0.01, "quality": 1.5}});
+        assert!(error_for(v).contains("pricing.table.remoteBackends.cloud.quality"));
+        let mut v = shipped();
+        v["pricing"]["table"]["currency"] = "EUR".into();
+        assert!(error_for(v).contains("pricing.table.currency"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The `aiprod` command line: `run`, `resume`, `jobs`, `config check`. The binary only
+//! The `aiprod` command line: `run`, `resume`, `jobs`, `config check`, `calibrate`, `cost`,
+//! `audit`. The binary only
 //! calls [`main`]; everything here is plain library code so tests can reach it.
 
+mod finance;
 mod progress;
 mod summary;
 
@@ -48,6 +50,15 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Measure what each stage costs on this machine (renders at every tier) and save the
+    /// cost model's coefficients in the data dir.
+    Calibrate(finance::CalibrateArgs),
+    /// Cost certificates, estimates, today's spend, presets and pricing.
+    #[command(subcommand)]
+    Cost(finance::CostCommand),
+    /// The hash-chained cost audit trail.
+    #[command(subcommand)]
+    Audit(finance::AuditCommand),
 }
 
 /// `aiprod run` options; each maps onto a field of the brief.
@@ -190,6 +201,9 @@ async fn dispatch(command: Command, config: Arc<Config>) -> ExitCode {
         Command::Jobs(JobsCommand::List) => list(store.as_ref()),
         Command::Jobs(JobsCommand::Show { id }) => show(store.as_ref(), &id),
         Command::Config(_) => ExitCode::SUCCESS,
+        Command::Calibrate(args) => finance::calibrate(args, config).await,
+        Command::Cost(c) => finance::cost(c, config, store).await,
+        Command::Audit(c) => finance::audit(c, store.as_ref()),
     }
 }
 
@@ -221,12 +235,22 @@ async fn run(args: RunArgs, config: Arc<Config>, store: Arc<SqliteStore>) -> Exi
     };
     let bars = Arc::new(progress::Bars::new(args.quiet || args.json));
     let data_dir = config.storage.data_dir.clone();
-    let driver = Driver::new(config, store.clone(), data_dir).with_observer(bars);
+    if !finance::refresh_pricing(&config, &store, false, args.json).await {
+        return ExitCode::FAILURE;
+    }
+    if let Err(code) = finance::daily_gate(&config, &store, args.json) {
+        return code;
+    }
+    let driver = Driver::new(config, store.clone(), data_dir).with_observer(bars).with_ledger(store.clone());
     let job = match driver.submit(&request, true) {
         Ok(job) => job,
         Err(DriverError::Invalid(e)) => {
             eprintln!("error: invalid brief: {e}");
             return ExitCode::from(EXIT_INVALID);
+        }
+        Err(DriverError::BudgetRefused(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(finance::EXIT_BUDGET);
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -287,7 +311,12 @@ fn finish(store: &dyn Store, driver: &Driver, id: &str, state: &State, out: Opti
 
 async fn resume(config: Arc<Config>, store: Arc<SqliteStore>) -> ExitCode {
     let data_dir = config.storage.data_dir.clone();
-    let driver = Driver::new(config, store.clone(), data_dir).with_observer(Arc::new(progress::Bars::new(false)));
+    if !finance::refresh_pricing(&config, &store, false, false).await {
+        return ExitCode::FAILURE;
+    }
+    let driver = Driver::new(config, store.clone(), data_dir)
+        .with_observer(Arc::new(progress::Bars::new(false)))
+        .with_ledger(store.clone());
     match driver.resume_all(&cancel_on_ctrl_c()).await {
         Ok(jobs) if jobs.is_empty() => {
             eprintln!("nothing to resume");

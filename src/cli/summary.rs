@@ -34,8 +34,12 @@ pub struct Summary {
     pub semantic: Option<f64>,
     /// Supervisor reasons.
     pub decision: Vec<String>,
-    /// Cost estimate and basis.
+    /// The signed cost certificate (estimate, tier, pricing version).
     pub cost: Option<Value>,
+    /// The tier decision: requested and chosen tier, reason.
+    pub tier_decision: Option<Value>,
+    /// Actual cost against the estimate (variance, overrun flag), once delivered.
+    pub cost_reconciliation: Option<Value>,
     /// Subtitle status per language.
     pub subtitles: Vec<Value>,
     /// Render facts (resolution, fps, frames, encode fps).
@@ -101,7 +105,17 @@ impl Summary {
                 .iter()
                 .filter_map(|r| r.as_str().map(str::to_owned))
                 .collect(),
-            cost: content(Section::CostCertification),
+            cost: content(Section::CostCertification).map(|c| c["certificate"].clone()),
+            tier_decision: content(Section::OptimizedBackendSelection).map(|s| {
+                serde_json::json!({
+                    "requested_tier": s["requested_tier"], "tier": s["tier"], "backend": s["backend"],
+                    "reason": s["orchestration"]["decision"]["reason"],
+                    "warnings": s["orchestration"]["decision"]["warnings"],
+                })
+            }),
+            cost_reconciliation: content(Section::DeliveryManifest)
+                .map(|d| d["cost"].clone())
+                .filter(|c| c.is_object()),
             subtitles: content(Section::PromptBundle)
                 .and_then(|p| p["languages"].as_array().cloned())
                 .unwrap_or_default(),
@@ -149,12 +163,43 @@ impl Summary {
             let _ = writeln!(s, "  decision: {reason}");
         }
         if let Some(c) = &self.cost {
+            let e = &c["estimate"];
             let _ = writeln!(
                 s,
-                "  cost: ${:.4} estimated ({} tier, ${}/min; basic estimate)",
-                c["estimate"].as_f64().unwrap_or(0.0),
-                c["tier"].as_str().unwrap_or("?"),
-                c["rate_per_minute"]
+                "  cost estimate: ${:.4} (${:.4}/min of output; {} tier via {}, pricing {}; {})",
+                e["total"].as_f64().unwrap_or(0.0),
+                e["cost_per_minute"].as_f64().unwrap_or(0.0),
+                c["chosen_tier"].as_str().unwrap_or("?"),
+                c["backend"].as_str().unwrap_or("?"),
+                c["pricing_version"].as_str().unwrap_or("?"),
+                c["calibration"].as_str().unwrap_or("?"),
+            );
+        }
+        if let Some(t) = &self.tier_decision
+            && t["requested_tier"] != t["tier"]
+        {
+            let _ = writeln!(
+                s,
+                "  tier changed: {} → {} ({})",
+                t["requested_tier"].as_str().unwrap_or("?"),
+                t["tier"].as_str().unwrap_or("?"),
+                t["reason"].as_str().unwrap_or("")
+            );
+        }
+        if let Some(r) = &self.cost_reconciliation {
+            let a = &r["actual"];
+            let flag = if r["overrun_flagged"] == Value::Bool(true) {
+                format!(" — OVERRUN beyond the allowed {}%", r["max_overrun_pct"])
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                s,
+                "  cost actual: ${:.4} (${:.4}/min of output, {:.2} CPU-s), variance {:+.1}% vs estimate{flag}",
+                a["total"].as_f64().unwrap_or(0.0),
+                a["cost_per_minute"].as_f64().unwrap_or(0.0),
+                a["cpu_s"].as_f64().unwrap_or(0.0),
+                r["variance_pct"].as_f64().unwrap_or(0.0),
             );
         }
         for l in &self.subtitles {

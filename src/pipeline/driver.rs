@@ -20,6 +20,9 @@ use super::machine::{Event, Machine, Rejection, Stage, State};
 use super::retry::{StageError, backoff};
 use super::stages::{self, StageInput};
 use crate::config::Config;
+use crate::finance::audit::CostLedger;
+use crate::finance::daily::{self, BudgetRefused};
+use crate::finance::{cpu, pricing};
 use crate::sanitize::{self, BriefRequest, FieldError};
 use crate::store::{JobRecord, NewEvent, NewJob, StepCommit, Store, StoreError};
 
@@ -36,6 +39,9 @@ pub enum DriverError {
     /// The brief failed validation.
     #[error(transparent)]
     Invalid(#[from] FieldError),
+    /// Today's spend has reached `financial.dailyLimit`; no job was created.
+    #[error(transparent)]
+    BudgetRefused(#[from] BudgetRefused),
 }
 
 /// Watches a job's progress: the CLI draws progress bars, the server forwards events.
@@ -60,6 +66,7 @@ pub struct Driver {
     store: Arc<dyn Store>,
     data_dir: PathBuf,
     observer: Arc<dyn Observer>,
+    ledger: Option<Arc<dyn CostLedger>>,
 }
 
 /// The seed for a job's randomness: the first 8 bytes of SHA-256(job id), so a re-run stage
@@ -72,7 +79,15 @@ pub fn seed_for(job_id: &str) -> u64 {
 impl Driver {
     /// A driver over `store`, writing artifacts under `data_dir/jobs/<id>/`.
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>, data_dir: impl Into<PathBuf>) -> Self {
-        Self { config, store, data_dir: data_dir.into(), observer: Arc::new(NoObserver) }
+        Self { config, store, data_dir: data_dir.into(), observer: Arc::new(NoObserver), ledger: None }
+    }
+
+    /// Record cost decisions in (and read the pricing table in force from) this audit trail.
+    /// Without one, the costing stage uses the static pricing table and says in memory that
+    /// its decision was not audited.
+    pub fn with_ledger(mut self, ledger: Arc<dyn CostLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     /// Report progress to `observer`.
@@ -91,9 +106,12 @@ impl Driver {
         self.data_dir.join("jobs").join(id)
     }
 
-    /// Validate a brief and create its job. Nothing is stored for an invalid brief.
+    /// Validate a brief and create its job. Nothing is stored for an invalid brief, nor when
+    /// today's spend has reached `financial.dailyLimit` ([`DriverError::BudgetRefused`]).
     pub fn submit(&self, request: &BriefRequest, auto_approve: bool) -> Result<JobRecord, DriverError> {
         let clean = sanitize::sanitize(request, &self.config)?;
+        let prices = pricing::current(&self.config, self.ledger.as_deref());
+        daily::status(self.store.as_ref(), &self.config, &prices, chrono::Utc::now())?.admit()?;
         let job = self.store.create_job(&NewJob {
             id: uuid::Uuid::new_v4().to_string(),
             request: serde_json::to_value(request).map_err(StoreError::Json)?,
@@ -155,6 +173,8 @@ impl Driver {
         let timeout = self.config.orchestrator.timeout(stage.name());
         let attempts = AtomicU32::new(0);
         let started = Instant::now();
+        // Process CPU time around the whole stage (all attempts): the actual cost's input.
+        let cpu_before = cpu::process_cpu_time();
         let run_once = || async {
             let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
             self.observer.stage_started(&job.id, stage, attempt);
@@ -166,6 +186,8 @@ impl Driver {
                 store: self.store.as_ref(),
                 job,
                 job_dir: &job_dir,
+                data_dir: &self.data_dir,
+                ledger: self.ledger.as_deref(),
                 agent: AgentContext {
                     seed: seed_for(&job.id),
                     cancel: token.clone(),
@@ -205,9 +227,18 @@ impl Driver {
             })
             .await;
         let duration_ms = started.elapsed().as_millis() as u64;
+        let cpu_ms = cpu::process_cpu_time().saturating_sub(cpu_before).as_millis() as u64;
+        let with_cpu = |detail: Option<serde_json::Value>| match detail {
+            Some(serde_json::Value::Object(mut m)) => {
+                m.insert("cpu_ms".into(), cpu_ms.into());
+                Some(serde_json::Value::Object(m))
+            }
+            Some(other) => Some(json!({"cpu_ms": cpu_ms, "stage_detail": other})),
+            None => Some(json!({"cpu_ms": cpu_ms})),
+        };
         let attempt = attempts.load(Ordering::SeqCst);
         match result {
-            Ok(out) => self.commit(job, out.event, out.writes, duration_ms, attempt, None, out.detail),
+            Ok(out) => self.commit(job, out.event, out.writes, duration_ms, attempt, None, with_cpu(out.detail)),
             Err(StageError::Cancelled) => self.commit(
                 job,
                 Event::Cancel,
@@ -215,12 +246,12 @@ impl Driver {
                 duration_ms,
                 attempt,
                 Some(format!("cancelled during {}", stage.name())),
-                None,
+                with_cpu(None),
             ),
             Err(e) => {
                 let error = e.to_string();
                 let event = Event::StageFailed { stage: stage.name().into(), error: error.clone() };
-                self.commit(job, event, vec![], duration_ms, attempt, Some(error), None)
+                self.commit(job, event, vec![], duration_ms, attempt, Some(error), with_cpu(None))
             }
         }
     }

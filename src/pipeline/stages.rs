@@ -20,7 +20,10 @@ use sha2::{Digest, Sha256};
 use super::machine::{Event, Stage, State};
 use super::retry::StageError;
 use crate::config::{Config, PipelineKind};
-use crate::finance::{self, CostEstimate};
+use crate::finance::audit::{AuditKind, CostLedger};
+use crate::finance::certificate::{self, Certificate, CostKey};
+use crate::finance::model::Calibration;
+use crate::finance::{self, FastTrackCheck, Orchestration, Reconciliation, daily, pricing, routing};
 use crate::memory::{MemoryWrite, Section};
 use crate::qa_gate::{self, Expectations, TechnicalReport};
 use crate::sanitize::{self, BriefRequest, SanitizedInput};
@@ -36,6 +39,10 @@ pub struct StageInput<'a> {
     pub job: &'a JobRecord,
     /// The job's artifact directory.
     pub job_dir: &'a Path,
+    /// The data directory (calibration file, signing key).
+    pub data_dir: &'a Path,
+    /// The cost audit trail, when the driver has one.
+    pub ledger: Option<&'a dyn CostLedger>,
     /// Seed, cancellation and progress for agents.
     pub agent: AgentContext,
 }
@@ -113,6 +120,27 @@ pub struct Routing {
     pub fast_track: bool,
     /// Why, in words.
     pub reason: String,
+    /// The `forceFastTrackIfCostExceeds` check on the brief's estimate.
+    #[serde(default)]
+    pub cost_check: Option<FastTrackCheck>,
+}
+
+/// The brief's estimate on its requested tier, checked against
+/// `financial.forceFastTrackIfCostExceeds`. Done here, before planning, because the fast track
+/// is a planning decision; the costing stage records the same check on the final plan.
+fn fast_track_cost_check(input: &StageInput<'_>, brief: &SanitizedInput) -> Option<FastTrackCheck> {
+    let prices = pricing::current(input.config, input.ledger);
+    let calibration = Calibration::load_or_default(input.data_dir);
+    finance::orchestrate(
+        input.config,
+        &prices,
+        &calibration,
+        brief,
+        brief.duration_sec as f64,
+        routing::DailyLevel::Normal,
+    )
+    .ok()
+    .map(|o| o.fast_track_check)
 }
 
 fn route(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
@@ -120,7 +148,17 @@ fn route(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     let c = planner::complexity(&brief.content, brief.duration_sec);
     let ft = &input.config.fast_track;
     let preset_fast = input.config.presets.get(&brief.preset).is_some_and(|p| p.pipeline == PipelineKind::Fast);
-    let (fast_track, reason) = if !preset_fast {
+    let cost_check = fast_track_cost_check(input, &brief);
+    let (fast_track, reason) = if let Some(check) = cost_check.as_ref().filter(|c| c.exceeded) {
+        (
+            true,
+            format!(
+                "fast track forced by financial.forceFastTrackIfCostExceeds: estimate ${:.4} > ${} (both paths use the \
+                 deterministic planner in this build, so this caps the scene count rather than the render cost)",
+                check.estimate, check.threshold
+            ),
+        )
+    } else if !preset_fast {
         (false, format!("preset '{}' always takes the full path", brief.preset))
     } else if c.score >= ft.activation_complexity_max {
         (false, format!("complexity {:.3} ≥ {}", c.score, ft.activation_complexity_max))
@@ -131,7 +169,7 @@ fn route(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     } else {
         (true, format!("complexity {:.3} < {}", c.score, ft.activation_complexity_max))
     };
-    let routing = Routing { complexity: c, fast_track, reason };
+    let routing = Routing { complexity: c, fast_track, reason, cost_check };
     Ok(StageOutput {
         event: Event::Routed { fast_track },
         detail: Some(
@@ -225,26 +263,142 @@ async fn translate(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     })
 }
 
+/// What the costing stage journals in `optimized_backend_selection`: the tier and backend
+/// chosen, the render settings that follow from them (the render and technical QA stages
+/// read `video` from here, so a tier change re-sizes the render), and the whole decision with
+/// the alternatives it rejected.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackendSelection {
+    /// The tier rendered.
+    pub tier: String,
+    /// `local-cpu` or `remote:<name>`.
+    pub backend: String,
+    /// The tier the brief asked for.
+    pub requested_tier: String,
+    /// Encoder settings of the chosen tier, sized for the brief's aspect ratio.
+    pub video: VideoSettings,
+    /// The FinancialOrchestrator's decision, every option priced, the rules applied.
+    pub orchestration: Orchestration,
+    /// Sequence number of the audit entry recording the decision, or why there is none.
+    pub audit: Value,
+}
+
+/// What the costing stage journals in `cost_certification`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CostCertification {
+    /// The signed certificate (also written to `cost_certificate.json`).
+    pub certificate: Certificate,
+    /// The brief's budget.
+    pub budget: Option<f64>,
+    /// The chosen option breaks a money rule (the supervisor reviews it).
+    pub over_budget: bool,
+    /// The day's spend when the job was costed.
+    pub daily: daily::DailyStatus,
+    /// Where the signing key came from.
+    pub signing_key: String,
+}
+
 fn cost(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
-    let estimate = finance::estimate(input.config, &brief.tier, brief.duration_sec as f64, brief.budget)
+    let translation: Translation = input.read(Section::PromptBundle)?;
+    let prices = pricing::current(input.config, input.ledger);
+    let calibration = Calibration::load_or_default(input.data_dir);
+    let day = daily::status(input.store, input.config, &prices, chrono::Utc::now())
+        .map_err(|e| StageError::Transient(format!("reading today's spend: {e}")))?;
+    let duration_s = translation.plan.duration_s();
+    let orch = finance::orchestrate(input.config, &prices, &calibration, &brief, duration_s, day.level)
         .map_err(|e| StageError::Permanent(e.to_string()))?;
+    let chosen = &orch.decision.chosen;
+    let tier_brief = SanitizedInput { tier: chosen.tier.clone(), ..brief.clone() };
+    let video = video_settings(input.config, &tier_brief)?;
+    let backend = if chosen.name.starts_with("remote:") { chosen.name.clone() } else { finance::LOCAL_BACKEND.into() };
+
+    let key = CostKey::load(input.data_dir).map_err(|e| StageError::Permanent(e.to_string()))?;
+    let inputs = json!({
+        "brief": brief, "duration_s": duration_s, "scenes": translation.plan.scenes.len(),
+        "video": video, "pricing": prices, "calibration": calibration,
+    });
+    let cert = Certificate {
+        job: input.job.id.clone(),
+        inputs_hash: certificate::inputs_hash(&inputs),
+        pricing_version: prices.version.clone(),
+        estimate: orch.estimate.clone(),
+        chosen_tier: chosen.tier.clone(),
+        backend: backend.clone(),
+        calibration: orch.calibration.clone(),
+        issued_at: finance::audit::timestamp(chrono::Utc::now()),
+        key_id: String::new(),
+        signature: String::new(),
+    }
+    .sign(&key)
+    .map_err(|e| StageError::Permanent(e.to_string()))?;
+    cert.write(&input.job_dir.join("cost_certificate.json"))
+        .map_err(|e| StageError::Transient(format!("writing cost_certificate.json: {e}")))?;
+
+    let audit = match input.ledger {
+        Some(ledger) => {
+            let payload = json!({
+                "requested_tier": brief.tier, "chosen": chosen.name, "tier": chosen.tier, "backend": backend,
+                "estimate": orch.estimate.total, "cost_per_minute": orch.estimate.cost_per_minute,
+                "reason": orch.decision.reason, "downgraded": orch.decision.downgraded,
+            "over_budget": orch.decision.over_budget,
+                "warnings": orch.decision.warnings,
+                "rejected": orch.decision.alternatives.iter()
+                    .map(|a| json!({"name": a.candidate.name, "estimate": a.candidate.estimate, "reasons": a.reasons}))
+                    .collect::<Vec<_>>(),
+                "fast_track_check": orch.fast_track_check,
+                "daily": {"spent": day.spent, "limit": day.limit, "level": day.level},
+                "pricing_version": prices.version, "inputs_hash": cert.inputs_hash, "signature": cert.signature,
+            });
+            let entry = ledger
+                .append(AuditKind::CostDecision, Some(&input.job.id), &payload)
+                .map_err(|e| StageError::Transient(format!("audit trail: {e}")))?;
+            json!({"seq": entry.seq, "hash": entry.hash})
+        }
+        None => json!({"seq": null, "note": "no audit trail attached to this driver; the decision was not audited"}),
+    };
     let preset = input.config.presets.get(&brief.preset);
     let plan_review = preset.is_some_and(|p| p.plan_review) && !input.job.auto_approve;
-    let selection = json!({
-        "tier": brief.tier,
-        "backend": "local-cpu",
-        "reason": "all stages run locally; the tier comes from the brief or its preset",
-        "alternatives": [],
+    let detail = json!({
+        "estimate": orch.estimate.total, "cost_per_minute": orch.estimate.cost_per_minute,
+        "tier": chosen.tier, "requested_tier": brief.tier, "downgraded": orch.decision.downgraded,
+        "over_budget": orch.decision.over_budget, "calibrated": orch.calibrated,
     });
+    let certification = CostCertification {
+        certificate: cert,
+        budget: brief.budget,
+        over_budget: orch.decision.over_budget,
+        daily: day,
+        signing_key: format!("{} (key id {})", key.origin, key.id()),
+    };
+    let selection = BackendSelection {
+        tier: chosen.tier.clone(),
+        backend,
+        requested_tier: brief.tier.clone(),
+        video,
+        orchestration: orch,
+        audit,
+    };
     Ok(StageOutput {
         event: Event::Costed { plan_review },
-        detail: Some(json!({"estimate": estimate.estimate, "tier": brief.tier})),
+        detail: Some(detail),
         writes: vec![
-            input.write(Section::CostCertification, Stage::Cost, &estimate, None)?,
-            MemoryWrite::by_stage(Section::OptimizedBackendSelection, Stage::Cost.name(), selection, None),
+            input.write(Section::CostCertification, Stage::Cost, &certification, None)?,
+            input.write(Section::OptimizedBackendSelection, Stage::Cost, &selection, None)?,
         ],
     })
+}
+
+/// The encoder settings to render with: the costing stage's choice when it made one, else the
+/// render plan's own (jobs costed before tier selection existed).
+fn selected_video(input: &StageInput<'_>, plan_video: &VideoSettings) -> Result<VideoSettings, StageError> {
+    let entry = input
+        .store
+        .section(&input.job.id, Section::OptimizedBackendSelection)
+        .map_err(|e| StageError::Transient(format!("reading optimized_backend_selection: {e}")))?;
+    Ok(entry
+        .and_then(|e| serde_json::from_value::<VideoSettings>(e.content["video"].clone()).ok())
+        .unwrap_or_else(|| plan_video.clone()))
 }
 
 /// What the render stage journals: the render's output with paths relative to the job
@@ -264,6 +418,7 @@ fn relative(job_dir: &Path, p: &Path) -> PathBuf {
 async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutput, StageError> {
     let translation: Translation = input.read(Section::PromptBundle)?;
     let mut plan = translation.plan;
+    plan.video = selected_video(input, &plan.video)?;
     if attempt > 1 {
         // A re-render after a failed technical check: trade speed for robustness.
         plan.video.x264_preset = "medium".into();
@@ -306,7 +461,9 @@ async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutpu
 async fn technical_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     let assets: GeneratedAssets = input.read(Section::GeneratedAssets)?;
     let translation: Translation = input.read(Section::PromptBundle)?;
-    let expect = Expectations::from_plan(&translation.plan);
+    let mut plan = translation.plan;
+    plan.video = selected_video(input, &plan.video)?;
+    let expect = Expectations::from_plan(&plan);
     let path = input.job_dir.join(&assets.output.video);
     let cfg = input.config.technical_qa.clone();
     let gate = input.config.quality_gates.technical;
@@ -355,13 +512,13 @@ fn supervise(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
     let technical: TechnicalReport = input.read(Section::TechnicalValidationReport)?;
     let semantic: SemanticReport = input.read(Section::ConsistencyReport)?;
-    let cost: CostEstimate = input.read(Section::CostCertification)?;
+    let cost: CostCertification = input.read(Section::CostCertification)?;
     let s = &input.config.supervisor;
     let verdict = supervisor::decide(
         &Inputs {
             quality: semantic.score,
             technical: technical.technical_score,
-            cost: cost.estimate,
+            cost: cost.certificate.estimate.total,
             budget: brief.budget,
         },
         &Thresholds {
@@ -425,6 +582,34 @@ fn list_files(dir: &Path, root: &Path, out: &mut Vec<Deliverable>) -> std::io::R
     Ok(())
 }
 
+/// Actual cost against the certified estimate; `Null` (with a note) for a job costed before
+/// certificates existed.
+fn reconcile(input: &StageInput<'_>, bytes: u64) -> Result<Value, StageError> {
+    let Some(entry) = input
+        .store
+        .section(&input.job.id, Section::CostCertification)
+        .map_err(|e| StageError::Transient(format!("reading cost_certification: {e}")))?
+    else {
+        return Ok(json!({"note": "no cost certificate: nothing to reconcile"}));
+    };
+    let Ok(cert) = serde_json::from_value::<CostCertification>(entry.content) else {
+        return Ok(json!({"note": "the cost certification predates the cost model: nothing to reconcile"}));
+    };
+    let history = input.store.history(&input.job.id).map_err(|e| StageError::Transient(format!("history: {e}")))?;
+    let prices = pricing::current(input.config, input.ledger);
+    let r: Reconciliation = finance::reconcile(input.config, &prices, &cert.certificate.estimate, &history, bytes);
+    if let Some(ledger) = input.ledger {
+        let payload = json!({
+            "estimate": r.estimate, "actual": r.actual.total, "variance_pct": r.variance_pct,
+            "overrun_flagged": r.overrun_flagged, "pricing_version": prices.version,
+        });
+        ledger
+            .append(AuditKind::CostReconciled, Some(&input.job.id), &payload)
+            .map_err(|e| StageError::Transient(format!("audit trail: {e}")))?;
+    }
+    to_value(&r)
+}
+
 fn deliver(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     let translation: Translation = input.read(Section::PromptBundle)?;
     let mut files = Vec::new();
@@ -433,11 +618,13 @@ fn deliver(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     if !files.iter().any(|f| f.path == "video.mp4") {
         return Err(StageError::Permanent(format!("{} has no video.mp4 to deliver", input.job_dir.display())));
     }
+    let reconciliation = reconcile(input, files.iter().map(|f| f.bytes).sum())?;
     let manifest = json!({
         "job_id": input.job.id,
         "directory": input.job_dir,
         "files": files,
         "subtitles": translation.languages,
+        "cost": reconciliation,
     });
     Ok(StageOutput {
         event: Event::DeliveryPacked,

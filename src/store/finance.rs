@@ -1,0 +1,69 @@
+//! The SQLite side of the cost audit trail (table `cost_audit`, migration 0002).
+
+use rusqlite::{OptionalExtension, params};
+use serde_json::Value;
+
+use super::{SqliteStore, StoreError};
+use crate::finance::audit::{AuditEntry, AuditKind, CostLedger, GENESIS, entry_hash, timestamp};
+use crate::finance::pricing::PricingTable;
+
+impl CostLedger for SqliteStore {
+    fn append(&self, kind: AuditKind, job_id: Option<&str>, payload: &Value) -> Result<AuditEntry, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let last: Option<(i64, String)> = tx
+            .query_row("SELECT seq, hash FROM cost_audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (seq, prev_hash) = last.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_owned()));
+        let at = timestamp(chrono::Utc::now());
+        let hash = entry_hash(seq, &at, kind.as_str(), job_id, payload, &prev_hash);
+        tx.execute(
+            "INSERT INTO cost_audit (seq, at, kind, job_id, payload_json, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![seq, at, kind.as_str(), job_id, payload.to_string(), prev_hash, hash],
+        )?;
+        tx.commit()?;
+        Ok(AuditEntry {
+            seq,
+            at,
+            kind: kind.as_str().into(),
+            job_id: job_id.map(str::to_owned),
+            payload: payload.clone(),
+            prev_hash,
+            hash,
+        })
+    }
+
+    fn entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT seq, at, kind, job_id, payload_json, prev_hash, hash FROM cost_audit ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| {
+            let payload: String = r.get(4)?;
+            Ok(AuditEntry {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                kind: r.get(2)?,
+                job_id: r.get(3)?,
+                // A payload that is no longer JSON is kept as a string so verification names it.
+                payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
+                prev_hash: r.get(5)?,
+                hash: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn latest_pricing(&self) -> Result<Option<PricingTable>, StoreError> {
+        let payload: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT payload_json FROM cost_audit WHERE kind = 'pricing_update' ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(payload) = payload else { return Ok(None) };
+        let v: Value = serde_json::from_str(&payload)?;
+        Ok(Some(serde_json::from_value(v["table"].clone())?))
+    }
+}
