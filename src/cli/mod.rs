@@ -1,7 +1,8 @@
-//! The `aiprod` command line: `run`, `resume`, `jobs`, `config check`. The binary only
+//! The `aiprod` command line: `run`, `resume`, `jobs`, `config check`, `serve`, `keys`. The binary only
 //! calls [`main`]; everything here is plain library code so tests can reach it.
 
 mod progress;
+pub mod service;
 mod summary;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +49,11 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the REST API, the ICC web client and the workers.
+    Serve(service::ServeArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(service::KeysCommand),
 }
 
 /// `aiprod run` options; each maps onto a field of the brief.
@@ -190,6 +196,8 @@ async fn dispatch(command: Command, config: Arc<Config>) -> ExitCode {
         Command::Jobs(JobsCommand::List) => list(store.as_ref()),
         Command::Jobs(JobsCommand::Show { id }) => show(store.as_ref(), &id),
         Command::Config(_) => ExitCode::SUCCESS,
+        Command::Serve(args) => service::serve(args, config).await,
+        Command::Keys(k) => service::keys(k, store.as_ref()),
     }
 }
 
