@@ -77,6 +77,9 @@ pub struct Config {
     pub storage: Storage,
     /// The static pricing table and where a dynamic one comes from.
     pub pricing: Pricing,
+    /// `aiprod serve`: bind address, workers, queue, rate limits, CORS, webhooks.
+    #[serde(default)]
+    pub service: Service,
 }
 
 /// The `pricing` section: a versioned static table, and optionally a file path or http(s)
@@ -89,6 +92,87 @@ pub struct Pricing {
     /// The static table, in force when there is no source (or it fails and
     /// `fallbackToStatic` is on).
     pub table: crate::finance::pricing::PricingTable,
+}
+
+/// The HTTP service (`aiprod serve`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Service {
+    /// Address to listen on. `AIPROD_BIND` overrides.
+    pub bind: String,
+    /// Jobs driven at once; each render also uses the encoder's threads.
+    pub workers: usize,
+    /// Jobs waiting for a worker beyond which submissions get 429.
+    pub max_queued_jobs: i64,
+    /// Seconds a shutdown waits for running stages to stop at a checkpoint.
+    pub shutdown_grace_sec: f64,
+    /// Per-key request rate limits.
+    pub rate_limit: RateLimits,
+    /// Origins allowed to call the API from a browser (CORS); empty = same origin only.
+    pub cors_origins: Vec<String>,
+    /// Terminal-state callbacks.
+    pub webhooks: Webhooks,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            workers: 2,
+            max_queued_jobs: 100,
+            shutdown_grace_sec: 10.0,
+            rate_limit: RateLimits::default(),
+            cors_origins: Vec::new(),
+            webhooks: Webhooks::default(),
+        }
+    }
+}
+
+/// Token-bucket limits: a default for every key and overrides by key name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct RateLimits {
+    /// The limit of keys without an override.
+    pub default: RateLimit,
+    /// Limits by API key name.
+    pub per_key: BTreeMap<String, RateLimit>,
+}
+
+/// One key's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Sustained requests per minute.
+    pub per_minute: f64,
+    /// Requests allowed in a burst above the sustained rate.
+    pub burst: f64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self { per_minute: 600.0, burst: 60.0 }
+    }
+}
+
+/// Webhook delivery policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Webhooks {
+    /// Allow callbacks to loopback and private addresses (off: they could reach internal
+    /// services).
+    pub allow_private: bool,
+    /// Delivery attempts before giving up.
+    pub max_attempts: u32,
+    /// First retry delay; doubles each attempt.
+    pub backoff_ms: u64,
+    /// Per-attempt timeout.
+    pub timeout_sec: f64,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Self { allow_private: false, max_attempts: 5, backoff_ms: 500, timeout_sec: 10.0 }
+    }
 }
 
 /// Driver policy.
@@ -388,6 +472,10 @@ impl Config {
         if let Ok(dir) = std::env::var("AIPROD_DATA_DIR") {
             config.storage.data_dir = PathBuf::from(dir);
         }
+        if let Ok(bind) = std::env::var("AIPROD_BIND") {
+            config.service.bind = bind;
+            config.validate()?;
+        }
         Ok(config)
     }
 
@@ -550,6 +638,37 @@ impl Config {
         if self.financial.dynamic_pricing.update_interval_hours == 0 {
             return Err(invalid("financial.dynamicPricing.updateIntervalHours", "must be at least 1"));
         }
+        let sv = &self.service;
+        sv.bind
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| invalid("service.bind", format!("'{}' is not an address:port: {e}", sv.bind)))?;
+        if !(1..=64).contains(&sv.workers) {
+            return Err(invalid("service.workers", "must be within 1..64"));
+        }
+        if sv.max_queued_jobs < 1 {
+            return Err(invalid("service.maxQueuedJobs", "must be at least 1"));
+        }
+        positive("service.shutdownGraceSec", sv.shutdown_grace_sec)?;
+        positive("service.webhooks.timeoutSec", sv.webhooks.timeout_sec)?;
+        if sv.webhooks.max_attempts == 0 {
+            return Err(invalid("service.webhooks.maxAttempts", "must be at least 1"));
+        }
+        let limits = std::iter::once(("default".to_owned(), &sv.rate_limit.default))
+            .chain(sv.rate_limit.per_key.iter().map(|(k, v)| (format!("perKey.{k}"), v)));
+        for (name, l) in limits {
+            positive(&format!("service.rateLimit.{name}.perMinute"), l.per_minute)?;
+            if !(l.burst >= 1.0 && l.burst.is_finite()) {
+                return Err(invalid(format!("service.rateLimit.{name}.burst"), "must be at least 1"));
+            }
+        }
+        for (i, o) in sv.cors_origins.iter().enumerate() {
+            if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
+                return Err(invalid(
+                    format!("service.corsOrigins[{i}]"),
+                    format!("'{o}' is not an origin like https://example.com"),
+                ));
+            }
+        }
         if self.logging.max_bytes < 1024 {
             return Err(invalid("logging.maxBytes", "must be at least 1024"));
         }
@@ -579,6 +698,21 @@ mod tests {
         assert_eq!(c.semantic_qa.criteria["narrativeAdherence"].threshold, 0.8);
         assert!(c.presets["brand_campaign"].plan_review);
         assert!(!c.presets["quick_social"].plan_review);
+    }
+
+    #[test]
+    fn service_section_is_validated() {
+        let c = Config::builtin();
+        assert_eq!(c.service.bind, "127.0.0.1:8080");
+        let mut v = shipped();
+        v["service"]["bind"] = "localhost".into();
+        assert!(error_for(v).contains("service.bind"));
+        let mut v = shipped();
+        v["service"]["rateLimit"]["perKey"]["bench"] = serde_json::json!({"perMinute": 0, "burst": 5});
+        assert!(error_for(v).contains("service.rateLimit.perKey.bench.perMinute"));
+        let mut v = shipped();
+        v["service"]["corsOrigins"] = serde_json::json!(["example.com"]);
+        assert!(error_for(v).contains("service.corsOrigins[0]"));
     }
 
     #[test]

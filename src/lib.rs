@@ -10,7 +10,9 @@
 //! - [`finance`]: the basic cost estimate.
 //! - [`qa_gate`]: the TechnicalQaGate; probes a produced MP4 with FFmpeg and scores it.
 //! - [`telemetry`]: console and size-rotated file logging.
+//! - [`api`]: `aiprod serve`: the REST API, workers, webhooks and the ICC web client.
 //! - [`cli`]: the `aiprod` commands (the binary only parses arguments).
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod finance;

@@ -1,9 +1,10 @@
 //! The `aiprod` command line: `run`, `resume`, `jobs`, `config check`, `calibrate`, `cost`,
-//! `audit`. The binary only
+//! `audit`, `serve`, `keys`. The binary only
 //! calls [`main`]; everything here is plain library code so tests can reach it.
 
 mod finance;
 mod progress;
+pub mod service;
 mod summary;
 
 use std::path::{Path, PathBuf};
@@ -59,6 +60,11 @@ pub enum Command {
     /// The hash-chained cost audit trail.
     #[command(subcommand)]
     Audit(finance::AuditCommand),
+    /// Run the REST API, the ICC web client and the workers.
+    Serve(service::ServeArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(service::KeysCommand),
 }
 
 /// `aiprod run` options; each maps onto a field of the brief.
@@ -204,6 +210,8 @@ async fn dispatch(command: Command, config: Arc<Config>) -> ExitCode {
         Command::Calibrate(args) => finance::calibrate(args, config).await,
         Command::Cost(c) => finance::cost(c, config, store).await,
         Command::Audit(c) => finance::audit(c, store.as_ref()),
+        Command::Serve(args) => service::serve(args, config).await,
+        Command::Keys(k) => service::keys(k, store.as_ref()),
     }
 }
 

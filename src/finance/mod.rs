@@ -307,3 +307,30 @@ pub fn reconcile(
         actual,
     }
 }
+
+/// Why a brief could not be quoted before its job exists.
+#[derive(Debug, thiserror::Error)]
+pub enum QuoteError {
+    /// The routing rules or certificate failed.
+    #[error(transparent)]
+    Finance(#[from] FinanceError),
+    /// Today's spend could not be read.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// The quote for a sanitised brief before any job runs — what `POST /v1/cost-estimate` and a
+/// submission answer: the pricing table in force, this data dir's calibration (or the
+/// documented defaults, which the result says), and today's budget level.
+pub fn quote_brief(
+    config: &Config,
+    store: &dyn crate::store::Store,
+    data_dir: &std::path::Path,
+    ledger: Option<&dyn audit::CostLedger>,
+    brief: &SanitizedInput,
+) -> Result<Orchestration, QuoteError> {
+    let prices = pricing::current(config, ledger);
+    let level = daily::status(store, config, &prices, chrono::Utc::now())?.level;
+    let calibration = Calibration::load_or_default(data_dir);
+    Ok(orchestrate(config, &prices, &calibration, brief, brief.duration_sec as f64, level)?)
+}

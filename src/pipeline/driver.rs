@@ -67,6 +67,7 @@ pub struct Driver {
     data_dir: PathBuf,
     observer: Arc<dyn Observer>,
     ledger: Option<Arc<dyn CostLedger>>,
+    shutdown: Option<CancelToken>,
 }
 
 /// The seed for a job's randomness: the first 8 bytes of SHA-256(job id), so a re-run stage
@@ -79,7 +80,7 @@ pub fn seed_for(job_id: &str) -> u64 {
 impl Driver {
     /// A driver over `store`, writing artifacts under `data_dir/jobs/<id>/`.
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>, data_dir: impl Into<PathBuf>) -> Self {
-        Self { config, store, data_dir: data_dir.into(), observer: Arc::new(NoObserver), ledger: None }
+        Self { config, store, data_dir: data_dir.into(), observer: Arc::new(NoObserver), ledger: None, shutdown: None }
     }
 
     /// Record cost decisions in (and read the pricing table in force from) this audit trail.
@@ -88,6 +89,38 @@ impl Driver {
     pub fn with_ledger(mut self, ledger: Arc<dyn CostLedger>) -> Self {
         self.ledger = Some(ledger);
         self
+    }
+
+    /// Stop at the next checkpoint when `token` trips, without ending the job: the server's
+    /// graceful shutdown. A stage interrupted this way is journaled as `interrupted` and runs
+    /// again when the job is next driven (stages are idempotent). Job tokens passed to
+    /// [`Driver::drive`] should be children of it, so running stages stop at once.
+    pub fn with_shutdown(mut self, token: CancelToken) -> Self {
+        self.shutdown = Some(token);
+        self
+    }
+
+    fn shutting_down(&self) -> bool {
+        self.shutdown.as_ref().is_some_and(CancelToken::is_cancelled)
+    }
+
+    /// The configuration the driver runs with.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// Apply a human decision (approve, request changes, reject, cancel) to a job, with its
+    /// author in the history. The machine decides whether the job's state accepts it:
+    /// [`DriverError::Rejected`] when it does not (nothing changes, the refusal is journaled),
+    /// [`StoreError::Conflict`] when the job moved on meanwhile. Returns the new state.
+    pub fn apply_human(&self, id: &str, event: Event, author: &str) -> Result<State, DriverError> {
+        let job = self.store.job(id)?;
+        let error = match &event {
+            Event::Reject { reason } => Some(reason.clone()),
+            _ => None,
+        };
+        self.commit(&job, event, vec![], 0, 0, error, Some(json!({"author": author})))?;
+        Ok(self.store.job(id)?.state)
     }
 
     /// Report progress to `observer`.
@@ -148,6 +181,9 @@ impl Driver {
             let job = self.store.job(id)?;
             let state = job.state.clone();
             if state.is_terminal() {
+                return Ok(state);
+            }
+            if self.shutting_down() {
                 return Ok(state);
             }
             if cancel.is_cancelled() {
@@ -239,6 +275,18 @@ impl Driver {
         let attempt = attempts.load(Ordering::SeqCst);
         match result {
             Ok(out) => self.commit(job, out.event, out.writes, duration_ms, attempt, None, with_cpu(out.detail)),
+            Err(StageError::Cancelled) if self.shutting_down() => {
+                let event = NewEvent {
+                    event: "interrupted".into(),
+                    duration_ms,
+                    attempt,
+                    error: Some(format!("{} interrupted by a server shutdown; it runs again on resume", stage.name())),
+                    detail: Some(json!({"stage": stage.name()})),
+                };
+                self.store.append_event(&job.id, &job.state, &event)?;
+                info!(job = %job.id, stage = stage.name(), "stage interrupted by shutdown");
+                Ok(())
+            }
             Err(StageError::Cancelled) => self.commit(
                 job,
                 Event::Cancel,

@@ -184,7 +184,31 @@ fn readable_caption_chars(duration_s: u32, scenes: usize) -> usize {
     ((duration_s as usize * 15) / scenes.max(1)).clamp(24, 72)
 }
 
+/// Whether a memory entry was written by a person (plan review) rather than a stage.
+pub fn is_human_author(author: &str) -> bool {
+    !author.starts_with("stage:")
+}
+
 async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, StageError> {
+    // A reviewer's edited manifest is the plan: keep it instead of planning again (the
+    // job comes back here after "request changes" with edits).
+    let latest = input
+        .store
+        .section(&input.job.id, Section::ProductionManifest)
+        .map_err(|e| StageError::Transient(format!("reading {}: {e}", Section::ProductionManifest)))?;
+    if let Some(entry) = latest.filter(|e| is_human_author(&e.author)) {
+        let manifest: ProductionManifest = serde_json::from_value(entry.content).map_err(|e| {
+            StageError::Permanent(format!("the human-edited {} is malformed: {e}", Section::ProductionManifest))
+        })?;
+        return Ok(StageOutput {
+            event: Event::Planned,
+            detail: Some(json!({
+                "kept_human_manifest": {"version": entry.version, "author": entry.author},
+                "scenes": manifest.scenes.len(),
+            })),
+            writes: vec![input.write(Section::ConsistencyMarkers, Stage::Plan, &manifest.markers, None)?],
+        });
+    }
     let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
     let max_scenes = if fast_track { input.config.fast_track.max_scenes } else { 8 };
     let request = PlanRequest {
@@ -244,16 +268,28 @@ pub fn video_settings(config: &Config, brief: &SanitizedInput) -> Result<VideoSe
     })
 }
 
+/// The visual translator's render plan and subtitles for `manifest`: the translating
+/// stage's work, also run when a reviewer edits the manifest during plan review so the
+/// approved plan is the one rendered.
+pub async fn translation_for(
+    config: &Config,
+    brief: &SanitizedInput,
+    manifest: ProductionManifest,
+    ctx: &AgentContext,
+) -> Result<agents::AgentOutput<Translation>, StageError> {
+    let request = TranslateRequest {
+        manifest,
+        video: video_settings(config, brief)?,
+        transition_s: config.render.transition_sec,
+        languages: brief.languages.clone(),
+    };
+    Ok(VisualTranslator.run(request, ctx).await?)
+}
+
 async fn translate(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
     let manifest: ProductionManifest = input.read(Section::ProductionManifest)?;
-    let request = TranslateRequest {
-        manifest,
-        video: video_settings(input.config, &brief)?,
-        transition_s: input.config.render.transition_sec,
-        languages: brief.languages.clone(),
-    };
-    let out = VisualTranslator.run(request, &input.agent).await?;
+    let out = translation_for(input.config, &brief, manifest, &input.agent).await?;
     let unavailable: Vec<&str> =
         out.value.languages.iter().filter(|l| l.status == "unavailable").map(|l| l.lang.as_str()).collect();
     Ok(StageOutput {

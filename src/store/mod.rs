@@ -6,6 +6,7 @@
 //! before or after a stage, never half-way, and a stage is never committed twice.
 
 pub mod finance;
+pub mod service;
 pub mod sqlite;
 
 use std::collections::BTreeMap;

@@ -13,8 +13,11 @@ use crate::memory::Section;
 use crate::pipeline::machine::State;
 
 /// Migrations in order; the index + 1 is the schema version after applying it.
-const MIGRATIONS: [&str; 2] =
-    [include_str!("../../migrations/0001_init.sql"), include_str!("../../migrations/0002_finance.sql")];
+const MIGRATIONS: [&str; 3] = [
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_finance.sql"),
+    include_str!("../../migrations/0003_service.sql"),
+];
 
 /// SQLite behind a mutex: writes are serialised by SQLite anyway, and one connection keeps
 /// the transaction logic simple. Calls are short (milliseconds).

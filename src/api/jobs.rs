@@ -1,0 +1,663 @@
+//! Pipeline routes: submit a brief, list and read jobs, cancel, follow events (SSE), fetch the
+//! video (HTTP Range) and artifacts.
+//!
+//! `GET /v1/jobs/{id}` is the hot polling endpoint: its view (state, history, durations) is
+//! cached per job and invalidated by the hub when the job changes, so a request costs a map
+//! lookup and a serialisation, not a database query.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+use utoipa::{IntoParams, ToSchema};
+
+use super::Shared;
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody, parse_json};
+use super::hub::{JobEvent, progress_pct};
+use crate::finance::{self, Orchestration};
+use crate::pipeline::machine::{Event, State as JobState};
+use crate::sanitize::{self, BriefRequest};
+use crate::store::service::{Cursor, JobApiOptions, JobFilter, ServiceStore};
+use crate::store::{HistoryEvent, JobRecord, Store};
+
+/// The body of `POST /v1/pipeline/run`: a brief plus API-only options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// The brief text (10–10,000 characters).
+    pub content: String,
+    /// Length in seconds (5–300, and the preset's maximum).
+    pub duration_sec: Option<u32>,
+    /// `16:9`, `9:16`, `1:1` or `4:5`.
+    pub aspect_ratio: Option<String>,
+    /// Subtitle languages; the first is the caption language.
+    pub languages: Option<Vec<String>>,
+    /// `quick_social`, `brand_campaign` or `premium_spot`.
+    pub preset: Option<String>,
+    /// `low`, `normal` or `high`.
+    pub priority: Option<String>,
+    /// Budget in USD.
+    pub budget: Option<f64>,
+    /// Brand id.
+    pub brand_id: Option<String>,
+    /// `economy`, `standard` or `premium`.
+    pub tier: Option<String>,
+    /// Where to POST a signed JSON payload when the job ends (http or https).
+    pub callback_url: Option<String>,
+}
+
+impl SubmitRequest {
+    fn brief(&self) -> BriefRequest {
+        BriefRequest {
+            content: self.content.clone(),
+            duration_sec: self.duration_sec,
+            aspect_ratio: self.aspect_ratio.clone(),
+            languages: self.languages.clone(),
+            preset: self.preset.clone(),
+            priority: self.priority.clone(),
+            budget: self.budget,
+            brand_id: self.brand_id.clone(),
+            tier: self.tier.clone(),
+        }
+    }
+}
+
+/// Links to a job's resources.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Links {
+    /// The job's status.
+    #[serde(rename = "self")]
+    pub self_: String,
+    /// Server-sent events.
+    pub events: String,
+    /// The ICC memory view.
+    pub memory: String,
+    /// The video (once rendered).
+    pub video: String,
+}
+
+fn links(id: &str) -> Links {
+    Links {
+        self_: format!("/v1/jobs/{id}"),
+        events: format!("/v1/jobs/{id}/events"),
+        memory: format!("/v1/jobs/{id}/memory"),
+        video: format!("/v1/jobs/{id}/video"),
+    }
+}
+
+/// The answer to a submission.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Submitted {
+    /// The new (or, for a repeated idempotency key, the existing) job.
+    pub job_id: String,
+    /// Its state now.
+    pub state: String,
+    /// The basic cost estimate.
+    #[schema(value_type = Object)]
+    pub cost_estimate: Orchestration,
+    /// Where to follow it.
+    pub links: Links,
+    /// HMAC-SHA256 key of this job's webhook (`X-Aiprod-Signature: sha256=<hex>`), when a
+    /// `callback_url` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+}
+
+/// Submit a brief; the job is queued for a worker.
+#[utoipa::path(post, path = "/v1/pipeline/run", request_body = SubmitRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "same key + same body → same job")),
+    responses((status = 202, body = Submitted), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])), tag = "pipeline")]
+pub async fn submit(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the body exceeds inputSanitizer.maxBodyBytes ({} bytes)",
+                    state.config.input_sanitizer.max_body_bytes
+                ),
+            )
+        } else {
+            ApiError::bad_request(e.body_text())
+        }
+    })?;
+    let request: SubmitRequest = parse_json(&body)?;
+    let idem_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body_hash = hex::encode(Sha256::digest(serde_json::to_vec(&request).map_err(ApiError::internal)?));
+    if let Some(key) = &idem_key {
+        if key.is_empty() || key.len() > 255 {
+            return Err(ApiError::invalid("Idempotency-Key", "max_length", "an idempotency key is 1–255 characters"));
+        }
+        if let Some((job_id, hash)) = state.store.idempotent_job(&caller.name, key)? {
+            if hash != body_hash {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_key_reused",
+                    format!("Idempotency-Key '{key}' was used with a different body (job {job_id})"),
+                ));
+            }
+            return submitted(&state, &job_id).map(|s| (StatusCode::ACCEPTED, axum::Json(s)).into_response());
+        }
+    }
+    let brief = request.brief();
+    let clean = sanitize::sanitize(&brief, &state.config)?;
+    if let Some(url) = &request.callback_url {
+        super::webhook::check_url(url, state.config.service.webhooks.allow_private).await?;
+    }
+    let queued = state.store.queued_count()?;
+    if queued >= state.config.service.max_queued_jobs {
+        return Err(ApiError::too_many(
+            "queue_full",
+            format!("{queued} jobs are waiting for a worker (service.maxQueuedJobs); retry later"),
+            30,
+        ));
+    }
+    let job = state.driver.submit(&brief, false)?;
+    let webhook_secret =
+        request.callback_url.as_ref().map(|_| hex::encode(Sha256::digest(uuid::Uuid::new_v4().as_bytes())));
+    state.store.set_job_api_options(
+        &job.id,
+        &JobApiOptions {
+            submitted_by: caller.name.clone(),
+            callback_url: request.callback_url.clone(),
+            webhook_secret: webhook_secret.clone(),
+        },
+    )?;
+    let mut job_id = job.id.clone();
+    if let Some(key) = &idem_key
+        && !state.store.remember_idempotency(&caller.name, key, &body_hash, &job.id)?
+    {
+        // A concurrent request with the same key won: cancel ours, answer with theirs.
+        let _ = state.driver.apply_human(&job.id, Event::Cancel, "idempotency");
+        if let Some((winner, _)) = state.store.idempotent_job(&caller.name, key)? {
+            job_id = winner;
+        }
+    }
+    state.hub.wake();
+    let mut out = submitted(&state, &job_id)?;
+    if job_id == job.id {
+        out.webhook_secret = webhook_secret;
+    }
+    tracing::info!(job = %job_id, by = %caller.name, preset = %clean.preset, "job submitted through the API");
+    Ok((StatusCode::ACCEPTED, axum::Json(out)).into_response())
+}
+
+fn submitted(state: &Shared, job_id: &str) -> Result<Submitted, ApiError> {
+    let job = state.store.job(job_id)?;
+    let brief: BriefRequest = serde_json::from_value(job.request.clone()).map_err(ApiError::internal)?;
+    let clean = sanitize::sanitize(&brief, &state.config)?;
+    let cost_estimate =
+        finance::quote_brief(&state.config, state.store.as_ref(), &state.data_dir, Some(state.store.as_ref()), &clean)
+            .map_err(ApiError::internal)?;
+    let webhook_secret = None;
+    Ok(Submitted {
+        job_id: job.id.clone(),
+        state: job.state.name().into(),
+        cost_estimate,
+        links: links(&job.id),
+        webhook_secret,
+    })
+}
+
+/// A job's history line as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobView {
+    /// Job id.
+    pub id: String,
+    /// State name.
+    pub state: String,
+    /// Phase (INIT, SANITIZED, AGENTS, QA, APPROVAL, DELIVERED, FAILED, CANCELLED).
+    pub phase: &'static str,
+    /// Preset.
+    pub preset: Option<String>,
+    /// Brand.
+    pub brand_id: Option<String>,
+    /// Submitted at.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Whether the job waits for a human (plan review or final review).
+    pub awaiting_human: bool,
+    /// Whether the job has ended.
+    pub terminal: bool,
+    /// For failed jobs: the stage that failed.
+    pub failed_stage: Option<String>,
+    /// For failed jobs: the error.
+    pub error: Option<String>,
+    /// Total committed time per stage (retries included), in milliseconds.
+    pub stage_durations_ms: BTreeMap<String, u64>,
+    /// Every history line.
+    #[schema(value_type = Vec<Object>)]
+    pub history: Vec<HistoryEvent>,
+    /// Related resources.
+    pub links: Links,
+}
+
+/// The status answer: the cached view plus live progress.
+#[derive(Debug, Serialize)]
+pub struct JobStatus<'a> {
+    /// The job.
+    #[serde(flatten)]
+    pub view: &'a JobView,
+    /// Whole-job progress, 0–100.
+    pub progress_pct: f64,
+    /// The stage running now, if any.
+    pub current_stage: Option<&'static str>,
+    /// That stage's fraction done.
+    pub stage_fraction: Option<f32>,
+}
+
+fn build_view(job: &JobRecord, history: Vec<HistoryEvent>) -> JobView {
+    let mut durations = BTreeMap::new();
+    for h in &history {
+        if h.from != h.to || h.event == "retry" {
+            *durations.entry(h.from.clone()).or_insert(0) += h.duration_ms;
+        }
+    }
+    let (failed_stage, error) = match &job.state {
+        JobState::Failed { stage, error } => (Some(stage.clone()), Some(error.clone())),
+        _ => (None, None),
+    };
+    JobView {
+        id: job.id.clone(),
+        state: job.state.name().into(),
+        phase: job.state.phase(),
+        preset: job.preset.clone(),
+        brand_id: job.brand_id.clone(),
+        created_at: job.created_at,
+        updated_at: job.updated_at,
+        awaiting_human: job.state.awaits_human(),
+        terminal: job.state.is_terminal(),
+        failed_stage,
+        error,
+        stage_durations_ms: durations,
+        history,
+        links: links(&job.id),
+    }
+}
+
+/// Per-job views, dropped when the hub reports a change (and after a second, for writers
+/// outside this process).
+#[derive(Default)]
+pub struct ViewCache {
+    views: RwLock<HashMap<String, (Instant, Arc<(JobState, JobView)>)>>,
+}
+
+const VIEW_TTL: Duration = Duration::from_secs(1);
+
+impl ViewCache {
+    /// Forget a job's view.
+    pub fn invalidate(&self, id: &str) {
+        self.views.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    /// The job's view, from cache or the store.
+    pub fn get(&self, store: &dyn Store, id: &str) -> Result<Arc<(JobState, JobView)>, ApiError> {
+        if let Some((at, v)) = self.views.read().unwrap_or_else(|p| p.into_inner()).get(id)
+            && at.elapsed() < VIEW_TTL
+        {
+            return Ok(v.clone());
+        }
+        let job = store.job(id)?;
+        let history = store.history(id)?;
+        let view = Arc::new((job.state.clone(), build_view(&job, history)));
+        let mut map = self.views.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert(id.to_owned(), (Instant::now(), view.clone()));
+        Ok(view)
+    }
+}
+
+/// Check a path id is a UUID before touching the store or disk.
+pub fn job_id(id: &str) -> Result<&str, ApiError> {
+    uuid::Uuid::parse_str(id).map_err(|_| ApiError::not_found(format!("job {id} not found")))?;
+    Ok(id)
+}
+
+/// A job's state, phase, progress, current stage, history with durations, and failure.
+#[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)), security(("bearer" = [])), tag = "pipeline")]
+pub async fn get_job(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
+    let id = job_id(&id)?;
+    let cached = state.views.get(state.store.as_ref(), id)?;
+    let (job_state, view) = (&cached.0, &cached.1);
+    let live = state.hub.live(id);
+    let status = JobStatus {
+        view,
+        progress_pct: progress_pct(job_state, live),
+        current_stage: job_state.stage().map(|s| s.name()),
+        stage_fraction: live.filter(|l| Some(l.stage) == job_state.stage()).map(|l| l.fraction),
+    };
+    Ok(axum::Json(status).into_response())
+}
+
+/// Filters and paging for the job list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only jobs in this state.
+    pub state: Option<String>,
+    /// Only jobs of this preset.
+    pub preset: Option<String>,
+    /// Only jobs of this brand.
+    pub brand: Option<String>,
+    /// Page size (1–100, default 20).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One row of the job list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobSummary {
+    /// Job id.
+    pub id: String,
+    /// State name.
+    pub state: String,
+    /// Phase.
+    pub phase: &'static str,
+    /// Preset.
+    pub preset: Option<String>,
+    /// Brand.
+    pub brand_id: Option<String>,
+    /// Submitted at.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// The brief's first 80 characters.
+    pub brief: String,
+}
+
+/// A page of jobs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobPage {
+    /// Newest first.
+    pub jobs: Vec<JobSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn encode_cursor(c: &Cursor) -> String {
+    hex::encode(format!("{}|{}", c.created_at, c.id))
+}
+
+fn decode_cursor(s: &str) -> Result<Cursor, ApiError> {
+    let bad = || ApiError::invalid("cursor", "format", "not a cursor returned by this API");
+    let text = String::from_utf8(hex::decode(s).map_err(|_| bad())?).map_err(|_| bad())?;
+    let (created_at, id) = text.split_once('|').ok_or_else(bad)?;
+    Ok(Cursor { created_at: created_at.into(), id: id.into() })
+}
+
+/// Jobs, newest first, filtered by state, preset and brand, with cursor pagination.
+#[utoipa::path(get, path = "/v1/jobs", params(ListQuery), responses((status = 200, body = JobPage), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])), tag = "pipeline")]
+pub async fn list(State(state): State<Shared>, Query(q): Query<ListQuery>) -> Result<axum::Json<JobPage>, ApiError> {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit", "range", format!("limit must be within 1..100, got {limit}")));
+    }
+    if let Some(s) = &q.state
+        && !STATE_NAMES.contains(&s.as_str())
+    {
+        return Err(ApiError::invalid("state", "allowed_values", format!("unknown state '{s}'")));
+    }
+    let cursor = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let filter = JobFilter { state: q.state, preset: q.preset, brand: q.brand };
+    let rows = state.store.list_page(&filter, cursor.as_ref(), limit + 1)?;
+    let more = rows.len() > limit;
+    let rows: Vec<_> = rows.into_iter().take(limit).collect();
+    let next_cursor = if more {
+        rows.last().map(|(j, at)| encode_cursor(&Cursor { created_at: at.clone(), id: j.id.clone() }))
+    } else {
+        None
+    };
+    let jobs = rows
+        .into_iter()
+        .map(|(j, _)| JobSummary {
+            brief: j.request.get("content").and_then(|c| c.as_str()).unwrap_or_default().chars().take(80).collect(),
+            id: j.id,
+            state: j.state.name().into(),
+            phase: j.state.phase(),
+            preset: j.preset,
+            brand_id: j.brand_id,
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+        })
+        .collect();
+    Ok(axum::Json(JobPage { jobs, next_cursor }))
+}
+
+/// Every state name, for filter validation.
+pub const STATE_NAMES: [&str; 15] = [
+    "init",
+    "sanitized",
+    "planning",
+    "translating",
+    "costing",
+    "plan_review",
+    "rendering",
+    "technical_qa",
+    "semantic_qa",
+    "supervising",
+    "awaiting_review",
+    "delivering",
+    "delivered",
+    "cancelled",
+    "failed",
+];
+
+/// Cancel a job; 409 when it has already ended.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", params(("id" = String, Path)),
+    responses((status = 200, body = JobView), (status = 409, body = ErrorBody)), security(("bearer" = [])), tag = "pipeline")]
+pub async fn cancel(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id)?.to_owned();
+    let job = state.store.job(&id)?;
+    if job.state.is_terminal() {
+        return Err(ApiError::conflict(format!("job {id} has already ended ({})", job.state.name())));
+    }
+    if state.pool.cancel(&id) {
+        // The worker commits the cancellation at its next checkpoint (the renderer checks
+        // every frame); wait for it briefly so the answer shows the outcome.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && !state.store.job(&id)?.state.is_terminal() {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    } else {
+        match state.driver.apply_human(&id, Event::Cancel, &caller.name) {
+            Ok(_) => {}
+            // A worker claimed the job meanwhile: cancel through it.
+            Err(crate::pipeline::driver::DriverError::Store(crate::store::StoreError::Conflict { .. })) => {
+                state.pool.cancel(&id);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    state.views.invalidate(&id);
+    get_job(State(state), UrlPath(id)).await
+}
+
+/// Server-sent events: a `snapshot` first, then `state`, `stage_started`, `progress` and
+/// `retrying` events until the job ends or waits for a human… and on through review.
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", params(("id" = String, Path)),
+    responses((status = 200, description = "text/event-stream of JobEvent", body = JobEvent)), security(("bearer" = [])), tag = "pipeline")]
+pub async fn events(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
+    let id = job_id(&id)?.to_owned();
+    let rx = state.hub.subscribe();
+    let cached = state.views.get(state.store.as_ref(), &id)?;
+    let snapshot = JobEvent {
+        job_id: id.clone(),
+        kind: "snapshot",
+        state: cached.1.state.clone(),
+        stage: cached.0.stage().map(|s| s.name()),
+        stage_fraction: None,
+        progress_pct: progress_pct(&cached.0, state.hub.live(&id)),
+        detail: None,
+    };
+    let ended = cached.0.is_terminal();
+    let first = stream::once(async move { Ok::<_, Infallible>(sse(&snapshot)) });
+    let stop = state.shutdown.clone();
+    let updates = stream::unfold((rx, ended), move |(mut rx, ended)| {
+        let id = id.clone();
+        let stop = stop.clone();
+        async move {
+            if ended {
+                return None;
+            }
+            loop {
+                let next = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = stop.wait() => return None,
+                };
+                match next {
+                    Ok(e) if e.job_id == id => {
+                        let done =
+                            e.kind == "state" && matches!(e.state.as_str(), "delivered" | "failed" | "cancelled");
+                        return Some((Ok::<_, Infallible>(sse(&e)), (rx, done)));
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    let body: std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, Infallible>> + Send>> =
+        Box::pin(first.chain(updates));
+    Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+}
+
+fn sse(e: &JobEvent) -> SseEvent {
+    SseEvent::default().event(e.kind).json_data(e).unwrap_or_else(|_| SseEvent::default().data("{}"))
+}
+
+/// The rendered video, with HTTP Range support (206, 416).
+#[utoipa::path(get, path = "/v1/jobs/{id}/video", params(("id" = String, Path)),
+    responses((status = 200, description = "video/mp4"), (status = 206, description = "a byte range"),
+        (status = 404, body = ErrorBody), (status = 416, description = "range not satisfiable")),
+    security(("bearer" = [])), tag = "pipeline")]
+pub async fn video(
+    State(state): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id)?;
+    state.store.job(id)?;
+    let path = state.driver.job_dir(id).join("video.mp4");
+    serve_file(&path, "video", req).await
+}
+
+async fn serve_file(path: &Path, what: &str, req: Request) -> Result<Response, ApiError> {
+    if !path.is_file() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_ready", format!("no {what} yet")));
+    }
+    let resp = ServeFile::new(path).oneshot(req).await.map_err(ApiError::internal)?;
+    Ok(resp.map(Body::new))
+}
+
+/// Check an artifact name: `video.mp4`, `preview.mp4`, `subtitles.<lang>.vtt` or
+/// `keyframes/<file>.png`; nothing that could leave the job directory.
+pub fn artifact_path(job_dir: &Path, name: &str) -> Result<PathBuf, ApiError> {
+    let bad = || ApiError::not_found(format!("no artifact named '{name}'"));
+    let rel = Path::new(name);
+    let parts: Vec<&str> = rel
+        .components()
+        .map(|c| match c {
+            Component::Normal(s) => s.to_str().ok_or_else(bad),
+            _ => Err(bad()),
+        })
+        .collect::<Result<_, _>>()?;
+    let safe = |s: &str| !s.starts_with('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let allowed = match parts.as_slice() {
+        ["video.mp4"] | ["preview.mp4"] => true,
+        [f] => f.starts_with("subtitles.") && f.ends_with(".vtt") && safe(f),
+        ["keyframes", f] => f.ends_with(".png") && safe(f),
+        _ => false,
+    };
+    if !allowed {
+        return Err(bad());
+    }
+    Ok(job_dir.join(parts.join("/")))
+}
+
+/// A deliverable by name: `keyframes/scene_01.png`, `preview.mp4`, `subtitles.en.vtt`, …
+#[utoipa::path(get, path = "/v1/jobs/{id}/artifacts/{name}", params(("id" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "the file"), (status = 404, body = ErrorBody)), security(("bearer" = [])), tag = "pipeline")]
+pub async fn artifact(
+    State(state): State<Shared>,
+    UrlPath((id, name)): UrlPath<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id)?;
+    state.store.job(id)?;
+    let path = artifact_path(&state.driver.job_dir(id), &name)?;
+    serve_file(&path, &format!("artifact '{name}'"), req).await
+}
+
+/// JSON helper for handlers that answer with a plain value.
+pub fn ok_json(v: serde_json::Value) -> Response {
+    axum::Json(v).into_response()
+}
+
+/// A small JSON answer `{job_id, state}`.
+pub fn state_answer(id: &str, s: &JobState) -> Response {
+    ok_json(json!({"job_id": id, "state": s.name(), "phase": s.phase(), "links": links(id)}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifact_names_cannot_escape() {
+        let dir = Path::new("/data/jobs/x");
+        assert!(artifact_path(dir, "keyframes/scene_01.png").is_ok());
+        assert!(artifact_path(dir, "subtitles.en.vtt").is_ok());
+        assert!(artifact_path(dir, "preview.mp4").is_ok());
+        for bad in [
+            "../x",
+            "keyframes/../../etc/passwd",
+            "/etc/passwd",
+            "keyframes/.x.png",
+            "aiprod.db",
+            "subtitles.en.vtt/..",
+        ] {
+            assert!(artifact_path(dir, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let c = Cursor { created_at: "2026-01-01T00:00:00.000000Z".into(), id: "abc".into() };
+        assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
+        assert!(decode_cursor("zz").is_err());
+    }
+}

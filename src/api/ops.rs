@@ -1,0 +1,273 @@
+//! Money and operations: presets, cost estimates, health, Prometheus metrics and alerts.
+//!
+//! Metrics and alerts are computed from what the store recorded (job states, history lines
+//! with stage durations, QA and cost sections), so a fresh server reports zeros and raises
+//! no alert.
+
+use std::fmt::Write as _;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::Shared;
+use super::error::{ApiError, ErrorBody, parse_json};
+use crate::finance::{self, Orchestration};
+use crate::sanitize::{self, BriefRequest};
+use crate::store::service::{ExecutionStats, ServiceStore};
+
+/// The configured presets.
+#[utoipa::path(get, path = "/v1/presets", responses((status = 200, description = "presets by name")), security(("bearer" = [])), tag = "money")]
+pub async fn presets(State(state): State<Shared>) -> Response {
+    let presets: serde_json::Map<String, serde_json::Value> = state
+        .config
+        .presets
+        .iter()
+        .map(|(name, p)| {
+            (
+                name.clone(),
+                json!({
+                    "pipeline": format!("{:?}", p.pipeline).to_lowercase(),
+                    "min_quality": p.min_quality,
+                    "max_duration_sec": p.max_duration_sec,
+                    "cost_per_minute": p.cost_per_minute,
+                    "default_tier": p.default_tier,
+                    "plan_review": p.plan_review,
+                    "cache": p.cache,
+                    "multi_review": p.multi_review,
+                }),
+            )
+        })
+        .collect();
+    axum::Json(json!({"presets": presets})).into_response()
+}
+
+/// A brief to price (the submit body's brief fields).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EstimateRequest {
+    /// The brief text.
+    pub content: String,
+    /// Length in seconds.
+    pub duration_sec: Option<u32>,
+    /// Aspect ratio.
+    pub aspect_ratio: Option<String>,
+    /// Languages.
+    pub languages: Option<Vec<String>>,
+    /// Preset.
+    pub preset: Option<String>,
+    /// Priority.
+    pub priority: Option<String>,
+    /// Budget in USD.
+    pub budget: Option<f64>,
+    /// Brand.
+    pub brand_id: Option<String>,
+    /// Tier.
+    pub tier: Option<String>,
+}
+
+/// Price a brief without submitting it (validated like a submission).
+#[utoipa::path(post, path = "/v1/cost-estimate", request_body = EstimateRequest,
+    responses((status = 200, description = "the estimate"), (status = 422, body = ErrorBody)), security(("bearer" = [])), tag = "money")]
+pub async fn cost_estimate(State(state): State<Shared>, body: Bytes) -> Result<axum::Json<Orchestration>, ApiError> {
+    let r: EstimateRequest = parse_json(&body)?;
+    let brief = BriefRequest {
+        content: r.content,
+        duration_sec: r.duration_sec,
+        aspect_ratio: r.aspect_ratio,
+        languages: r.languages,
+        preset: r.preset,
+        priority: r.priority,
+        budget: r.budget,
+        brand_id: r.brand_id,
+        tier: r.tier,
+    };
+    let clean = sanitize::sanitize(&brief, &state.config)?;
+    let e =
+        finance::quote_brief(&state.config, state.store.as_ref(), &state.data_dir, Some(state.store.as_ref()), &clean)
+            .map_err(ApiError::internal)?;
+    Ok(axum::Json(e))
+}
+
+/// Liveness and readiness: store reachable, versions, workers, models.
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "healthy"), (status = 503, description = "store unreachable")), tag = "ops")]
+pub async fn health(State(state): State<Shared>) -> Response {
+    let store = state.store.ping();
+    let queued = state.store.queued_count().unwrap_or(-1);
+    let body = json!({
+        "status": if store.is_ok() { "ok" } else { "degraded" },
+        "store": match &store { Ok(()) => json!({"ok": true, "kind": "sqlite"}), Err(e) => json!({"ok": false, "error": e.to_string()}) },
+        "version": env!("CARGO_PKG_VERSION"),
+        "config_version": state.config.version,
+        "workers": {"configured": state.pool.size, "busy": state.pool.busy()},
+        "queued_jobs": queued,
+        "models_loaded": [],
+        "device": "cpu",
+        "uptime_s": state.started.elapsed().as_secs(),
+    });
+    let status = if store.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body)).into_response()
+}
+
+/// Histogram buckets for stage latency, seconds.
+const BUCKETS: [f64; 12] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+
+fn render_metrics(stats: &ExecutionStats, busy: usize, workers: usize) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP aiprod_jobs Jobs by state.\n# TYPE aiprod_jobs gauge");
+    for (s, n) in &stats.jobs_by_state {
+        let _ = writeln!(out, "aiprod_jobs{{state=\"{s}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP aiprod_stage_duration_seconds Committed stage durations.\n# TYPE aiprod_stage_duration_seconds histogram"
+    );
+    for l in &stats.stage_latencies {
+        let secs: Vec<f64> = l.durations_ms.iter().map(|ms| *ms as f64 / 1000.0).collect();
+        for b in BUCKETS {
+            let n = secs.iter().filter(|s| **s <= b).count();
+            let _ = writeln!(out, "aiprod_stage_duration_seconds_bucket{{stage=\"{}\",le=\"{b}\"}} {n}", l.stage);
+        }
+        let _ =
+            writeln!(out, "aiprod_stage_duration_seconds_bucket{{stage=\"{}\",le=\"+Inf\"}} {}", l.stage, secs.len());
+        let _ =
+            writeln!(out, "aiprod_stage_duration_seconds_sum{{stage=\"{}\"}} {}", l.stage, secs.iter().sum::<f64>());
+        let _ = writeln!(out, "aiprod_stage_duration_seconds_count{{stage=\"{}\"}} {}", l.stage, secs.len());
+    }
+    let _ = writeln!(
+        out,
+        "# HELP aiprod_semantic_qa_score Semantic QA scores of scored jobs.\n# TYPE aiprod_semantic_qa_score summary"
+    );
+    let _ = writeln!(out, "aiprod_semantic_qa_score_sum {}", stats.semantic_scores.iter().sum::<f64>());
+    let _ = writeln!(out, "aiprod_semantic_qa_score_count {}", stats.semantic_scores.len());
+    let _ = writeln!(
+        out,
+        "# HELP aiprod_cost_estimate_usd_total Sum of cost estimates of costed jobs.\n# TYPE aiprod_cost_estimate_usd_total counter"
+    );
+    let _ = writeln!(out, "aiprod_cost_estimate_usd_total {}", stats.costs.iter().sum::<f64>());
+    let _ = writeln!(
+        out,
+        "# HELP aiprod_stage_executions_total Stage executions recorded.\n# TYPE aiprod_stage_executions_total counter"
+    );
+    let _ = writeln!(out, "aiprod_stage_executions_total {}", stats.executions);
+    let _ = writeln!(
+        out,
+        "# HELP aiprod_stage_errors_total Stage attempts that failed (retried or fatal).\n# TYPE aiprod_stage_errors_total counter"
+    );
+    let _ = writeln!(out, "aiprod_stage_errors_total {}", stats.errors);
+    let _ = writeln!(out, "# HELP aiprod_workers Workers configured and busy.\n# TYPE aiprod_workers gauge");
+    let _ =
+        writeln!(out, "aiprod_workers{{status=\"configured\"}} {workers}\naiprod_workers{{status=\"busy\"}} {busy}");
+    out
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")), tag = "ops")]
+pub async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> {
+    let stats = state.store.execution_stats()?;
+    let text = render_metrics(&stats, state.pool.busy(), state.pool.size);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// One alert.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Alert {
+    /// `high_latency`, `high_cost`, `low_quality` or `high_error_rate`.
+    pub name: &'static str,
+    /// The measured value.
+    pub value: f64,
+    /// The threshold it crossed.
+    pub threshold: f64,
+    /// In words.
+    pub message: String,
+}
+
+/// The v33 alert rules over recorded executions: average stage execution > 5 s, average
+/// job cost > $1, average semantic score < 0.6, more than 10 errors and > 10 % of executions.
+pub fn alerts_for(stats: &ExecutionStats) -> Vec<Alert> {
+    let mut out = Vec::new();
+    let all: Vec<u64> = stats.stage_latencies.iter().flat_map(|l| l.durations_ms.iter().copied()).collect();
+    if !all.is_empty() {
+        let avg = all.iter().sum::<u64>() as f64 / all.len() as f64 / 1000.0;
+        if avg > 5.0 {
+            out.push(Alert {
+                name: "high_latency",
+                value: avg,
+                threshold: 5.0,
+                message: format!("average stage execution {avg:.2} s > 5 s"),
+            });
+        }
+    }
+    if !stats.costs.is_empty() {
+        let avg = stats.costs.iter().sum::<f64>() / stats.costs.len() as f64;
+        if avg > 1.0 {
+            out.push(Alert {
+                name: "high_cost",
+                value: avg,
+                threshold: 1.0,
+                message: format!("average job cost ${avg:.2} > $1"),
+            });
+        }
+    }
+    if !stats.semantic_scores.is_empty() {
+        let avg = stats.semantic_scores.iter().sum::<f64>() / stats.semantic_scores.len() as f64;
+        if avg < 0.6 {
+            out.push(Alert {
+                name: "low_quality",
+                value: avg,
+                threshold: 0.6,
+                message: format!("average semantic QA score {avg:.2} < 0.6"),
+            });
+        }
+    }
+    if stats.executions > 0 {
+        let rate = stats.errors as f64 / stats.executions as f64;
+        if stats.errors > 10 && rate > 0.1 {
+            out.push(Alert {
+                name: "high_error_rate",
+                value: rate,
+                threshold: 0.1,
+                message: format!("{} errors in {} executions ({:.0} %)", stats.errors, stats.executions, rate * 100.0),
+            });
+        }
+    }
+    out
+}
+
+/// Alerts computed from recorded executions.
+#[utoipa::path(get, path = "/v1/alerts", responses((status = 200, description = "active alerts")), security(("bearer" = [])), tag = "ops")]
+pub async fn alerts(State(state): State<Shared>) -> Result<Response, ApiError> {
+    let stats = state.store.execution_stats()?;
+    let alerts = alerts_for(&stats);
+    Ok(axum::Json(json!({"alerts": alerts, "basis": {"executions": stats.executions, "errors": stats.errors,
+        "scored_jobs": stats.semantic_scores.len(), "costed_jobs": stats.costs.len()}}))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::service::StageLatency;
+
+    #[test]
+    fn no_data_no_alerts_and_thresholds_apply() {
+        assert!(alerts_for(&ExecutionStats::default()).is_empty());
+        let stats = ExecutionStats {
+            stage_latencies: vec![StageLatency { stage: "rendering".into(), durations_ms: vec![6000, 7000] }],
+            costs: vec![1.5],
+            semantic_scores: vec![0.5],
+            errors: 11,
+            executions: 50,
+            ..Default::default()
+        };
+        let names: Vec<_> = alerts_for(&stats).iter().map(|a| a.name).collect();
+        assert_eq!(names, ["high_latency", "high_cost", "low_quality", "high_error_rate"]);
+        let text = render_metrics(&stats, 0, 2);
+        assert!(text.contains("aiprod_stage_duration_seconds_bucket{stage=\"rendering\",le=\"+Inf\"} 2"));
+        assert!(text.contains("aiprod_stage_duration_seconds_bucket{stage=\"rendering\",le=\"5\"} 0"));
+    }
+}

@@ -1,0 +1,127 @@
+//! `aiprod serve` and `aiprod keys create`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+
+use crate::api::auth::{self, Role};
+use crate::config::Config;
+use crate::store::SqliteStore;
+
+/// `aiprod serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (overrides service.bind and AIPROD_BIND); port 0 picks a free one.
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Number of workers (overrides service.workers).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+/// `aiprod keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key and print it once (only its SHA-256 is stored).
+    Create {
+        /// The key's name: shown as the author of edits and comments.
+        name: String,
+        /// admin, editor or viewer.
+        #[arg(long, default_value = "editor")]
+        role: String,
+    },
+}
+
+/// Run the server until SIGTERM or SIGINT, then shut down gracefully.
+pub async fn serve(args: ServeArgs, config: Arc<Config>) -> ExitCode {
+    let mut config = (*config).clone();
+    if let Some(b) = args.bind {
+        config.service.bind = b;
+    }
+    if let Some(w) = args.workers {
+        config.service.workers = w;
+    }
+    if let Err(e) = config.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::from(super::EXIT_INVALID);
+    }
+    let listener = match tokio::net::TcpListener::bind(&config.service.bind).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", config.service.bind);
+            return ExitCode::FAILURE;
+        }
+    };
+    let running = match crate::api::start(Arc::new(config), listener).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on http://{}", running.addr);
+    let _ = std::io::stdout().flush();
+    let shutdown = running.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("shutting down: no new requests; running stages stop at their next checkpoint");
+        shutdown.trigger();
+    });
+    match running.done.await {
+        Ok(Ok(())) => {
+            eprintln!("stopped");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: server task failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// `aiprod keys create`.
+pub fn keys(command: KeysCommand, store: &SqliteStore) -> ExitCode {
+    match command {
+        KeysCommand::Create { name, role } => {
+            let role: Role = match role.parse() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: --role: {e}");
+                    return ExitCode::from(super::EXIT_INVALID);
+                }
+            };
+            match auth::create_key(store, &name, role) {
+                Ok(secret) => {
+                    eprintln!("key '{name}' created; it is shown once, store it now:");
+                    println!("{secret}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {}", e.message);
+                    ExitCode::from(super::EXIT_INVALID)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,607 @@
+//! Persistence the service needs beyond the [`Store`](super::Store) trait: claiming queued
+//! jobs for a worker, API keys, idempotency keys, per-job API options, versioned human edits
+//! of memory sections, comment threads, webhook deliveries and the aggregates behind
+//! `/metrics` and `/v1/alerts`.
+//!
+//! It is an extension trait implemented for [`SqliteStore`] so the core `Store` stays small;
+//! every method is one short statement or one transaction.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{JobRecord, MemoryEntry, NewEvent, SqliteStore, StoreError};
+use crate::memory::{MemoryWrite, Section};
+use crate::pipeline::machine::State;
+
+/// States in which no worker has anything to do: ended, or waiting for a human.
+const IDLE_STATES: &str = "'delivered', 'cancelled', 'failed', 'plan_review', 'awaiting_review'";
+
+/// A stored API key (without its secret).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiKeyRecord {
+    /// The key's name: the author of edits and comments made with it.
+    pub name: String,
+    /// `admin`, `editor` or `viewer`.
+    pub role: String,
+}
+
+/// A job's API-only options.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobApiOptions {
+    /// The key that submitted the job.
+    pub submitted_by: String,
+    /// Where the terminal-state webhook goes.
+    pub callback_url: Option<String>,
+    /// The HMAC key for that webhook.
+    #[serde(skip)]
+    pub webhook_secret: Option<String>,
+}
+
+/// Filters for listing jobs; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// State name.
+    pub state: Option<String>,
+    /// Preset name.
+    pub preset: Option<String>,
+    /// Brand id.
+    pub brand: Option<String>,
+}
+
+/// A position in the newest-first job list: the last row a page ended on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    /// That row's creation time, as stored.
+    pub created_at: String,
+    /// That row's id (tie-breaker).
+    pub id: String,
+}
+
+/// One comment in a section's thread.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comment {
+    /// Comment id.
+    pub id: i64,
+    /// The memory section it discusses.
+    pub section: String,
+    /// The comment it answers, if any.
+    pub parent_id: Option<i64>,
+    /// Who wrote it (API key name).
+    pub author: String,
+    /// The text.
+    pub body: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Per-stage latency aggregates from the history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageLatency {
+    /// The state the stage ran in.
+    pub stage: String,
+    /// Every committed duration, milliseconds.
+    pub durations_ms: Vec<u64>,
+}
+
+/// Totals behind `/metrics` and the alerts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ExecutionStats {
+    /// Jobs per state name.
+    pub jobs_by_state: Vec<(String, i64)>,
+    /// Committed stage durations per stage.
+    pub stage_latencies: Vec<StageLatency>,
+    /// Semantic QA scores of every scored job.
+    pub semantic_scores: Vec<f64>,
+    /// Cost estimates of every costed job.
+    pub costs: Vec<f64>,
+    /// Stage executions that ended a job in failure or were retried.
+    pub errors: i64,
+    /// Stage executions recorded (commits, retries and failures).
+    pub executions: i64,
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_time(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+}
+
+/// The service's persistence, on top of [`Store`](super::Store).
+pub trait ServiceStore {
+    /// Atomically take the oldest job a worker can run (not ended, not waiting for a human,
+    /// owned by nobody) and mark it owned by `owner`.
+    fn claim_next(&self, owner: &str) -> Result<Option<JobRecord>, StoreError>;
+    /// Give a job back (the worker stopped driving it).
+    fn release(&self, job_id: &str, owner: &str) -> Result<(), StoreError>;
+    /// Free every job a previous process owned; returns those left mid-pipeline (they are
+    /// resumed from their last committed state).
+    fn release_stale(&self) -> Result<Vec<JobRecord>, StoreError>;
+    /// How many jobs wait for a worker.
+    fn queued_count(&self) -> Result<i64, StoreError>;
+    /// A page of jobs, newest first, after `cursor`.
+    fn list_page(
+        &self,
+        filter: &JobFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<(JobRecord, String)>, StoreError>;
+
+    /// Store a new API key (by its SHA-256).
+    fn create_api_key(&self, name: &str, role: &str, key_sha256: &str) -> Result<(), StoreError>;
+    /// The key whose secret hashes to `key_sha256`.
+    fn api_key_by_hash(&self, key_sha256: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// The job an idempotency key already created, with the body hash it was created from.
+    fn idempotent_job(&self, key_name: &str, idem_key: &str) -> Result<Option<(String, String)>, StoreError>;
+    /// Remember that `idem_key` created `job_id`. `false` when another request took the key
+    /// first.
+    fn remember_idempotency(
+        &self,
+        key_name: &str,
+        idem_key: &str,
+        body_sha256: &str,
+        job_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Record how a job was submitted through the API.
+    fn set_job_api_options(&self, job_id: &str, options: &JobApiOptions) -> Result<(), StoreError>;
+    /// A job's API options, if it came through the API.
+    fn job_api_options(&self, job_id: &str) -> Result<Option<JobApiOptions>, StoreError>;
+
+    /// Add human-written versions of sections, only while the job is in `expected_state`,
+    /// with a history line; all or nothing.
+    fn write_human_versions(
+        &self,
+        job_id: &str,
+        expected_state: &State,
+        writes: &[MemoryWrite],
+        event: &NewEvent,
+    ) -> Result<(), StoreError>;
+    /// Every version of a section, oldest first.
+    fn section_versions(&self, job_id: &str, section: Section) -> Result<Vec<MemoryEntry>, StoreError>;
+
+    /// Add a comment to a section's thread.
+    fn add_comment(
+        &self,
+        job_id: &str,
+        section: Section,
+        parent_id: Option<i64>,
+        author: &str,
+        body: &str,
+    ) -> Result<Comment, StoreError>;
+    /// A section's comments, oldest first (or every section's when `section` is `None`).
+    fn comments(&self, job_id: &str, section: Option<Section>) -> Result<Vec<Comment>, StoreError>;
+
+    /// Journal a webhook delivery attempt.
+    fn record_webhook(
+        &self,
+        job_id: &str,
+        state: &str,
+        attempt: u32,
+        url: &str,
+        http_status: Option<u16>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Aggregates over every recorded execution.
+    fn execution_stats(&self) -> Result<ExecutionStats, StoreError>;
+    /// Whether the database answers.
+    fn ping(&self) -> Result<(), StoreError>;
+}
+
+const JOB_COLUMNS: &str = "id, created_at, updated_at, state_json, request_json, preset, brand_id, auto_approve";
+
+fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
+    let json = |i: usize, s: String| -> rusqlite::Result<serde_json::Value> {
+        serde_json::from_str(&s)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+    };
+    let state: State = serde_json::from_value(json(3, r.get(3)?)?)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e)))?;
+    Ok(JobRecord {
+        id: r.get(0)?,
+        created_at: parse_time(&r.get::<_, String>(1)?),
+        updated_at: parse_time(&r.get::<_, String>(2)?),
+        state,
+        request: json(4, r.get(4)?)?,
+        preset: r.get(5)?,
+        brand_id: r.get(6)?,
+        auto_approve: r.get(7)?,
+    })
+}
+
+fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemoryEntry> {
+    let json = |i: usize, s: String| -> rusqlite::Result<serde_json::Value> {
+        serde_json::from_str(&s)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+    };
+    Ok(MemoryEntry {
+        version: r.get(0)?,
+        written_at: parse_time(&r.get::<_, String>(1)?),
+        author: r.get(2)?,
+        content: json(3, r.get(3)?)?,
+        metadata: r.get::<_, Option<String>>(4)?.map(|s| json(4, s)).transpose()?,
+    })
+}
+
+impl ServiceStore for SqliteStore {
+    fn claim_next(&self, owner: &str) -> Result<Option<JobRecord>, StoreError> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                &format!(
+                    "UPDATE jobs SET owner = ?1
+                     WHERE id = (SELECT id FROM jobs WHERE owner IS NULL AND state NOT IN ({IDLE_STATES})
+                                 ORDER BY created_at, id LIMIT 1)
+                       AND owner IS NULL
+                     RETURNING {JOB_COLUMNS}"
+                ),
+                [owner],
+                job_from_row,
+            )
+            .optional()?)
+    }
+
+    fn release(&self, job_id: &str, owner: &str) -> Result<(), StoreError> {
+        self.conn().execute("UPDATE jobs SET owner = NULL WHERE id = ?1 AND owner = ?2", [job_id, owner])?;
+        Ok(())
+    }
+
+    fn release_stale(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare(&format!("UPDATE jobs SET owner = NULL WHERE owner IS NOT NULL RETURNING {JOB_COLUMNS}"))?;
+        let rows = stmt.query_map([], job_from_row)?;
+        let jobs: Vec<JobRecord> = rows.collect::<Result<_, _>>()?;
+        Ok(jobs.into_iter().filter(|j| !j.state.is_terminal() && !j.state.awaits_human()).collect())
+    }
+
+    fn queued_count(&self) -> Result<i64, StoreError> {
+        Ok(self.conn().query_row(
+            &format!("SELECT COUNT(*) FROM jobs WHERE owner IS NULL AND state NOT IN ({IDLE_STATES})"),
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn list_page(
+        &self,
+        filter: &JobFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<(JobRecord, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {JOB_COLUMNS}, created_at FROM jobs
+             WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR preset = ?2) AND (?3 IS NULL OR brand_id = ?3)
+               AND (?4 IS NULL OR created_at < ?4 OR (created_at = ?4 AND id < ?5))
+             ORDER BY created_at DESC, id DESC LIMIT ?6"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                filter.state,
+                filter.preset,
+                filter.brand,
+                cursor.map(|c| c.created_at.clone()),
+                cursor.map(|c| c.id.clone()),
+                limit as i64
+            ],
+            |r| Ok((job_from_row(r)?, r.get::<_, String>(8)?)),
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn create_api_key(&self, name: &str, role: &str, key_sha256: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO api_keys (name, role, key_sha256, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![name, role, key_sha256, now()],
+        )?;
+        Ok(())
+    }
+
+    fn api_key_by_hash(&self, key_sha256: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT name, role FROM api_keys WHERE key_sha256 = ?1", [key_sha256], |r| {
+                Ok(ApiKeyRecord { name: r.get(0)?, role: r.get(1)? })
+            })
+            .optional()?)
+    }
+
+    fn idempotent_job(&self, key_name: &str, idem_key: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT job_id, body_sha256 FROM idempotency_keys WHERE key_name = ?1 AND idem_key = ?2",
+                [key_name, idem_key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    fn remember_idempotency(
+        &self,
+        key_name: &str,
+        idem_key: &str,
+        body_sha256: &str,
+        job_id: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "INSERT OR IGNORE INTO idempotency_keys (key_name, idem_key, body_sha256, job_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![key_name, idem_key, body_sha256, job_id, now()],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn set_job_api_options(&self, job_id: &str, o: &JobApiOptions) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO job_api (job_id, submitted_by, callback_url, webhook_secret) VALUES (?1, ?2, ?3, ?4)",
+            params![job_id, o.submitted_by, o.callback_url, o.webhook_secret],
+        )?;
+        Ok(())
+    }
+
+    fn job_api_options(&self, job_id: &str) -> Result<Option<JobApiOptions>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT submitted_by, callback_url, webhook_secret FROM job_api WHERE job_id = ?1",
+                [job_id],
+                |r| Ok(JobApiOptions { submitted_by: r.get(0)?, callback_url: r.get(1)?, webhook_secret: r.get(2)? }),
+            )
+            .optional()?)
+    }
+
+    fn write_human_versions(
+        &self,
+        job_id: &str,
+        expected_state: &State,
+        writes: &[MemoryWrite],
+        event: &NewEvent,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let current: Option<String> =
+            tx.query_row("SELECT state_json FROM jobs WHERE id = ?1", [job_id], |r| r.get(0)).optional()?;
+        let current: State = match current {
+            Some(s) => serde_json::from_str(&s)?,
+            None => return Err(StoreError::NotFound(job_id.to_owned())),
+        };
+        if &current != expected_state {
+            return Err(StoreError::Conflict {
+                job: job_id.to_owned(),
+                expected: expected_state.name().into(),
+                actual: current.name().into(),
+            });
+        }
+        let t = now();
+        for w in writes {
+            let metadata = w.metadata.as_ref().map(serde_json::to_string).transpose()?;
+            tx.execute(
+                "INSERT INTO job_memory (job_id, section, version, written_at, author, content_json, metadata_json)
+                 VALUES (?1, ?2, (SELECT COALESCE(MAX(version), 0) + 1 FROM job_memory WHERE job_id = ?1 AND section = ?2),
+                         ?3, ?4, ?5, ?6)",
+                params![job_id, w.section.as_str(), t, w.author, serde_json::to_string(&w.content)?, metadata],
+            )?;
+        }
+        let detail = event.detail.as_ref().map(serde_json::to_string).transpose()?;
+        tx.execute(
+            "INSERT INTO job_events (job_id, seq, at, from_state, to_state, event, duration_ms, attempt, error, detail_json)
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM job_events WHERE job_id = ?1), ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                job_id,
+                t,
+                current.name(),
+                event.event,
+                event.duration_ms as i64,
+                event.attempt,
+                event.error,
+                detail
+            ],
+        )?;
+        tx.execute("UPDATE jobs SET updated_at = ?2 WHERE id = ?1", params![job_id, t])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn section_versions(&self, job_id: &str, section: Section) -> Result<Vec<MemoryEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT version, written_at, author, content_json, metadata_json FROM job_memory
+             WHERE job_id = ?1 AND section = ?2 ORDER BY version",
+        )?;
+        let rows = stmt.query_map(params![job_id, section.as_str()], entry_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn add_comment(
+        &self,
+        job_id: &str,
+        section: Section,
+        parent_id: Option<i64>,
+        author: &str,
+        body: &str,
+    ) -> Result<Comment, StoreError> {
+        let conn = self.conn();
+        if let Some(parent) = parent_id {
+            let ok: Option<i64> = conn
+                .query_row(
+                    "SELECT id FROM comments WHERE id = ?1 AND job_id = ?2 AND section = ?3",
+                    params![parent, job_id, section.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if ok.is_none() {
+                return Err(StoreError::NotFound(format!("comment {parent} in {section} of job {job_id}")));
+            }
+        }
+        let t = now();
+        conn.execute(
+            "INSERT INTO comments (job_id, section, parent_id, author, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![job_id, section.as_str(), parent_id, author, body, t],
+        )?;
+        Ok(Comment {
+            id: conn.last_insert_rowid(),
+            section: section.as_str().into(),
+            parent_id,
+            author: author.into(),
+            body: body.into(),
+            created_at: parse_time(&t),
+        })
+    }
+
+    fn comments(&self, job_id: &str, section: Option<Section>) -> Result<Vec<Comment>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, section, parent_id, author, body, created_at FROM comments
+             WHERE job_id = ?1 AND (?2 IS NULL OR section = ?2) ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![job_id, section.map(Section::as_str)], |r| {
+            Ok(Comment {
+                id: r.get(0)?,
+                section: r.get(1)?,
+                parent_id: r.get(2)?,
+                author: r.get(3)?,
+                body: r.get(4)?,
+                created_at: parse_time(&r.get::<_, String>(5)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn record_webhook(
+        &self,
+        job_id: &str,
+        state: &str,
+        attempt: u32,
+        url: &str,
+        http_status: Option<u16>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO webhook_deliveries (job_id, attempt, at, url, state, http_status, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![job_id, attempt, now(), url, state, http_status, error],
+        )?;
+        Ok(())
+    }
+
+    fn execution_stats(&self) -> Result<ExecutionStats, StoreError> {
+        let conn = self.conn();
+        let mut stats = ExecutionStats::default();
+        let mut stmt = conn.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")?;
+        stats.jobs_by_state = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        // A committed stage is a history line that changed state and took time; markers
+        // (resumed, interrupted, human decisions) have attempt 0 or no duration.
+        let mut stmt = conn.prepare(
+            "SELECT from_state, duration_ms FROM job_events
+             WHERE from_state != to_state AND attempt >= 1 AND event NOT IN ('cancel', 'approve', 'request_changes', 'reject')
+             ORDER BY from_state",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (stage, ms) = row?;
+            match stats.stage_latencies.last_mut() {
+                Some(l) if l.stage == stage => l.durations_ms.push(ms.max(0) as u64),
+                _ => stats.stage_latencies.push(StageLatency { stage, durations_ms: vec![ms.max(0) as u64] }),
+            }
+        }
+        let (errors, executions): (i64, i64) = conn.query_row(
+            "SELECT COALESCE(SUM(CASE WHEN event IN ('retry', 'stage_failed') THEN 1 ELSE 0 END), 0), COUNT(*)
+             FROM job_events WHERE attempt >= 1 AND event NOT IN ('cancel', 'approve', 'request_changes', 'reject')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        stats.errors = errors;
+        stats.executions = executions;
+        let latest = |section: &str, pointer: &str| -> Result<Vec<f64>, StoreError> {
+            let mut stmt = conn.prepare(
+                "SELECT m.content_json FROM job_memory m WHERE m.section = ?1
+                 AND m.version = (SELECT MAX(version) FROM job_memory WHERE job_id = m.job_id AND section = m.section)",
+            )?;
+            let rows = stmt.query_map([section], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let v: serde_json::Value = serde_json::from_str(&row?)?;
+                if let Some(x) = v.pointer(pointer).and_then(serde_json::Value::as_f64) {
+                    out.push(x);
+                }
+            }
+            Ok(out)
+        };
+        stats.semantic_scores = latest(Section::ConsistencyReport.as_str(), "/score")?;
+        stats.costs = latest(Section::CostCertification.as_str(), "/estimate")?;
+        Ok(stats)
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.conn().query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewJob, Store};
+
+    fn job(store: &SqliteStore, id: &str) {
+        store
+            .create_job(&NewJob {
+                id: id.into(),
+                request: serde_json::json!({"content": "a brief for a test"}),
+                preset: Some("quick_social".into()),
+                brand_id: None,
+                auto_approve: false,
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_job_is_claimed_once() {
+        let store = SqliteStore::in_memory().unwrap();
+        job(&store, "a");
+        let first = store.claim_next("w1").unwrap().unwrap();
+        assert_eq!(first.id, "a");
+        assert!(store.claim_next("w2").unwrap().is_none());
+        assert_eq!(store.queued_count().unwrap(), 0);
+        store.release("a", "w1").unwrap();
+        assert_eq!(store.queued_count().unwrap(), 1);
+        assert_eq!(store.claim_next("w2").unwrap().unwrap().id, "a");
+        let stale = store.release_stale().unwrap();
+        assert_eq!(stale.len(), 1);
+    }
+
+    #[test]
+    fn idempotency_keys_are_first_come() {
+        let store = SqliteStore::in_memory().unwrap();
+        job(&store, "a");
+        assert!(store.remember_idempotency("k", "i1", "h1", "a").unwrap());
+        assert!(!store.remember_idempotency("k", "i1", "h2", "a").unwrap());
+        assert_eq!(store.idempotent_job("k", "i1").unwrap(), Some(("a".into(), "h1".into())));
+        assert_eq!(store.idempotent_job("other", "i1").unwrap(), None);
+    }
+
+    #[test]
+    fn human_versions_need_the_expected_state() {
+        let store = SqliteStore::in_memory().unwrap();
+        job(&store, "a");
+        let w = MemoryWrite {
+            section: Section::ProductionManifest,
+            content: serde_json::json!({"x": 1}),
+            author: "alice".into(),
+            metadata: None,
+        };
+        let e = NewEvent { event: "manifest_edited".into(), duration_ms: 0, attempt: 0, error: None, detail: None };
+        let err = store.write_human_versions("a", &State::PlanReview {}, std::slice::from_ref(&w), &e).unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }));
+        store.write_human_versions("a", &State::Init {}, &[w], &e).unwrap();
+        let v = store.section_versions("a", Section::ProductionManifest).unwrap();
+        assert_eq!((v.len(), v[0].author.as_str()), (1, "alice"));
+        assert_eq!(store.history("a").unwrap()[0].event, "manifest_edited");
+    }
+}
