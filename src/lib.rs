@@ -7,7 +7,8 @@
 //! - [`pipeline`]: the pure state machine, the retry policy, the stages and the driver.
 //! - [`store`]: the `Store` trait and its SQLite implementation (jobs, history, memory).
 //! - [`memory`]: the job memory sections of v33's memorySchema.
-//! - [`finance`]: the basic cost estimate.
+//! - [`finance`]: pricing, the calibrated cost model, tier routing, certificates, audit trail,
+//!   daily budget.
 //! - [`qa_gate`]: the TechnicalQaGate; probes a produced MP4 with FFmpeg and scores it.
 //! - [`telemetry`]: console and size-rotated file logging.
 //! - [`api`]: `aiprod serve`: the REST API, workers, webhooks and the ICC web client.

@@ -239,6 +239,22 @@ mod tests {
     }
 
     #[test]
+    fn awkward_floats_survive_the_file_round_trip() {
+        // The signature covers re-serialised numbers: parsing must give back the same f64.
+        let dir = tempfile::tempdir().unwrap();
+        let key = CostKey::from_bytes(b"k".to_vec(), "test");
+        for v in [0.1 + 0.2, 1.0 / 3.0, 2.0f64.sqrt() * 1e-7, 123456.789012345, 5e-324] {
+            let mut c = cert();
+            c.estimate.total = v;
+            c.estimate.cost_per_minute = v * 7.0;
+            let signed = c.sign(&key).unwrap();
+            let path = dir.path().join("c.json");
+            signed.write(&path).unwrap();
+            Certificate::verify_file(&path, &key).unwrap();
+        }
+    }
+
+    #[test]
     fn key_file_is_generated_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         // SAFETY: not set in tests; only this test reads the key file path.

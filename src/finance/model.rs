@@ -111,31 +111,22 @@ pub fn calibration_path(data_dir: &Path) -> PathBuf {
 }
 
 impl Calibration {
-    /// Defaults measured by `aiprod calibrate` on a 2-core development VM (release build),
-    /// rounded. Real machines differ; calibrate yours.
+    /// Defaults: the coefficients `aiprod calibrate` measured on a shared 2-core development VM
+    /// (release build, 5 s and 12 s renders, rounded). Real machines differ; calibrate yours.
+    /// Stages not listed measured under a millisecond and are modelled as free.
     pub fn defaults() -> Self {
-        let tier = |render: Linear, qa: Linear, bytes: f64| {
+        let tier = |render_per_mpf: f64, qa: Linear, bytes: f64| {
             let mut stages: BTreeMap<String, Linear> =
-                STAGES.iter().map(|s| (s.to_string(), Linear { fixed_s: 0.002, per_mpf_s: 0.0 })).collect();
-            stages.insert("rendering".into(), render);
+                STAGES.iter().map(|s| (s.to_string(), Linear { fixed_s: 0.0, per_mpf_s: 0.0 })).collect();
+            stages.insert("rendering".into(), Linear { fixed_s: 0.0, per_mpf_s: render_per_mpf });
             stages.insert("technical_qa".into(), qa);
-            stages.insert("semantic_qa".into(), Linear { fixed_s: 0.05, per_mpf_s: 0.0 });
-            stages.insert("delivering".into(), Linear { fixed_s: 0.005, per_mpf_s: 0.0001 });
+            stages.insert("semantic_qa".into(), Linear { fixed_s: 0.001, per_mpf_s: 0.00005 });
             TierCoefficients { stages, bytes_per_mpf: bytes }
         };
         let tiers = BTreeMap::from([
-            (
-                "economy".to_owned(),
-                tier(Linear { fixed_s: 0.3, per_mpf_s: 0.035 }, Linear { fixed_s: 0.02, per_mpf_s: 0.006 }, 900.0),
-            ),
-            (
-                "standard".to_owned(),
-                tier(Linear { fixed_s: 0.4, per_mpf_s: 0.033 }, Linear { fixed_s: 0.02, per_mpf_s: 0.006 }, 700.0),
-            ),
-            (
-                "premium".to_owned(),
-                tier(Linear { fixed_s: 0.6, per_mpf_s: 0.065 }, Linear { fixed_s: 0.02, per_mpf_s: 0.006 }, 600.0),
-            ),
+            ("economy".to_owned(), tier(0.0137, Linear { fixed_s: 0.05, per_mpf_s: 0.00095 }, 4800.0)),
+            ("standard".to_owned(), tier(0.0103, Linear { fixed_s: 0.0, per_mpf_s: 0.00126 }, 3100.0)),
+            ("premium".to_owned(), tier(0.0166, Linear { fixed_s: 0.0, per_mpf_s: 0.0015 }, 1850.0)),
         ]);
         Calibration {
             source: CalibrationSource::Defaults,
@@ -173,8 +164,8 @@ impl Calibration {
         }
     }
 
-    /// Coefficients for `tier`: its own, else those of the tier with the same x264 preset
-    /// family, else `standard`'s.
+    /// Coefficients for `tier`: its own, else `standard`'s (a tier added to config after the
+    /// calibration).
     pub fn for_tier(&self, tier: &str) -> Option<&TierCoefficients> {
         self.tiers.get(tier).or_else(|| self.tiers.get("standard"))
     }
