@@ -200,7 +200,7 @@ async fn quick_social_runs_through_and_streams_events() {
     assert!(text.contains("event: progress"), "rendering reports progress: {text}");
     assert!(text.contains("\"state\":\"rendering\""), "{text}");
     assert!(!text.contains("plan_review"), "quick_social has no plan review");
-    let last = text.lines().filter(|l| l.starts_with("data:")).last().unwrap();
+    let last = text.lines().rfind(|l| l.starts_with("data:")).unwrap();
     let last: Value = serde_json::from_str(&last[5..]).unwrap();
     assert!(matches!(last["state"].as_str(), Some("delivered" | "awaiting_review")), "{last}");
     app.stop().await;

@@ -88,6 +88,9 @@ pub fn progress_pct(state: &State, live: Option<Live>) -> f64 {
     (pct * 10.0).round() / 10.0
 }
 
+/// A callback told the id of a job that changed.
+type ChangeListener = Box<dyn Fn(&str) + Send + Sync>;
+
 /// Shared by the driver (as observer), the workers and the handlers.
 pub struct Hub {
     events: broadcast::Sender<JobEvent>,
@@ -97,7 +100,7 @@ pub struct Hub {
     /// Terminal states to announce by webhook.
     terminal: Mutex<Option<tokio::sync::mpsc::UnboundedSender<(String, String)>>>,
     /// Invalidation callback for cached job views.
-    invalidate: Mutex<Vec<Box<dyn Fn(&str) + Send + Sync>>>,
+    invalidate: Mutex<Vec<ChangeListener>>,
     runtime: tokio::runtime::Handle,
 }
 

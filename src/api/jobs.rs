@@ -300,11 +300,14 @@ fn build_view(job: &JobRecord, history: Vec<HistoryEvent>) -> JobView {
     }
 }
 
+/// A job's state and its view, shared between requests.
+pub type CachedView = Arc<(JobState, JobView)>;
+
 /// Per-job views, dropped when the hub reports a change (and after a second, for writers
 /// outside this process).
 #[derive(Default)]
 pub struct ViewCache {
-    views: RwLock<HashMap<String, (Instant, Arc<(JobState, JobView)>)>>,
+    views: RwLock<HashMap<String, (Instant, CachedView)>>,
 }
 
 const VIEW_TTL: Duration = Duration::from_secs(1);
@@ -316,7 +319,7 @@ impl ViewCache {
     }
 
     /// The job's view, from cache or the store.
-    pub fn get(&self, store: &dyn Store, id: &str) -> Result<Arc<(JobState, JobView)>, ApiError> {
+    pub fn get(&self, store: &dyn Store, id: &str) -> Result<CachedView, ApiError> {
         if let Some((at, v)) = self.views.read().unwrap_or_else(|p| p.into_inner()).get(id)
             && at.elapsed() < VIEW_TTL
         {

@@ -88,7 +88,7 @@ pub fn router(state: Shared) -> Router {
         .route("/cost-estimate", post(ops::cost_estimate))
         .route("/alerts", get(ops::alerts))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
-    let max_body = state.config.input_sanitizer.max_body_bytes as usize;
+    let max_body = state.config.input_sanitizer.max_body_bytes;
     Router::new()
         .nest("/v1", v1)
         .route("/health", get(ops::health))

@@ -99,7 +99,7 @@ pub fn mark_resumes(state: &Shared) -> anyhow::Result<()> {
     let mut resumable = state.store.release_stale()?;
     // Jobs with no owner that are mid-pipeline (the process died before claiming
     // bookkeeping) are picked up by the workers anyway; only mark the ones that were owned.
-    resumable.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    resumable.sort_by_key(|a| a.created_at);
     for job in resumable {
         let event = NewEvent {
             event: "resumed".into(),

@@ -112,7 +112,8 @@ fn parse_time(s: &str) -> DateTime<Utc> {
 /// The service's persistence, on top of [`Store`](super::Store).
 pub trait ServiceStore {
     /// Atomically take the oldest job a worker can run (not ended, not waiting for a human,
-    /// owned by nobody) and mark it owned by `owner`.
+    /// owned by nobody, submitted for review rather than by an auto-approving `aiprod run`,
+    /// which drives its own job) and mark it owned by `owner`.
     fn claim_next(&self, owner: &str) -> Result<Option<JobRecord>, StoreError>;
     /// Give a job back (the worker stopped driving it).
     fn release(&self, job_id: &str, owner: &str) -> Result<(), StoreError>;
@@ -234,7 +235,8 @@ impl ServiceStore for SqliteStore {
             .query_row(
                 &format!(
                     "UPDATE jobs SET owner = ?1
-                     WHERE id = (SELECT id FROM jobs WHERE owner IS NULL AND state NOT IN ({IDLE_STATES})
+                     WHERE id = (SELECT id FROM jobs WHERE owner IS NULL AND auto_approve = 0
+                                   AND state NOT IN ({IDLE_STATES})
                                  ORDER BY created_at, id LIMIT 1)
                        AND owner IS NULL
                      RETURNING {JOB_COLUMNS}"
@@ -261,7 +263,9 @@ impl ServiceStore for SqliteStore {
 
     fn queued_count(&self) -> Result<i64, StoreError> {
         Ok(self.conn().query_row(
-            &format!("SELECT COUNT(*) FROM jobs WHERE owner IS NULL AND state NOT IN ({IDLE_STATES})"),
+            &format!(
+                "SELECT COUNT(*) FROM jobs WHERE owner IS NULL AND auto_approve = 0 AND state NOT IN ({IDLE_STATES})"
+            ),
             [],
             |r| r.get(0),
         )?)
@@ -550,13 +554,17 @@ mod tests {
     use crate::store::{NewJob, Store};
 
     fn job(store: &SqliteStore, id: &str) {
+        job_with(store, id, false);
+    }
+
+    fn job_with(store: &SqliteStore, id: &str, auto_approve: bool) {
         store
             .create_job(&NewJob {
                 id: id.into(),
                 request: serde_json::json!({"content": "a brief for a test"}),
                 preset: Some("quick_social".into()),
                 brand_id: None,
-                auto_approve: false,
+                auto_approve,
             })
             .unwrap();
     }
@@ -564,10 +572,11 @@ mod tests {
     #[test]
     fn a_job_is_claimed_once() {
         let store = SqliteStore::in_memory().unwrap();
+        job_with(&store, "cli", true);
         job(&store, "a");
         let first = store.claim_next("w1").unwrap().unwrap();
         assert_eq!(first.id, "a");
-        assert!(store.claim_next("w2").unwrap().is_none());
+        assert!(store.claim_next("w2").unwrap().is_none(), "a CLI job (auto-approve) is the CLI's to drive");
         assert_eq!(store.queued_count().unwrap(), 0);
         store.release("a", "w1").unwrap();
         assert_eq!(store.queued_count().unwrap(), 1);
