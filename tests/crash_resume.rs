@@ -40,9 +40,10 @@ fn sigkill_during_rendering_then_resume_delivers_exactly_once() {
         assert!(Instant::now() < deadline, "the job never reached rendering");
         assert!(child.try_wait().unwrap().is_none(), "aiprod run exited before it could be killed");
         if let Some((id, state)) = job_state(&db)
-            && state == "rendering" {
-                break id;
-            }
+            && state == "rendering"
+        {
+            break id;
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
     std::thread::sleep(Duration::from_millis(400));

@@ -24,12 +24,10 @@ use crate::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput};
 /// The director's version; bump when its output for the same input changes.
 pub const DIRECTOR_VERSION: &str = "1.0.0";
 
-/// Shortest caption kept, in characters.
-const MIN_CAPTION_CHARS: usize = 3;
 /// Tokens one scene line may take (the budget is this times the scene count, plus slack).
 const TOKENS_PER_SCENE: usize = 48;
 /// Mean brief similarity under which a candidate is judged off-topic and not used.
-pub const MIN_RELEVANCE: f32 = 0.25;
+pub const MIN_RELEVANCE: f32 = 0.3;
 
 /// How the director runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,9 +134,14 @@ pub fn validate(lines: &[SceneLine], c: &Constraints, default_mood: &str) -> Res
     let n = c.scenes as u64;
     let mut scenes = Vec::with_capacity(c.scenes);
     for (i, l) in lines.iter().take(c.scenes).enumerate() {
-        let caption = l.caption.split_whitespace().collect::<Vec<_>>().join(" ");
-        if caption.chars().count() < MIN_CAPTION_CHARS || !caption.chars().any(char::is_alphabetic) {
-            return Err(format!("scene {} has no usable caption", i + 1));
+        let mut caption = l.caption.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !usable_caption(&caption) {
+            if usable_caption(&l.description) {
+                repairs.push(format!("scene {} caption '{}' replaced from its description", i + 1, l.caption));
+                caption = planner::caption_from(l.description.trim(), c.max_caption_chars);
+            } else {
+                return Err(format!("scene {} has no usable caption", i + 1));
+            }
         }
         let caption = if caption.chars().count() > c.max_caption_chars {
             let cut = planner::caption_from(&caption, c.max_caption_chars);
@@ -147,26 +150,29 @@ pub fn validate(lines: &[SceneLine], c: &Constraints, default_mood: &str) -> Res
         } else {
             caption
         };
-        let camera = match l.camera.parse::<Camera>() {
-            Ok(cam) => cam,
-            Err(_) => {
+        let camera_word = l.camera.split(|ch: char| !ch.is_alphabetic()).find_map(|w| w.parse::<Camera>().ok());
+        let camera = match camera_word {
+            Some(cam) => cam,
+            None => {
                 let cam = Camera::ALL[i % Camera::ALL.len()];
                 repairs.push(format!("scene {} camera '{}' replaced by {cam:?}", i + 1, l.camera));
                 cam
             }
         };
-        let mood = l.mood.split_whitespace().next().unwrap_or("").trim_matches(|ch: char| !ch.is_alphabetic());
-        let mood = if mood.is_empty() || mood.len() > 20 {
-            repairs.push(format!("scene {} mood defaulted to '{default_mood}'", i + 1));
-            default_mood.to_owned()
-        } else {
-            mood.to_lowercase()
+        let mood_field = l.mood.to_lowercase();
+        let mood = mood_field.split(|ch: char| !ch.is_alphabetic()).find(|w| MOOD_WORDS.contains(w));
+        let mood = match mood {
+            Some(m) => m.to_owned(),
+            None => {
+                repairs.push(format!("scene {} mood '{}' replaced by '{default_mood}'", i + 1, l.mood));
+                default_mood.to_owned()
+            }
         };
         let description = if l.description.trim().is_empty() {
             repairs.push(format!("scene {} description taken from its caption", i + 1));
             caption.clone()
         } else {
-            l.description.trim().to_owned()
+            planner::caption_from(l.description.trim(), MAX_DESCRIPTION_CHARS)
         };
         let i = i as u64;
         let duration_s = (total_ms * (i + 1) / n - total_ms * i / n) as f64 / 1000.0;
@@ -220,9 +226,10 @@ pub struct Directed {
     pub report: DirectorReport,
 }
 
-const EXAMPLE_BRIEF: &str = "A 12-second ad for a small coffee shop: the morning rush, friendly baristas, warm cups.";
-const EXAMPLE_ANSWER: &str = "SCENE 1 | dolly | busy | Mornings start here | Commuters queue at a coffee counter at sunrise\n\
-SCENE 2 | zoom | warm | Made with a smile | A barista hands a steaming cup to a customer";
+const EXAMPLE_BRIEF: &str = "A short ad in three scenes for a city bike-sharing service: quick, green, everywhere.";
+const EXAMPLE_ANSWER: &str = "SCENE 1 | pan | energetic | Ride across town | Commuters ride shared bikes through a busy street\n\
+SCENE 2 | zoom | bright | Unlock in seconds | A phone unlocks a bike at a docking station\n\
+SCENE 3 | static | hopeful | Cleaner air for all | A green park where people leave their bikes";
 
 fn system_prompt(max_caption: usize) -> String {
     format!(
@@ -240,13 +247,41 @@ fn user_prompt(brief: &str, scenes: usize) -> String {
 /// The full prompt for a brief, ending with `SCENE 1 |` so the answer starts in format.
 pub fn prompt(brief: &str, c: &Constraints) -> String {
     let system = system_prompt(c.max_caption_chars);
-    let mut p = chat_prompt(&system, &user_prompt(EXAMPLE_BRIEF, 2));
+    let mut p = chat_prompt(&system, &user_prompt(EXAMPLE_BRIEF, 3));
     p.push_str(EXAMPLE_ANSWER);
     p.push_str("<|im_end|>\n<|im_start|>user\n");
     p.push_str(&user_prompt(brief, c.scenes));
     p.push_str("<|im_end|>\n<|im_start|>assistant\n");
     p.push_str(PRIME);
     p
+}
+
+/// Mood words a scene may carry (the renderer and semantic QA know these).
+const MOOD_WORDS: [&str; 14] = [
+    "calm",
+    "energetic",
+    "warm",
+    "dramatic",
+    "melancholic",
+    "educational",
+    "hopeful",
+    "serious",
+    "friendly",
+    "playful",
+    "cheerful",
+    "busy",
+    "bright",
+    "quiet",
+];
+/// Longest description kept.
+const MAX_DESCRIPTION_CHARS: usize = 240;
+
+/// A caption worth showing: at least two words with letters, or one word of 3+ letters
+/// that is not a unit like "min".
+fn usable_caption(s: &str) -> bool {
+    let words: Vec<&str> =
+        s.split_whitespace().filter(|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 2).collect();
+    words.len() >= 2 || (words.len() == 1 && words[0].chars().filter(|c| c.is_alphabetic()).count() >= 4)
 }
 
 /// How the assistant's answer is primed, so it starts in the scene-line format.
@@ -257,7 +292,7 @@ fn usable_lines(lines: &[SceneLine]) -> Vec<&SceneLine> {
     let mut seen = std::collections::BTreeSet::new();
     lines
         .iter()
-        .filter(|l| l.caption.chars().filter(|ch| ch.is_alphabetic()).count() >= MIN_CAPTION_CHARS)
+        .filter(|l| usable_caption(&l.caption) || usable_caption(&l.description))
         .filter(|l| seen.insert(l.number))
         .collect()
 }
@@ -306,12 +341,11 @@ impl CreativeDirector {
         let newline_table = llm.newline_table();
         for k in 0..n {
             let seed = ctx.seed.wrapping_add(k as u64);
-            let mut params = GenerationParams {
-                max_tokens,
-                temperature: self.settings.temperature,
-                seed,
-                ..GenerationParams::default()
-            };
+            // The first candidate samples cooler (closer to the model's most likely storyboard);
+            // the others explore at the configured temperature.
+            let temperature = if k == 0 { self.settings.temperature.min(0.3) } else { self.settings.temperature };
+            let mut params =
+                GenerationParams { max_tokens, temperature, seed, ignore_eos: true, ..GenerationParams::default() };
             let mut text = String::from(PRIME);
             let mut tokens = 0;
             let mut result = Err(String::new());
@@ -478,8 +512,17 @@ mod tests {
     fn missing_scenes_and_empty_captions_are_rejected() {
         let lines = parse_scenes("SCENE 1 | pan | calm | Hello there | A street");
         assert!(validate(&lines, &c(2), "calm").unwrap_err().contains("1 of 2"));
-        let lines = parse_scenes("SCENE 1 | pan | calm | | A street\nSCENE 2 | pan | calm | ok then | x");
+        let lines = parse_scenes("SCENE 1 | pan | calm | 20 min | x\nSCENE 2 | pan | calm | ok then | x");
         assert!(validate(&lines, &c(2), "calm").unwrap_err().contains("no usable caption"));
+        // An unusable caption is rebuilt from a usable description, and the repair is recorded.
+        let lines = parse_scenes(
+            "SCENE 1 | pan | calm | | The street wakes up\nSCENE 2 | pan, zoom | a sunny morning | ok then | x",
+        );
+        let board = validate(&lines, &c(2), "calm").unwrap();
+        assert_eq!(board.scenes[0].caption, "The street wakes up");
+        assert_eq!(board.scenes[1].camera, Camera::Pan);
+        assert_eq!(board.scenes[1].mood, "calm");
+        assert!(board.repairs.iter().any(|r| r.contains("replaced from its description")), "{:?}", board.repairs);
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct GenerationParams {
     pub repeat_penalty: f32,
     /// Seed of the sampler: the same prompt, params and seed give the same text.
     pub seed: u64,
+    /// Never sample the end-of-turn tokens: generation runs until `max_tokens` or until the
+    /// callback stops it (the director stops once it has every scene line).
+    pub ignore_eos: bool,
 }
 
 /// How many recent tokens the repeat penalty looks at.
@@ -36,7 +39,15 @@ pub const REPEAT_WINDOW: usize = 64;
 
 impl Default for GenerationParams {
     fn default() -> Self {
-        Self { max_tokens: 256, temperature: 0.7, top_p: 0.9, top_k: 40, repeat_penalty: 1.1, seed: 0 }
+        Self {
+            max_tokens: 256,
+            temperature: 0.7,
+            top_p: 0.9,
+            top_k: 40,
+            repeat_penalty: 1.1,
+            seed: 0,
+            ignore_eos: false,
+        }
     }
 }
 
@@ -148,6 +159,15 @@ impl Llm {
                 let from = all.len().saturating_sub(REPEAT_WINDOW);
                 logits = candle_transformers::utils::apply_repeat_penalty(&logits, params.repeat_penalty, &all[from..])
                     .map_err(err)?;
+            }
+            if params.ignore_eos {
+                let mut v = logits.to_vec1::<f32>().map_err(err)?;
+                for id in &self.stop_ids {
+                    if let Some(x) = v.get_mut(*id as usize) {
+                        *x = f32::NEG_INFINITY;
+                    }
+                }
+                logits = Tensor::new(v, &self.device).map_err(err)?;
             }
             let next = sampler.sample(&logits).map_err(err)?;
             if self.stop_ids.contains(&next) {
