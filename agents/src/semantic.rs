@@ -7,7 +7,7 @@
 //! | `visualQuality`      | luma spread and mean of each keyframe; WCAG contrast between a high and a low luminance percentile inside the caption box, found around where the plan's typography places it |
 //! | `styleCoherence`     | RGB distance from each sampled pixel to the nearest mix of palette colours (with black, white and the lighting tint), and its spread across scenes |
 //! | `emotionalSync`      | keyframe brightness, colourfulness and warm/cool bias against a band per mood ([`MOOD_BANDS`]), and the plan's music tempo/energy against the same mood |
-//! | `narrativeAdherence` | **lexical** only (no embedding model yet): recall of the brief's content words in captions + descriptions, and each caption's overlap with the brief |
+//! | `narrativeAdherence` | **embeddings** (all-MiniLM-L6-v2, computed by the caller) of brief ↔ script ↔ captions/descriptions; **lexical fallback** when the model is not installed: recall of the brief's content words in captions + descriptions, and each caption's overlap with the brief |
 //!
 //! The overall score is `Σ weight · score` over the configured criteria; the video passes
 //! when that score reaches the gate and every criterion reaches its own threshold.
@@ -36,7 +36,7 @@ pub const VISUAL_QUALITY: &str = "visualQuality";
 /// Every criterion this agent scores, in report order.
 pub const CRITERIA: [&str; 4] = [STYLE_COHERENCE, NARRATIVE_ADHERENCE, EMOTIONAL_SYNC, VISUAL_QUALITY];
 /// The agent's version; bump when its scores for the same input change.
-pub const SEMANTIC_VERSION: &str = "1.0.0";
+pub const SEMANTIC_VERSION: &str = "1.1.0";
 
 /// Keyframes are sampled on a grid of every `SAMPLE_STEP`-th pixel in both directions.
 const SAMPLE_STEP: usize = 4;
@@ -82,6 +82,71 @@ pub struct SemanticRequest {
     pub criteria: BTreeMap<String, CriterionConfig>,
     /// The semantic quality gate the weighted score must reach (0.7 in v33).
     pub gate: f64,
+    /// Embedding similarities for `narrativeAdherence`, computed by the caller with the
+    /// sentence-embedding model; `None` when the model is not installed (the criterion then
+    /// falls back to lexical overlap and says so).
+    #[serde(default)]
+    pub narrative_embeddings: Option<NarrativeSimilarities>,
+}
+
+/// Cosine similarities between the brief, the script and each scene's caption and
+/// description, from a sentence-embedding model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NarrativeSimilarities {
+    /// The embedding model's id.
+    pub model: String,
+    /// Brief ↔ script.
+    pub brief_script: f32,
+    /// Brief ↔ each scene's caption, in scene order.
+    pub brief_caption: Vec<f32>,
+    /// Brief ↔ each scene's description, in scene order.
+    pub brief_description: Vec<f32>,
+    /// Script ↔ each scene's caption, in scene order.
+    pub script_caption: Vec<f32>,
+}
+
+/// Similarity at or below which a text is judged unrelated to the brief (score 0).
+pub const SIM_UNRELATED: f32 = 0.10;
+/// Similarity at or above which a text is judged fully on topic (score 1); all-MiniLM-L6-v2
+/// scores paraphrases around 0.7–0.9 and clearly related sentences around 0.5.
+pub const SIM_ON_TOPIC: f32 = 0.50;
+
+fn sim_score(s: f32) -> f64 {
+    (((s - SIM_UNRELATED) / (SIM_ON_TOPIC - SIM_UNRELATED)).clamp(0.0, 1.0)) as f64
+}
+
+/// `narrativeAdherence` from embeddings: `0.25 · brief↔script + 0.75 · mean over scenes of
+/// (0.5 · brief↔caption + 0.25 · brief↔description + 0.25 · script↔caption)`, each
+/// similarity mapped linearly from [`SIM_UNRELATED`] (0) to [`SIM_ON_TOPIC`] (1).
+fn narrative_by_embeddings(req: &SemanticRequest, e: &NarrativeSimilarities, scenes: &mut [SceneScore]) -> Criterion {
+    let mut per_scene = Vec::with_capacity(scenes.len());
+    let mut detail_scenes = Vec::with_capacity(scenes.len());
+    for (i, scene) in scenes.iter_mut().enumerate() {
+        let (bc, bd, sc) = (e.brief_caption[i], e.brief_description[i], e.script_caption[i]);
+        let v = 0.5 * sim_score(bc) + 0.25 * sim_score(bd) + 0.25 * sim_score(sc);
+        per_scene.push(v);
+        if req.plan.scenes[i].caption.trim().is_empty() {
+            scene.issues.push("caption is empty".into());
+            scene.suggestions.push(format!("write a caption for scene {i} from the brief"));
+        } else if bc < 0.2 {
+            scene
+                .issues
+                .push(format!("caption \"{}\" is far from the brief (similarity {bc:.2})", req.plan.scenes[i].caption));
+            scene.suggestions.push(format!("rewrite scene {i}'s caption about the brief's subject"));
+        }
+        detail_scenes
+            .push(json!({"scene": i, "brief_caption": round4(bc as f64), "brief_description": round4(bd as f64),
+            "script_caption": round4(sc as f64), "score": round4(v)}));
+    }
+    let mean = per_scene.iter().sum::<f64>() / per_scene.len().max(1) as f64;
+    let score = 0.25 * sim_score(e.brief_script) + 0.75 * mean;
+    let method = format!(
+        "EMBEDDINGS ({}): cosine similarity brief↔script, brief↔caption, brief↔description, script↔caption, mapped          linearly from {SIM_UNRELATED} (unrelated) to {SIM_ON_TOPIC} (on topic); 0.25·script + 0.75·mean scene",
+        e.model
+    );
+    let detail =
+        json!({"brief_script": round4(e.brief_script as f64), "mean_scene": round4(mean), "scenes": detail_scenes});
+    (score, per_scene, method, detail)
 }
 
 /// One criterion's score and how it was obtained.
@@ -194,7 +259,16 @@ fn assess_with(req: &SemanticRequest, ctx: Option<&AgentContext>) -> Result<Sema
         .collect();
 
     let style = style_coherence(req, &frames, &configs[0], &mut scenes, &mut notes);
-    let narrative = narrative_adherence(req, &mut scenes);
+    let narrative = match &req.narrative_embeddings {
+        Some(e) if [e.brief_caption.len(), e.brief_description.len(), e.script_caption.len()] == [n, n, n] => {
+            narrative_by_embeddings(req, e, &mut scenes)
+        }
+        Some(_) => {
+            notes.push("narrative embeddings did not match the scene count; lexical fallback used".into());
+            narrative_adherence(req, &mut scenes)
+        }
+        None => narrative_adherence(req, &mut scenes),
+    };
     let emotion = emotional_sync(req, &frames, &mut scenes, &mut notes);
     let visual = visual_quality(req, &frames, &mut scenes);
     let per_scene = [style.1.clone(), narrative.1.clone(), emotion.1.clone(), visual.1.clone()];
@@ -1283,7 +1357,7 @@ fn narrative_adherence(req: &SemanticRequest, scenes: &mut [SceneScore]) -> Crit
     let score = 0.5 * recall + 0.5 * mean_overlap;
     let unspaced = req.brief.chars().any(is_unspaced);
     let method = format!(
-        "LEXICAL, no embedding model yet: recall of the brief's content words ({}) in captions + descriptions, and each caption's \
+        "LEXICAL fallback (the sentence-embedding model is not installed): recall of the brief's content words ({}) in captions + descriptions, and each caption's \
          share of words found in the brief; 0.5·recall + 0.5·mean caption overlap",
         if unspaced {
             "character bigrams for unspaced scripts"
@@ -1448,7 +1522,14 @@ mod tests {
             audio_bitrate: 128_000,
         };
         let mut p = translate(
-            &TranslateRequest { manifest: manifest.clone(), video, transition_s: 0.5, languages: vec!["en".into()] },
+            &TranslateRequest {
+                manifest: manifest.clone(),
+                video,
+                transition_s: 0.5,
+                languages: vec!["en".into()],
+                translations: Default::default(),
+                unavailable: Default::default(),
+            },
             7,
         )
         .unwrap()
@@ -1461,6 +1542,7 @@ mod tests {
             keyframes: vec![],
             criteria: v33_criteria(),
             gate: 0.7,
+            narrative_embeddings: None,
         };
         redraw(&mut req, dir, |_, s| draw(s, (s.background.from, s.background.to), None));
         req
@@ -1790,5 +1872,28 @@ mod tests {
             }
         };
         assert!(matches!(cancelled, Err(AgentError::Cancelled)));
+    }
+
+    #[test]
+    fn narrative_adherence_uses_embeddings_when_given_and_flags_off_topic_captions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut req = request(dir.path());
+        let n = req.plan.scenes.len();
+        let sims = |v: f32| NarrativeSimilarities {
+            model: "all-minilm-l6-v2".into(),
+            brief_script: v,
+            brief_caption: vec![v; n],
+            brief_description: vec![v; n],
+            script_caption: vec![v; n],
+        };
+        req.narrative_embeddings = Some(sims(0.6));
+        let on = assess(&req).unwrap();
+        let c = criterion(&on, NARRATIVE_ADHERENCE);
+        assert!(c.method.starts_with("EMBEDDINGS (all-minilm-l6-v2)"), "{}", c.method);
+        assert!((c.score - 1.0).abs() < 1e-9);
+        req.narrative_embeddings = Some(sims(0.05));
+        let off = assess(&req).unwrap();
+        assert!(criterion(&off, NARRATIVE_ADHERENCE).score < 1e-9);
+        assert!(off.scenes.iter().all(|s| s.issues.iter().any(|i| i.contains("far from the brief"))));
     }
 }

@@ -2,9 +2,10 @@
 //! plan (per-scene layout, palette, motion, typography, transitions, audio bed) and the
 //! subtitle cues.
 //!
-//! Subtitles in other languages need a translation model. None is wired in yet, so every
-//! requested language other than the source is reported as unavailable — with the reason —
-//! and no subtitle track is produced for it. Nothing is ever invented.
+//! Subtitles in other languages come from [`crate::translate`] backends that passed the
+//! quality bar; the caller passes their captions in. Every other requested language is
+//! reported as unavailable — with the reason — and no subtitle track is produced for it.
+//! Nothing is ever invented.
 
 use std::time::Instant;
 
@@ -27,6 +28,24 @@ pub struct TranslateRequest {
     pub transition_s: f64,
     /// Every subtitle language requested; the first is the caption language.
     pub languages: Vec<String>,
+    /// Captions translated by a backend that passed the quality bar, per language (one per
+    /// scene, in order). Languages absent here get no subtitles.
+    #[serde(default)]
+    pub translations: std::collections::BTreeMap<String, TranslatedCaptions>,
+    /// Why a language has no translation (backend below the bar, not evaluated, none installed).
+    #[serde(default)]
+    pub unavailable: std::collections::BTreeMap<String, String>,
+}
+
+/// One language's translated captions and the backend that wrote them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranslatedCaptions {
+    /// Backend id, e.g. `marian:opus-mt-en-fr`.
+    pub backend: String,
+    /// The backend's measured chrF on the reference set for this pair.
+    pub chrf: f64,
+    /// One caption per scene, in scene order.
+    pub captions: Vec<String>,
 }
 
 /// Whether subtitles exist for one requested language, and why not when they don't.
@@ -196,15 +215,36 @@ pub fn translate(req: &TranslateRequest, seed: u64) -> Result<Translation, Agent
         .collect();
     let mut languages =
         vec![LanguageStatus { lang: source.clone(), status: "source".into(), backend: None, reason: None }];
+    let mut tracks = vec![SubtitleTrack { lang: source.clone(), cues }];
     for lang in req.languages.iter().skip(1).filter(|l| **l != source) {
-        languages.push(LanguageStatus {
-            lang: lang.clone(),
-            status: "unavailable".into(),
-            backend: None,
-            reason: Some(format!(
-                "translation model not installed: no subtitles in '{lang}' were produced (captions stay in '{source}')"
-            )),
-        });
+        match req.translations.get(lang).filter(|t| t.captions.len() == scenes.len()) {
+            Some(t) => {
+                let cues = scenes
+                    .iter()
+                    .zip(&t.captions)
+                    .map(|(s, text)| Cue { start_s: s.start_s, end_s: s.start_s + s.duration_s, text: text.clone() })
+                    .collect();
+                tracks.push(SubtitleTrack { lang: lang.clone(), cues });
+                languages.push(LanguageStatus {
+                    lang: lang.clone(),
+                    status: "translated".into(),
+                    backend: Some(t.backend.clone()),
+                    reason: Some(format!("reference chrF {:.1}", t.chrf)),
+                });
+            }
+            None => {
+                let why =
+                    req.unavailable.get(lang).cloned().unwrap_or_else(|| "translation model not installed".into());
+                languages.push(LanguageStatus {
+                    lang: lang.clone(),
+                    status: "unavailable".into(),
+                    backend: None,
+                    reason: Some(format!(
+                        "{why}: no subtitles in '{lang}' were produced (captions stay in '{source}')"
+                    )),
+                });
+            }
+        }
     }
     Ok(Translation {
         plan: RenderPlan {
@@ -212,7 +252,7 @@ pub fn translate(req: &TranslateRequest, seed: u64) -> Result<Translation, Agent
             audio: audio_for(&m.markers.mood),
             scenes,
             transition_s: req.transition_s,
-            subtitles: vec![SubtitleTrack { lang: source, cues }],
+            subtitles: tracks,
             seed,
         },
         languages,
@@ -270,7 +310,27 @@ mod tests {
             },
             transition_s: 0.5,
             languages: languages.iter().map(|s| s.to_string()).collect(),
+            translations: Default::default(),
+            unavailable: Default::default(),
         }
+    }
+
+    #[test]
+    fn translated_captions_become_a_track_and_the_rest_stay_unavailable_with_their_reason() {
+        let mut req = request(&["en", "fr", "de"]);
+        let n = req.manifest.scenes.len();
+        req.translations.insert(
+            "fr".into(),
+            TranslatedCaptions { backend: "marian:test".into(), chrf: 61.0, captions: vec!["Le phare".into(); n] },
+        );
+        req.unavailable.insert("de".into(), "llm:smollm2 scored chrF 12.0 < bar 45.0".into());
+        let t = translate(&req, 7).unwrap();
+        assert_eq!(t.plan.subtitles.iter().map(|s| s.lang.as_str()).collect::<Vec<_>>(), ["en", "fr"]);
+        assert!(t.plan.subtitles[1].cues.iter().all(|c| c.text == "Le phare"));
+        assert_eq!(t.languages[1].status, "translated");
+        assert_eq!(t.languages[1].backend.as_deref(), Some("marian:test"));
+        assert_eq!(t.languages[2].status, "unavailable");
+        assert!(t.languages[2].reason.as_deref().unwrap().contains("< bar 45.0"));
     }
 
     #[test]

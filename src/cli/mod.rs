@@ -3,6 +3,7 @@
 //! calls [`main`]; everything here is plain library code so tests can reach it.
 
 mod finance;
+pub mod models;
 mod progress;
 pub mod service;
 mod summary;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(service::KeysCommand),
+    /// Local models: list, verify, prepare.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
 }
 
 /// `aiprod run` options; each maps onto a field of the brief.
@@ -175,6 +179,10 @@ pub fn main() -> ExitCode {
     if let Some(dir) = &cli.data_dir {
         config.storage.data_dir = dir.clone();
     }
+    models::export_thread_count(&config);
+    if let Command::Models(command) = cli.command {
+        return models::run(command, &config);
+    }
     if let Err(e) = crate::telemetry::init(&config.logging, if cli.verbose { "info" } else { "warn" }) {
         eprintln!("warning: file logging disabled: {e}");
     }
@@ -206,12 +214,12 @@ async fn dispatch(command: Command, config: Arc<Config>) -> ExitCode {
         Command::Resume => resume(config, store).await,
         Command::Jobs(JobsCommand::List) => list(store.as_ref()),
         Command::Jobs(JobsCommand::Show { id }) => show(store.as_ref(), &id),
-        Command::Config(_) => ExitCode::SUCCESS,
         Command::Calibrate(args) => finance::calibrate(args, config).await,
         Command::Cost(c) => finance::cost(c, config, store).await,
         Command::Audit(c) => finance::audit(c, store.as_ref()),
         Command::Serve(args) => service::serve(args, config).await,
         Command::Keys(k) => service::keys(k, store.as_ref()),
+        Command::Config(_) | Command::Models(_) => ExitCode::SUCCESS,
     }
 }
 

@@ -3,14 +3,20 @@
 //! never write to the store themselves — the driver commits their output atomically — and
 //! are idempotent: the seed comes from the job id, outputs overwrite their own files.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use agents::director::{CreativeDirector, DirectorSettings};
 use agents::domain::{ProductionManifest, VideoSettings};
+use agents::models;
 use agents::planner::{self, PlanLimits, PlanRequest, Planner};
 use agents::render::{self, PreviewSettings, RenderOutput, RenderRequest};
-use agents::semantic::{self, CriterionConfig, SemanticReport, SemanticRequest};
+use agents::semantic::{self, CriterionConfig, NarrativeSimilarities, SemanticReport, SemanticRequest};
 use agents::supervisor::{self, Inputs, Thresholds};
-use agents::visual::{TranslateRequest, Translation, VisualTranslator};
+use agents::translate::marian::MarianTranslator;
+use agents::translate::{self, LlmTranslator, Translator};
+use agents::visual::{TranslateRequest, TranslatedCaptions, Translation, VisualTranslator};
 use agents::{Agent, AgentContext, AgentMetadata};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -27,6 +33,7 @@ use crate::finance::{self, FastTrackCheck, Orchestration, Reconciliation, daily,
 use crate::memory::{MemoryWrite, Section};
 use crate::qa_gate::{self, Expectations, TechnicalReport};
 use crate::sanitize::{self, BriefRequest, SanitizedInput};
+use crate::store::cache::ConsistencyCache;
 use crate::store::{JobRecord, Store};
 
 /// Everything a stage may read.
@@ -189,6 +196,23 @@ pub fn is_human_author(author: &str) -> bool {
     !author.starts_with("stage:")
 }
 
+/// The process-wide consistency cache for a data directory (opened on first use).
+async fn consistency_cache(config: &Config) -> Option<ConsistencyCache> {
+    static ALL: std::sync::Mutex<BTreeMap<PathBuf, ConsistencyCache>> = std::sync::Mutex::new(BTreeMap::new());
+    let dir = config.storage.data_dir.clone();
+    if let Some(c) = ALL.lock().unwrap_or_else(|p| p.into_inner()).get(&dir) {
+        return Some(c.clone());
+    }
+    let ttl = std::time::Duration::from_secs(config.consistency_cache.ttl_hours * 3600);
+    match ConsistencyCache::open_at(&dir, ttl, config.consistency_cache.similarity_threshold as f32).await {
+        Ok(c) => Some(ALL.lock().unwrap_or_else(|p| p.into_inner()).entry(dir).or_insert(c).clone()),
+        Err(e) => {
+            tracing::warn!("consistency cache unavailable: {e}");
+            None
+        }
+    }
+}
+
 async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, StageError> {
     // A reviewer's edited manifest is the plan: keep it instead of planning again (the
     // job comes back here after "request changes" with edits).
@@ -211,7 +235,7 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, S
     }
     let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
     let max_scenes = if fast_track { input.config.fast_track.max_scenes } else { 8 };
-    let request = PlanRequest {
+    let mut request = PlanRequest {
         brief: brief.content.clone(),
         duration_s: brief.duration_sec,
         language: brief.languages.first().cloned().unwrap_or_else(|| "en".into()),
@@ -223,25 +247,119 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, S
         },
         reuse_markers: None,
     };
-    let out = Planner.run(request, &input.agent).await?;
-    let note = if fast_track {
-        "fast track: deterministic planner (no model needed)".to_owned()
-    } else {
-        "full path: the local-model creative director is not installed yet, so the deterministic planner wrote this manifest".to_owned()
+    let registry = models::Registry::shared(&models::ModelSettings {
+        dir: input.config.models.dir.clone(),
+        threads: input.config.models.threads,
+    });
+
+    // Consistency cache: a similar earlier brief of the same brand lends its markers.
+    let mut cache_note = json!(null);
+    let mut brief_embedding = None;
+    let cache_wanted = input.config.consistency_cache.reuse_across_jobs
+        && input.config.presets.get(&brief.preset).is_none_or(|p| p.cache);
+    let cache = match (&brief.brand_id, cache_wanted) {
+        (Some(_), true) => consistency_cache(input.config).await,
+        _ => None,
     };
-    let mut metadata = serde_json::to_value(&out.metadata).unwrap_or(Value::Null);
-    metadata["note"] = Value::String(note);
+    if let (Some(brand), Some(cache)) = (&brief.brand_id, &cache) {
+        match registry.embedder().and_then(|(e, _)| e.embed(&[brief.content.as_str()])) {
+            Ok(mut v) => {
+                let emb = v.remove(0);
+                match cache.find_markers(brand, &emb, &input.job.id) {
+                    Some(hit) => {
+                        cache_note = json!({"hit": true, "source_job": hit.source_key, "similarity": hit.similarity});
+                        request.reuse_markers = Some(hit.markers);
+                    }
+                    None => cache_note = json!({"hit": false}),
+                }
+                brief_embedding = Some(emb);
+            }
+            Err(e) => cache_note = json!({"hit": false, "skipped": e.to_string()}),
+        }
+    }
+
+    let mut director_report = None;
+    let (manifest, metadata, note) = if fast_track {
+        let out = Planner.run(request.clone(), &input.agent).await?;
+        (out.value, out.metadata, "fast track: deterministic planner (no model needed)".to_owned())
+    } else {
+        let missing = [models::SMOLLM2_ID, models::MINILM_ID]
+            .into_iter()
+            .find_map(|m| models::check_installed(&registry.settings().dir, m).err());
+        let directed = match missing {
+            Some(e) => Err(format!("the creative director's model is not installed ({e})")),
+            None => {
+                let director = CreativeDirector {
+                    registry: registry.clone(),
+                    settings: DirectorSettings {
+                        candidates: input.config.models.director_candidates,
+                        temperature: input.config.models.director_temperature,
+                        repair_rounds: input.config.models.director_repair_rounds,
+                    },
+                };
+                let (req, ctx) = (request.clone(), input.agent.clone());
+                match tokio::task::spawn_blocking(move || {
+                    let started = std::time::Instant::now();
+                    director.direct(&req, &ctx).map(|d| (d, started.elapsed()))
+                })
+                .await
+                {
+                    Ok(Ok(d)) => Ok(d),
+                    Ok(Err(agents::AgentError::Cancelled)) => return Err(StageError::Cancelled),
+                    Ok(Err(e)) => Err(format!("the creative director produced no valid storyboard: {e}")),
+                    Err(e) => Err(format!("the creative director's task failed: {e}")),
+                }
+            }
+        };
+        match directed {
+            Ok((d, took)) => {
+                let metadata = AgentMetadata {
+                    model_used: models::SMOLLM2_ID.into(),
+                    processing_ms: took.as_millis() as u64,
+                    version: agents::director::DIRECTOR_VERSION.into(),
+                };
+                let chosen = &d.report.candidates[d.report.chosen];
+                let note = format!(
+                    "full path: the local model wrote this storyboard (candidate {} of {}, brief similarity {:.3}); {}",
+                    d.report.chosen + 1,
+                    d.report.candidates.len(),
+                    chosen.relevance.unwrap_or(0.0),
+                    d.report.markers_source
+                );
+                director_report = Some(d.report);
+                (d.manifest, metadata, note)
+            }
+            Err(why) => {
+                let out = Planner.run(request.clone(), &input.agent).await?;
+                (
+                    out.value,
+                    out.metadata,
+                    format!("full path: the deterministic planner wrote this manifest because {why}"),
+                )
+            }
+        }
+    };
+    if let (Some(brand), Some(cache), Some(emb)) = (&brief.brand_id, &cache, brief_embedding) {
+        if request.reuse_markers.is_none() {
+            if let Err(e) = cache.put_markers(brand, &input.job.id, emb, &manifest.markers).await {
+                tracing::warn!("consistency cache write failed: {e}");
+            }
+        }
+    }
+    let mut meta = serde_json::to_value(&metadata).unwrap_or(Value::Null);
+    meta["note"] = Value::String(note);
+    meta["consistency_cache"] = cache_note.clone();
+    if let Some(r) = &director_report {
+        meta["director"] = to_value(r)?;
+    }
     Ok(StageOutput {
         event: Event::Planned,
-        detail: Some(json!({"model_used": out.metadata.model_used, "scenes": out.value.scenes.len()})),
+        detail: Some(
+            json!({"model_used": metadata.model_used, "scenes": manifest.scenes.len(), "consistency_cache": cache_note}),
+        ),
         writes: vec![
-            MemoryWrite::by_stage(
-                Section::ProductionManifest,
-                Stage::Plan.name(),
-                to_value(&out.value)?,
-                Some(metadata),
-            ),
-            input.write(Section::ConsistencyMarkers, Stage::Plan, &out.value.markers, Some(&out.metadata))?,
+            input.write(Section::ConsistencyMarkers, Stage::Plan, &manifest.markers, Some(&metadata))?,
+            MemoryWrite::by_stage(Section::ProductionManifest, Stage::Plan.name(), to_value(&manifest)?, Some(meta)),
         ],
     })
 }
@@ -269,21 +387,98 @@ pub fn video_settings(config: &Config, brief: &SanitizedInput) -> Result<VideoSe
 }
 
 /// The visual translator's render plan and subtitles for `manifest`: the translating
-/// stage's work, also run when a reviewer edits the manifest during plan review so the
-/// approved plan is the one rendered.
+/// stage's work (caption translation through the backends that passed the quality bar, then
+/// layout), also run when a reviewer edits the manifest during plan review so the approved
+/// plan is the one rendered.
 pub async fn translation_for(
     config: &Config,
     brief: &SanitizedInput,
     manifest: ProductionManifest,
     ctx: &AgentContext,
 ) -> Result<agents::AgentOutput<Translation>, StageError> {
+    let source = brief.languages.first().cloned().unwrap_or_else(|| manifest.language.clone());
+    let targets: Vec<String> = brief.languages.iter().skip(1).filter(|l| **l != source).cloned().collect();
+    let captions: Vec<String> = manifest.scenes.iter().map(|s| s.caption.clone()).collect();
+    let owned = config.clone();
+    let src = source.clone();
+    let (translations, unavailable) =
+        tokio::task::spawn_blocking(move || translate_captions(&owned, &captions, &src, &targets))
+            .await
+            .map_err(|e| StageError::Transient(format!("translation task failed: {e}")))?;
     let request = TranslateRequest {
         manifest,
         video: video_settings(config, brief)?,
         transition_s: config.render.transition_sec,
         languages: brief.languages.clone(),
+        translations,
+        unavailable,
     };
     Ok(VisualTranslator.run(request, ctx).await?)
+}
+
+/// The translation backends this configuration offers, in preference order: Marian models
+/// configured per pair, then the local LLM when installed. Load failures are reasons.
+pub fn translation_backends(config: &Config) -> (Vec<Arc<dyn Translator>>, Vec<String>) {
+    let mut backends: Vec<Arc<dyn Translator>> = Vec::new();
+    let mut problems = Vec::new();
+    for (pair, dir) in &config.models.marian {
+        let (from, to) = pair.split_once('-').unwrap_or((pair.as_str(), ""));
+        match MarianTranslator::load(dir, from, to) {
+            Ok(t) => backends.push(Arc::new(t)),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    let settings = models::ModelSettings { dir: config.models.dir.clone(), threads: config.models.threads };
+    let registry = models::Registry::shared(&settings);
+    if registry.installed(models::SMOLLM2_ID) {
+        backends.push(Arc::new(LlmTranslator { registry, max_tokens: 48 }));
+    }
+    (backends, problems)
+}
+
+/// Translate the captions into every extra language whose best backend passed the quality
+/// bar; the others get the reason they are unavailable.
+fn translate_captions(
+    config: &Config,
+    captions: &[String],
+    source: &str,
+    targets: &[String],
+) -> (BTreeMap<String, TranslatedCaptions>, BTreeMap<String, String>) {
+    let (mut done, mut missing) = (BTreeMap::new(), BTreeMap::new());
+    if targets.is_empty() {
+        return (done, missing);
+    }
+    let (backends, problems) = translation_backends(config);
+    let table = match translate::load_quality(&config.models.dir) {
+        Ok(t) => t,
+        Err(e) => {
+            for l in targets {
+                missing.insert(l.clone(), format!("translation quality scores unreadable ({e})"));
+            }
+            return (done, missing);
+        }
+    };
+    let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+    for lang in targets {
+        match translate::choose(&backends, &table, source, lang, config.models.translation_min_chrf) {
+            Ok((backend, chrf)) => match backend.translate(&refs, source, lang) {
+                Ok(out) if out.iter().all(|t| !t.trim().is_empty()) => {
+                    done.insert(lang.clone(), TranslatedCaptions { backend: backend.id(), chrf, captions: out });
+                }
+                Ok(_) => {
+                    missing.insert(lang.clone(), format!("{} returned an empty caption", backend.id()));
+                }
+                Err(e) => {
+                    missing.insert(lang.clone(), e.to_string());
+                }
+            },
+            Err(why) => {
+                let why = if problems.is_empty() { why } else { format!("{why}; {}", problems.join("; ")) };
+                missing.insert(lang.clone(), why);
+            }
+        }
+    }
+    (done, missing)
 }
 
 async fn translate(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
@@ -517,11 +712,55 @@ async fn technical_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError>
     })
 }
 
+/// Embedding similarities for narrativeAdherence, or why they are unavailable.
+fn narrative_similarities(
+    registry: &models::Registry,
+    brief: &str,
+    manifest: &ProductionManifest,
+    captions: &[String],
+) -> Result<(NarrativeSimilarities, u64), String> {
+    let (embedder, load) = registry.embedder().map_err(|e| e.to_string())?;
+    let mut texts: Vec<&str> = vec![brief, manifest.script.as_str()];
+    texts.extend(captions.iter().map(String::as_str));
+    texts.extend(manifest.scenes.iter().map(|s| s.description.as_str()));
+    let e = embedder.embed(&texts).map_err(|e| e.to_string())?;
+    let n = captions.len();
+    let cos = models::embed::cosine;
+    Ok((
+        NarrativeSimilarities {
+            model: models::MINILM_ID.into(),
+            brief_script: cos(&e[0], &e[1]),
+            brief_caption: (0..n).map(|i| cos(&e[0], &e[2 + i])).collect(),
+            brief_description: (0..manifest.scenes.len()).map(|i| cos(&e[0], &e[2 + n + i])).collect(),
+            script_caption: (0..n).map(|i| cos(&e[1], &e[2 + i])).collect(),
+        },
+        load.as_millis() as u64,
+    ))
+}
+
 async fn semantic_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
     let manifest: ProductionManifest = input.read(Section::ProductionManifest)?;
     let translation: Translation = input.read(Section::PromptBundle)?;
     let assets: GeneratedAssets = input.read(Section::GeneratedAssets)?;
+    let registry = models::Registry::shared(&models::ModelSettings {
+        dir: input.config.models.dir.clone(),
+        threads: input.config.models.threads,
+    });
+    let captions: Vec<String> = translation.plan.scenes.iter().map(|s| s.caption.clone()).collect();
+    let (b, m) = (brief.content.clone(), manifest.clone());
+    let started = std::time::Instant::now();
+    let embedded = tokio::task::spawn_blocking(move || narrative_similarities(&registry, &b, &m, &captions))
+        .await
+        .map_err(|e| StageError::Transient(format!("embedding task failed: {e}")))?;
+    let embed_ms = started.elapsed().as_millis() as u64;
+    let (narrative_embeddings, embedding_note) = match embedded {
+        Ok((sims, load_ms)) => (
+            Some(sims),
+            json!({"model": models::MINILM_ID, "load_ms": load_ms, "embed_ms": embed_ms - load_ms.min(embed_ms)}),
+        ),
+        Err(why) => (None, json!({"model": null, "fallback": "lexical", "reason": why})),
+    };
     let request = SemanticRequest {
         brief: brief.content,
         manifest,
@@ -535,12 +774,23 @@ async fn semantic_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError> 
             .map(|(k, c)| (k.clone(), CriterionConfig { weight: c.weight, threshold: c.threshold }))
             .collect(),
         gate: input.config.quality_gates.semantic,
+        narrative_embeddings,
     };
-    let out = semantic::SemanticQa.run(request, &input.agent).await?;
+    let mut out = semantic::SemanticQa.run(request, &input.agent).await?;
+    if embedding_note["model"].is_string() {
+        out.metadata.model_used = format!("signal-heuristics+{}", models::MINILM_ID);
+    }
+    let mut metadata = serde_json::to_value(&out.metadata).unwrap_or(Value::Null);
+    metadata["embeddings"] = embedding_note;
     Ok(StageOutput {
         event: Event::SemanticScored,
         detail: Some(json!({"semantic_score": out.value.score, "weakest_scenes": out.value.weakest_scenes})),
-        writes: vec![input.write(Section::ConsistencyReport, Stage::SemanticQa, &out.value, Some(&out.metadata))?],
+        writes: vec![MemoryWrite::by_stage(
+            Section::ConsistencyReport,
+            Stage::SemanticQa.name(),
+            to_value(&out.value)?,
+            Some(metadata),
+        )],
     })
 }
 

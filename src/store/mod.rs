@@ -5,6 +5,7 @@
 //! job is still in the state the stage started from. A crash therefore leaves a job either
 //! before or after a stage, never half-way, and a stage is never committed twice.
 
+pub mod cache;
 pub mod finance;
 pub mod service;
 pub mod sqlite;

@@ -13,10 +13,11 @@ use crate::memory::Section;
 use crate::pipeline::machine::State;
 
 /// Migrations in order; the index + 1 is the schema version after applying it.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_finance.sql"),
     include_str!("../../migrations/0003_service.sql"),
+    include_str!("../../migrations/0004_cache.sql"),
 ];
 
 /// SQLite behind a mutex: writes are serialised by SQLite anyway, and one connection keeps

@@ -1,0 +1,200 @@
+//! SmolLM2-135M-Instruct on candle's quantized llama: chat prompt, seeded sampling, timings.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_transformers::models::quantized_llama::ModelWeights;
+use serde::{Deserialize, Serialize};
+use tokenizers::Tokenizer;
+
+use super::{ModelError, SMOLLM2_ID, gguf_tokenizer};
+
+/// How to sample one completion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationParams {
+    /// Most new tokens.
+    pub max_tokens: usize,
+    /// Sampling temperature; 0 means greedy.
+    pub temperature: f64,
+    /// Nucleus mass.
+    pub top_p: f64,
+    /// Candidates kept before the nucleus cut.
+    pub top_k: usize,
+    /// Penalty on tokens seen in the last [`REPEAT_WINDOW`] tokens (1.0 = none).
+    pub repeat_penalty: f32,
+    /// Seed of the sampler: the same prompt, params and seed give the same text.
+    pub seed: u64,
+    /// Never sample the end-of-turn tokens: generation runs until `max_tokens` or until the
+    /// callback stops it (the director stops once it has every scene line).
+    pub ignore_eos: bool,
+}
+
+/// How many recent tokens the repeat penalty looks at.
+pub const REPEAT_WINDOW: usize = 64;
+
+impl Default for GenerationParams {
+    fn default() -> Self {
+        Self {
+            max_tokens: 256,
+            temperature: 0.7,
+            top_p: 0.9,
+            top_k: 40,
+            repeat_penalty: 1.1,
+            seed: 0,
+            ignore_eos: false,
+        }
+    }
+}
+
+/// One completion and what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    /// The generated text (prompt excluded, special tokens dropped).
+    pub text: String,
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Tokens generated.
+    pub generated_tokens: usize,
+    /// Time to process the prompt, ms.
+    pub prefill_ms: u64,
+    /// Time to generate, ms.
+    pub generate_ms: u64,
+    /// Why generation stopped: `eos`, `max_tokens` or `caller` (the callback said stop).
+    pub stop: String,
+}
+
+impl Generation {
+    /// Prompt tokens per second.
+    pub fn prefill_tok_s(&self) -> f64 {
+        self.prompt_tokens as f64 / (self.prefill_ms.max(1) as f64 / 1000.0)
+    }
+    /// Generated tokens per second.
+    pub fn generate_tok_s(&self) -> f64 {
+        self.generated_tokens as f64 / (self.generate_ms.max(1) as f64 / 1000.0)
+    }
+}
+
+/// The loaded LLM. Generation takes `&mut self` (KV cache), so the registry keeps it in a mutex.
+pub struct Llm {
+    model: ModelWeights,
+    tokenizer: Tokenizer,
+    stop_ids: Vec<u32>,
+    newlines: Arc<Vec<u8>>,
+    device: Device,
+}
+
+/// Wrap a system and a user message in SmolLM2's chat template, ready for the assistant.
+pub fn chat_prompt(system: &str, user: &str) -> String {
+    format!("<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")
+}
+
+impl Llm {
+    /// Load a GGUF file and build its tokenizer from the same file's metadata.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let fail = |e: &dyn std::fmt::Display| ModelError::failed(SMOLLM2_ID, format!("{}: {e}", path.display()));
+        let mut file = File::open(path).map_err(|e| fail(&e))?;
+        let content = gguf_file::Content::read(&mut file).map_err(|e| fail(&e))?;
+        let tokenizer = gguf_tokenizer::from_gguf(&content).map_err(|e| fail(&e))?;
+        let device = Device::Cpu;
+        let model = ModelWeights::from_gguf(content, &mut file, &device).map_err(|e| fail(&e))?;
+        let stop_ids = ["<|im_end|>", "<|endoftext|>"].iter().filter_map(|t| tokenizer.token_to_id(t)).collect();
+        let vocab = tokenizer.get_vocab_size(true);
+        let newlines = (0..vocab as u32)
+            .map(|id| tokenizer.id_to_token(id).map(|t| t.matches('Ċ').count().min(255) as u8).unwrap_or(0))
+            .collect();
+        Ok(Self { model, tokenizer, stop_ids, newlines: Arc::new(newlines), device })
+    }
+
+    /// The tokenizer (for tests and token counting).
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Token ids of `text`, special tokens recognised, nothing added.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| ModelError::failed(SMOLLM2_ID, format!("tokenizing: {e}")))
+    }
+
+    /// Line breaks per token id (byte-level BPE writes `\n` as `Ċ`), so callers can count
+    /// lines as tokens arrive without touching the tokenizer.
+    pub fn newline_table(&self) -> Arc<Vec<u8>> {
+        self.newlines.clone()
+    }
+
+    /// Complete `prompt` (already in chat format). `on_token` is called after each generated
+    /// token with the count so far and the token id, and returns `false` to stop early
+    /// (cancellation, or the caller has what it needs).
+    pub fn generate(
+        &mut self,
+        prompt: &str,
+        params: &GenerationParams,
+        on_token: &mut dyn FnMut(usize, u32) -> bool,
+    ) -> Result<Generation, ModelError> {
+        let err = |e: candle_core::Error| ModelError::failed(SMOLLM2_ID, e);
+        let prompt_ids = self.encode(prompt)?;
+        let sampling = if params.temperature <= 0.0 {
+            Sampling::ArgMax
+        } else {
+            Sampling::TopKThenTopP { k: params.top_k, p: params.top_p, temperature: params.temperature }
+        };
+        let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
+        let started = Instant::now();
+        let input = Tensor::new(prompt_ids.as_slice(), &self.device).and_then(|t| t.unsqueeze(0)).map_err(err)?;
+        let mut logits = self.model.forward(&input, 0).and_then(|l| l.squeeze(0)).map_err(err)?;
+        let prefill_ms = started.elapsed().as_millis() as u64;
+        let started = Instant::now();
+        let mut all: Vec<u32> = prompt_ids.clone();
+        let mut out: Vec<u32> = Vec::new();
+        let mut stop = "max_tokens";
+        while out.len() < params.max_tokens {
+            if params.repeat_penalty != 1.0 {
+                let from = all.len().saturating_sub(REPEAT_WINDOW);
+                logits = candle_transformers::utils::apply_repeat_penalty(&logits, params.repeat_penalty, &all[from..])
+                    .map_err(err)?;
+            }
+            if params.ignore_eos {
+                let mut v = logits.to_vec1::<f32>().map_err(err)?;
+                for id in &self.stop_ids {
+                    if let Some(x) = v.get_mut(*id as usize) {
+                        *x = f32::NEG_INFINITY;
+                    }
+                }
+                logits = Tensor::new(v, &self.device).map_err(err)?;
+            }
+            let next = sampler.sample(&logits).map_err(err)?;
+            if self.stop_ids.contains(&next) {
+                stop = "eos";
+                break;
+            }
+            out.push(next);
+            all.push(next);
+            if !on_token(out.len(), next) {
+                stop = "caller";
+                break;
+            }
+            if out.len() == params.max_tokens {
+                break;
+            }
+            let input = Tensor::new(&[next], &self.device).and_then(|t| t.unsqueeze(0)).map_err(err)?;
+            logits = self.model.forward(&input, all.len() - 1).and_then(|l| l.squeeze(0)).map_err(err)?;
+        }
+        let text =
+            self.tokenizer.decode(&out, true).map_err(|e| ModelError::failed(SMOLLM2_ID, format!("decoding: {e}")))?;
+        Ok(Generation {
+            text,
+            prompt_tokens: prompt_ids.len(),
+            generated_tokens: out.len(),
+            prefill_ms,
+            generate_ms: started.elapsed().as_millis() as u64,
+            stop: stop.into(),
+        })
+    }
+}

@@ -1,0 +1,113 @@
+//! The local models, run for real. Each test skips (printing why) only when the models
+//! directory has not been installed; `make test` and CI install it first.
+
+use std::sync::Arc;
+
+use agents::director::{CreativeDirector, DirectorSettings};
+use agents::models::{self, ModelSettings, Registry};
+use agents::planner::{PlanLimits, PlanRequest};
+use agents::{Agent, AgentContext};
+
+fn registry(model: &str) -> Option<Arc<Registry>> {
+    let dir = models::test_models_dir();
+    if let Err(e) = models::check_installed(&dir, model) {
+        eprintln!("SKIPPED: {e}");
+        return None;
+    }
+    Some(Registry::shared(&ModelSettings { dir, threads: 1 }))
+}
+
+#[test]
+fn smollm2_tokenizer_from_gguf_metadata_matches_the_reference_ids() {
+    let Some(reg) = registry(models::SMOLLM2_ID) else { return };
+    let (llm, _) = reg.llm().unwrap();
+    let llm = llm.lock().unwrap();
+    assert_eq!(llm.encode("<|im_start|>system\n").unwrap(), vec![1, 9690, 198]);
+    let ids = llm.encode("<|im_start|>user\nHello world<|im_end|>").unwrap();
+    assert_eq!(ids.first(), Some(&1));
+    assert_eq!(ids.last(), Some(&2));
+    let text = llm.tokenizer().decode(&ids, false).unwrap();
+    assert_eq!(text, "<|im_start|>user\nHello world<|im_end|>");
+}
+
+#[test]
+fn minilm_reproduces_the_reference_similarity() {
+    let Some(reg) = registry(models::MINILM_ID) else { return };
+    let (emb, _) = reg.embedder().unwrap();
+    let s = emb.similarity("A man is eating food.", "A man is eating a piece of bread.").unwrap();
+    assert!((s - 0.755).abs() < 0.01, "similarity {s}");
+    let far = emb.similarity("A man is eating food.", "The stock market fell sharply on Monday.").unwrap();
+    assert!(far < 0.2, "unrelated similarity {far}");
+    // Batches pad to the longest input; the short sentence's vector must not change.
+    let alone = emb.embed(&["Fresh bread"]).unwrap();
+    let batched =
+        emb.embed(&["Fresh bread", "A much longer sentence about a bakery that opens its doors at dawn"]).unwrap();
+    let d: f32 = alone[0].iter().zip(&batched[0]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(d < 1e-4, "padding changed the embedding by {d}");
+}
+
+#[test]
+fn smollm2_generation_is_deterministic_for_a_seed() {
+    let Some(reg) = registry(models::SMOLLM2_ID) else { return };
+    let (llm, _) = reg.llm().unwrap();
+    let mut llm = llm.lock().unwrap();
+    let prompt = models::llm::chat_prompt("You are a helpful assistant.", "Name a colour.");
+    let params = models::GenerationParams { max_tokens: 8, seed: 7, ..Default::default() };
+    let a = llm.generate(&prompt, &params, &mut |_, _| true).unwrap();
+    let b = llm.generate(&prompt, &params, &mut |_, _| true).unwrap();
+    assert_eq!(a.text, b.text);
+    assert!(a.generated_tokens > 0 && a.generated_tokens <= 8);
+    assert!(!a.text.trim().is_empty());
+}
+
+#[test]
+fn the_director_writes_a_valid_storyboard_about_the_brief() {
+    let Some(reg) = registry(models::SMOLLM2_ID) else { return };
+    if registry(models::MINILM_ID).is_none() {
+        return;
+    }
+    let director = CreativeDirector {
+        registry: reg,
+        settings: DirectorSettings { candidates: 1, temperature: 0.5, repair_rounds: 1 },
+    };
+    let req = PlanRequest {
+        brief: "A calm teaser for a neighbourhood bakery: fresh bread at dawn, the shop opening its doors.".into(),
+        duration_s: 10,
+        language: "en".into(),
+        fast_track: false,
+        limits: PlanLimits { max_scenes: 2, max_caption_chars: 40, min_scene_s: 3.0 },
+        reuse_markers: None,
+    };
+    let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t = ticks.clone();
+    let mut ctx = AgentContext::with_seed(42);
+    ctx.progress = agents::Progress::new(move |_| {
+        t.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    let out = futures_lite_block_on(director.run(req.clone(), &ctx)).unwrap();
+    let m = &out.value.manifest;
+    assert_eq!(out.metadata.model_used, "smollm2-135m-instruct");
+    assert_eq!(m.scenes.len(), 2);
+    assert!((m.duration_s() - 10.0).abs() < 1e-6);
+    for s in &m.scenes {
+        assert!(!s.caption.trim().is_empty() && s.caption.chars().count() <= 40, "{s:?}");
+    }
+    let chosen = &out.value.report.candidates[out.value.report.chosen];
+    assert!(chosen.relevance.unwrap() >= agents::director::MIN_RELEVANCE);
+    assert!(ticks.load(std::sync::atomic::Ordering::SeqCst) > 0, "no token progress reported");
+    // Same seed, same manifest.
+    let again = futures_lite_block_on(director.run(req, &ctx)).unwrap();
+    assert_eq!(again.value.manifest, *m);
+}
+
+/// Poll a future that never waits on IO (the director is CPU-bound) to completion.
+fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}

