@@ -1859,7 +1859,7 @@ mod tests {
         };
         assert_eq!(out.value, expected);
         assert_eq!(out.metadata.model_used, "signal-heuristics");
-        assert_eq!(out.metadata.version, "1.0.0");
+        assert_eq!(out.metadata.version, SEMANTIC_VERSION);
         assert_eq!(SemanticQa::NAME, "semantic_qa");
 
         let ctx = AgentContext::with_seed(1);

@@ -339,12 +339,11 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, S
             }
         }
     };
-    if let (Some(brand), Some(cache), Some(emb)) = (&brief.brand_id, &cache, brief_embedding) {
-        if request.reuse_markers.is_none() {
-            if let Err(e) = cache.put_markers(brand, &input.job.id, emb, &manifest.markers).await {
-                tracing::warn!("consistency cache write failed: {e}");
-            }
-        }
+    if let (Some(brand), Some(cache), Some(emb)) = (&brief.brand_id, &cache, brief_embedding)
+        && request.reuse_markers.is_none()
+        && let Err(e) = cache.put_markers(brand, &input.job.id, emb, &manifest.markers).await
+    {
+        tracing::warn!("consistency cache write failed: {e}");
     }
     let mut meta = serde_json::to_value(&metadata).unwrap_or(Value::Null);
     meta["note"] = Value::String(note);

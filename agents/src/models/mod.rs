@@ -37,7 +37,7 @@ pub const SMOLLM2_SHIPPED: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// The requantised GGUF the LLM loads (written by `aiprod models prepare`).
 pub const SMOLLM2_PREPARED: &str = "SmolLM2-135M-Instruct.Q8_0.gguf";
 /// The command that installs and prepares every model.
-pub const INSTALL_HINT: &str = "./scripts/install_models.sh (or `make setup`)";
+pub const INSTALL_HINT: &str = "./scripts/install_models.sh (or `make models`)";
 
 /// Why a model could not be used.
 #[derive(Debug, Clone, thiserror::Error)]
