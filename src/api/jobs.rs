@@ -30,7 +30,7 @@ use super::Shared;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody, parse_json};
 use super::hub::{JobEvent, progress_pct};
-use crate::finance::{self, Orchestration};
+use crate::finance::{self, CostQuote};
 use crate::pipeline::machine::{Event, State as JobState};
 use crate::sanitize::{self, BriefRequest};
 use crate::store::service::{Cursor, JobApiOptions, JobFilter, ServiceStore};
@@ -108,9 +108,9 @@ pub struct Submitted {
     pub job_id: String,
     /// Its state now.
     pub state: String,
-    /// The basic cost estimate.
+    /// The cost orchestrator's quote: chosen tier, price, and every option it weighed.
     #[schema(value_type = Object)]
-    pub cost_estimate: Orchestration,
+    pub cost_estimate: CostQuote,
     /// Where to follow it.
     pub links: Links,
     /// HMAC-SHA256 key of this job's webhook (`X-Aiprod-Signature: sha256=<hex>`), when a

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use super::Shared;
 use super::error::{ApiError, ErrorBody, parse_json};
-use crate::finance::{self, Orchestration};
+use crate::finance::{self, CostQuote};
 use crate::sanitize::{self, BriefRequest};
 use crate::store::service::{ExecutionStats, ServiceStore};
 
@@ -73,7 +73,7 @@ pub struct EstimateRequest {
 /// Price a brief without submitting it (validated like a submission).
 #[utoipa::path(post, path = "/v1/cost-estimate", request_body = EstimateRequest,
     responses((status = 200, description = "the estimate"), (status = 422, body = ErrorBody)), security(("bearer" = [])), tag = "money")]
-pub async fn cost_estimate(State(state): State<Shared>, body: Bytes) -> Result<axum::Json<Orchestration>, ApiError> {
+pub async fn cost_estimate(State(state): State<Shared>, body: Bytes) -> Result<axum::Json<CostQuote>, ApiError> {
     let r: EstimateRequest = parse_json(&body)?;
     let brief = BriefRequest {
         content: r.content,

@@ -319,6 +319,59 @@ pub enum QuoteError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// The headline of a quote, what a client shows before submitting: the chosen tier and its
+/// price, whether money changed the choice, and the full orchestration behind it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostQuote {
+    /// The tier that would render.
+    pub tier: String,
+    /// The tier the brief asked for.
+    pub requested_tier: String,
+    /// `local` or `remote:<name>`.
+    pub backend: String,
+    /// Estimated total, USD.
+    pub estimate: f64,
+    /// Always `USD`: every price in the pricing table is in dollars.
+    pub currency: &'static str,
+    /// Estimated USD per minute of output.
+    pub cost_per_minute: f64,
+    /// Seconds of output priced.
+    pub duration_s: f64,
+    /// A cheaper tier was chosen because of money.
+    pub downgraded: bool,
+    /// The choice still breaks a money rule.
+    pub over_budget: bool,
+    /// Why this option, in words.
+    pub reason: String,
+    /// Daily-budget and quality-floor warnings.
+    pub warnings: Vec<String>,
+    /// Whether the coefficients were measured on this machine.
+    pub calibrated: bool,
+    /// Every option priced and every rule applied.
+    pub orchestration: Orchestration,
+}
+
+impl From<Orchestration> for CostQuote {
+    fn from(o: Orchestration) -> Self {
+        let chosen = &o.decision.chosen;
+        Self {
+            tier: chosen.tier.clone(),
+            requested_tier: o.rules.requested.clone(),
+            backend: if chosen.name.starts_with("remote:") { chosen.name.clone() } else { LOCAL_BACKEND.into() },
+            estimate: o.estimate.total,
+            currency: "USD",
+            cost_per_minute: o.estimate.cost_per_minute,
+            duration_s: o.estimate.duration_s,
+            downgraded: o.decision.downgraded,
+            over_budget: o.decision.over_budget,
+            reason: o.decision.reason.clone(),
+            warnings: o.decision.warnings.clone(),
+            calibrated: o.calibrated,
+            orchestration: o,
+        }
+    }
+}
+
 /// The quote for a sanitised brief before any job runs — what `POST /v1/cost-estimate` and a
 /// submission answer: the pricing table in force, this data dir's calibration (or the
 /// documented defaults, which the result says), and today's budget level.
@@ -328,9 +381,9 @@ pub fn quote_brief(
     data_dir: &std::path::Path,
     ledger: Option<&dyn audit::CostLedger>,
     brief: &SanitizedInput,
-) -> Result<Orchestration, QuoteError> {
+) -> Result<CostQuote, QuoteError> {
     let prices = pricing::current(config, ledger);
     let level = daily::status(store, config, &prices, chrono::Utc::now())?.level;
     let calibration = Calibration::load_or_default(data_dir);
-    Ok(orchestrate(config, &prices, &calibration, brief, brief.duration_sec as f64, level)?)
+    Ok(orchestrate(config, &prices, &calibration, brief, brief.duration_sec as f64, level)?.into())
 }

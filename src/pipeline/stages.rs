@@ -571,7 +571,7 @@ fn cost(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
                 "requested_tier": brief.tier, "chosen": chosen.name, "tier": chosen.tier, "backend": backend,
                 "estimate": orch.estimate.total, "cost_per_minute": orch.estimate.cost_per_minute,
                 "reason": orch.decision.reason, "downgraded": orch.decision.downgraded,
-            "over_budget": orch.decision.over_budget,
+                "over_budget": orch.decision.over_budget,
                 "warnings": orch.decision.warnings,
                 "rejected": orch.decision.alternatives.iter()
                     .map(|a| json!({"name": a.candidate.name, "estimate": a.candidate.estimate, "reasons": a.reasons}))

@@ -538,7 +538,7 @@ impl ServiceStore for SqliteStore {
             Ok(out)
         };
         stats.semantic_scores = latest(Section::ConsistencyReport.as_str(), "/score")?;
-        stats.costs = latest(Section::CostCertification.as_str(), "/estimate")?;
+        stats.costs = latest(Section::CostCertification.as_str(), "/certificate/estimate/total")?;
         Ok(stats)
     }
 

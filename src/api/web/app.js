@@ -187,8 +187,27 @@ function showMemory(job) {
 
   const cost = sectionContent('cost_certification');
   const ct = $('cost'); ct.textContent = '';
-  if (cost) for (const k of ['estimate', 'currency', 'tier', 'rate_per_minute', 'duration_s', 'budget', 'within_budget', 'basis'])
-    ct.append(el('tr', {}, el('td', { text: k }), el('td', { text: cost[k] === null ? '—' : String(cost[k]) })));
+  const row = (k, v) => ct.append(el('tr', {}, el('td', { text: k }), el('td', { text: v === null || v === undefined ? '—' : String(v) })));
+  const usd = (x) => (typeof x === 'number' ? `$${x.toFixed(4)}` : x);
+  if (cost && cost.certificate) {
+    const c = cost.certificate, e = c.estimate || {};
+    row('estimate', usd(e.total));
+    row('per minute of output', usd(e.cost_per_minute));
+    row('tier', c.chosen_tier);
+    row('backend', c.backend);
+    row('duration_s', e.duration_s);
+    row('budget', cost.budget === null ? 'none' : usd(cost.budget));
+    row('over budget', cost.over_budget);
+    if (cost.daily) row('today', `${usd(cost.daily.spent)} of ${usd(cost.daily.limit)} (${cost.daily.level})`);
+    for (const st of e.stages || []) row(`· ${st.stage}`, `${usd(st.cost)} (${Number(st.cpu_s).toFixed(2)} CPU-s)`);
+    row('pricing', c.pricing_version);
+    row('calibration', c.calibration);
+  }
+  const delivered = sectionContent('delivery_manifest');
+  if (delivered && delivered.cost && delivered.cost.actual) {
+    row('actual', usd(delivered.cost.actual.total));
+    row('variance', `${Number(delivered.cost.variance_pct).toFixed(1)} %${delivered.cost.overrun_flagged ? ' (overrun flagged)' : ''}`);
+  }
 
   const qa = $('qa'); qa.textContent = '';
   if (memory.technical_qa) qa.append(el('div', { text: `technical ${Number(memory.technical_qa.technical_score).toFixed(2)} ${memory.technical_qa.passed ? '✓' : '✗'}` }));
