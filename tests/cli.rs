@@ -57,7 +57,7 @@ fn a_brief_becomes_a_checked_subtitled_video() {
     let out = aiprod(dir.path())
         .args([
             "run",
-            "A calm teaser for a neighbourhood bakery: fresh bread at dawn, warm light, the shop opening its doors.",
+            BAKERY,
             "--duration",
             "8",
             "--aspect",
@@ -98,4 +98,24 @@ fn a_brief_becomes_a_checked_subtitled_video() {
     assert!(!out_dir.join("subtitles.fr.vtt").exists(), "no invented translation");
     let keyframes = std::fs::read_dir(out_dir.join("keyframes")).unwrap().count();
     assert!((1..=3).contains(&keyframes), "{keyframes} keyframes");
+
+    // The identical request again: the delivered job's artifacts come back, no new job runs.
+    let jobs = || std::fs::read_dir(dir.path().join("data/jobs")).unwrap().count();
+    let again_dir = dir.path().join("again");
+    let args = ["run", BAKERY, "--duration", "8", "--aspect", "9:16", "--tier", "economy", "--lang", "en,fr", "--json"];
+    let again = aiprod(dir.path()).args(args).arg("--out").arg(&again_dir).output().unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    let reused: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!((&reused["job_id"], &reused["state"]), (&summary["job_id"], &summary["state"]));
+    assert_eq!(std::fs::read(again_dir.join("video.mp4")).unwrap(), std::fs::read(&video).unwrap());
+    assert_eq!(jobs(), 1);
+    // Another option is another request; --fresh runs every stage anyway.
+    let fresh = aiprod(dir.path()).args(args).arg("--fresh").output().unwrap();
+    assert!(fresh.status.success(), "{}", stderr(&fresh));
+    let fresh: serde_json::Value = serde_json::from_slice(&fresh.stdout).unwrap();
+    assert_ne!(fresh["job_id"], summary["job_id"]);
+    assert_eq!(jobs(), 2);
 }
+
+const BAKERY: &str =
+    "A calm teaser for a neighbourhood bakery: fresh bread at dawn, warm light, the shop opening its doors.";

@@ -1,15 +1,22 @@
 //! CreativeDirector: the local LLM (SmolLM2-135M-Instruct) writes the storyboard.
 //!
-//! A 135M model does not write JSON reliably, so the director asks for one line per scene in
-//! a fixed pipe-separated format (`SCENE n | camera | mood | caption | description`), primes
-//! the answer with `SCENE 1 |`, parses tolerantly, validates against the brief's
-//! constraints, repairs what can be repaired honestly (a caption cut at a word boundary, an
-//! unknown camera move replaced, missing scenes asked for again), and ranks best-of-N
-//! candidates by embedding similarity to the brief. Durations are assigned by the director,
-//! not the model: equal shares summing exactly to the target. Consistency markers come from
-//! the brief's words (the planner's rules) or the consistency cache. Sampling is seeded, so
-//! the same brief, seed and settings give the same manifest. When no candidate passes, the
-//! caller falls back to the deterministic planner and records why.
+//! A 135M model does not write JSON reliably, and asked for a whole storyboard at once it
+//! often stops early or wanders off the brief. So the director asks for one line per scene in
+//! a fixed pipe-separated format (`SCENE n | camera | mood | caption | description`) and
+//! writes the storyboard scene by scene: the prompt (instructions, one worked example, the
+//! brief) is read once; for scene `n` the answer so far is primed with `SCENE n |`, the
+//! camera move and the mood are chosen from their closed sets by the model's next-token
+//! probabilities (constrained decoding: a 135M model asked to write them often writes
+//! something else), and N candidates for the free fields (caption, description) are sampled
+//! from that shared prefix (seeded, each stopping at its line break). Each line is parsed tolerantly and validated (usable caption, known camera move,
+//! caption short enough to read, not a copy of the worked example or of an earlier scene);
+//! valid lines are ranked by embedding similarity to the brief, and the best one joins the
+//! answer before the next scene is sampled. A scene with no valid line gets up to
+//! `repair_rounds` more rounds of sampling. Durations are assigned by the director: equal
+//! shares summing exactly to the target. Consistency markers come from the brief's words (the
+//! planner's rules) or the consistency cache. The same brief, seed and settings give the same
+//! manifest. When a scene cannot be written, the caller falls back to the deterministic
+//! planner and records why.
 
 use std::time::Instant;
 
@@ -22,27 +29,50 @@ use crate::planner::{self, PlanRequest};
 use crate::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput};
 
 /// The director's version; bump when its output for the same input changes.
-pub const DIRECTOR_VERSION: &str = "1.0.0";
+pub const DIRECTOR_VERSION: &str = "2.0.0";
 
-/// Tokens one scene line may take (the budget is this times the scene count, plus slack).
+/// Tokens one scene line may take.
 const TOKENS_PER_SCENE: usize = 48;
-/// Mean brief similarity under which a candidate is judged off-topic and not used.
+/// Brief similarity under which a scene line is judged off-topic and not used.
 pub const MIN_RELEVANCE: f32 = 0.3;
+/// Weight of the similarity to earlier scenes subtracted from a line's score (variety).
+const REPETITION_WEIGHT: f32 = 0.3;
+/// Score subtracted from a line whose caption was too long and had to be cut.
+const CUT_CAPTION_PENALTY: f32 = 0.1;
 
 /// How the director runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DirectorSettings {
-    /// Candidates sampled; the best by brief similarity wins.
+    /// Candidate lines sampled per scene; the valid one most similar to the brief wins.
     pub candidates: usize,
     /// Sampling temperature.
     pub temperature: f64,
-    /// Repair rounds per candidate (asking again for missing scenes).
+    /// Extra sampling rounds for a scene none of whose candidates was valid.
     pub repair_rounds: usize,
 }
 
 impl Default for DirectorSettings {
     fn default() -> Self {
         Self { candidates: 3, temperature: 0.7, repair_rounds: 1 }
+    }
+}
+
+/// Where a long caption may be cut and still read as a phrase.
+const CLAUSE_BREAKS: [&str; 9] = [", ", "; ", ": ", " – ", " - ", " that ", " which ", " who ", " and "];
+
+/// Shorten a caption to `max_chars`: at the last clause break that fits and leaves a usable
+/// phrase ("The outdoor unit is a heat pump that can also cool a home" → "The outdoor unit is
+/// a heat pump"), else at a word boundary with an ellipsis.
+pub fn shorten_caption(caption: &str, max_chars: usize) -> String {
+    let fits = |i: usize| caption[..i].chars().count() <= max_chars;
+    let best = CLAUSE_BREAKS
+        .iter()
+        .flat_map(|b| caption.match_indices(b).map(|(i, _)| i))
+        .filter(|&i| fits(i) && usable_caption(&caption[..i]))
+        .max();
+    match best {
+        Some(i) => caption[..i].trim_end_matches([',', ';', ':', '.']).to_owned(),
+        None => planner::caption_from(caption, max_chars),
     }
 }
 
@@ -144,7 +174,7 @@ pub fn validate(lines: &[SceneLine], c: &Constraints, default_mood: &str) -> Res
             }
         }
         let caption = if caption.chars().count() > c.max_caption_chars {
-            let cut = planner::caption_from(&caption, c.max_caption_chars);
+            let cut = shorten_caption(&caption, c.max_caption_chars);
             repairs.push(format!("scene {} caption shortened to {} characters", i + 1, cut.chars().count()));
             cut
         } else {
@@ -181,37 +211,46 @@ pub fn validate(lines: &[SceneLine], c: &Constraints, default_mood: &str) -> Res
     Ok(Storyboard { scenes, repairs })
 }
 
-/// One sampled candidate and how it fared.
+/// One sampled scene line and how it fared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
+    /// The scene it was sampled for (1-based).
+    pub scene: usize,
     /// Sampler seed.
     pub seed: u64,
-    /// Raw model output (prompt excluded).
+    /// The line as the model wrote it, after `SCENE n | camera | mood |` (the director chose
+    /// those two fields from the model's next-token probabilities).
     pub text: String,
-    /// Tokens generated, all rounds.
+    /// Tokens generated.
     pub tokens: usize,
     /// Why it was rejected, if it was.
     pub rejected: Option<String>,
     /// Repairs applied.
     pub repairs: Vec<String>,
-    /// Mean cosine similarity of each scene (caption + description) to the brief.
+    /// Cosine similarity of the scene (caption + description) to the brief.
     pub relevance: Option<f32>,
+    /// Highest similarity to an earlier chosen scene.
+    pub repetition: Option<f32>,
 }
 
 /// What the director reports next to the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DirectorReport {
-    /// Every candidate, in sampling order.
+    /// Every sampled line, in sampling order.
     pub candidates: Vec<Candidate>,
-    /// Index of the chosen candidate.
-    pub chosen: usize,
+    /// Index into `candidates` of the line chosen for each scene.
+    pub chosen: Vec<usize>,
+    /// Mean brief similarity of the chosen scenes.
+    pub relevance: f32,
+    /// Tokens generated, all candidates.
+    pub generated_tokens: usize,
     /// Time to load the LLM in this process (0 when already loaded), ms.
     pub llm_load_ms: u64,
     /// Time to load the embedder (0 when already loaded), ms.
     pub embedder_load_ms: u64,
-    /// Prompt tokens per second, mean over candidates.
+    /// Prompt tokens read per second (the shared prefixes).
     pub prefill_tok_s: f64,
-    /// Generated tokens per second, mean over candidates.
+    /// Generated tokens per second, all candidates.
     pub generate_tok_s: f64,
     /// Where the consistency markers came from.
     pub markers_source: String,
@@ -226,34 +265,45 @@ pub struct Directed {
     pub report: DirectorReport,
 }
 
-const EXAMPLE_BRIEF: &str = "A short ad in three scenes for a city bike-sharing service: quick, green, everywhere.";
-const EXAMPLE_ANSWER: &str = "SCENE 1 | pan | energetic | Ride across town | Commuters ride shared bikes through a busy street\n\
-SCENE 2 | zoom | bright | Unlock in seconds | A phone unlocks a bike at a docking station\n\
-SCENE 3 | static | hopeful | Cleaner air for all | A green park where people leave their bikes";
+const EXAMPLE_BRIEF: &str = "A short ad in three scenes for a city bike-sharing service: unlock a bike with the app, ride across town, park it anywhere.";
+const EXAMPLE_BEATS: [&str; 3] = ["unlock a bike with the app", "ride across town", "park it anywhere"];
+const EXAMPLE_ANSWER: &str = "SCENE 1 | zoom | bright | Tap, unlock, go | A phone unlocks a shared bike at a docking station\n\
+SCENE 2 | pan | energetic | The city is yours | Commuters ride shared bikes down a busy avenue\n\
+SCENE 3 | static | hopeful | Leave it by the park | A rider leaves the bike by a park bench and walks away";
 
 fn system_prompt(max_caption: usize) -> String {
     format!(
         "You write storyboards for short videos. Answer only with scene lines in this format:\n\
 SCENE <number> | <camera> | <mood> | <caption> | <description>\n\
 camera is one of: dolly, pan, zoom, static, orbital. mood is one word. caption is a short on-screen line \
-(at most {max_caption} characters) about the brief. description says what is seen."
+(at most {max_caption} characters) about the scene's topic. description says what is seen."
     )
 }
 
-fn user_prompt(brief: &str, scenes: usize) -> String {
-    format!("Brief: {brief}\nWrite exactly {scenes} scenes.")
+fn user_prompt(brief: &str, beats: &[String]) -> String {
+    let mut p = format!("Brief: {brief}\nWrite exactly {} scenes, one per topic:\n", beats.len());
+    for (i, b) in beats.iter().enumerate() {
+        p.push_str(&format!("{}. {b}\n", i + 1));
+    }
+    p.trim_end().to_owned()
 }
 
-/// The full prompt for a brief, ending with `SCENE 1 |` so the answer starts in format.
-pub fn prompt(brief: &str, c: &Constraints) -> String {
+/// The prompt for a brief up to the assistant's answer: instructions, the worked example,
+/// the brief. Scene lines are appended to it, each primed with [`scene_prime`].
+pub fn prompt(brief: &str, beats: &[String], c: &Constraints) -> String {
     let system = system_prompt(c.max_caption_chars);
-    let mut p = chat_prompt(&system, &user_prompt(EXAMPLE_BRIEF, 3));
+    let example: Vec<String> = EXAMPLE_BEATS.iter().map(|b| (*b).to_owned()).collect();
+    let mut p = chat_prompt(&system, &user_prompt(EXAMPLE_BRIEF, &example));
     p.push_str(EXAMPLE_ANSWER);
     p.push_str("<|im_end|>\n<|im_start|>user\n");
-    p.push_str(&user_prompt(brief, c.scenes));
+    p.push_str(&user_prompt(brief, beats));
     p.push_str("<|im_end|>\n<|im_start|>assistant\n");
-    p.push_str(PRIME);
     p
+}
+
+/// How scene `n`'s line is primed, so the model continues in format.
+pub fn scene_prime(n: usize) -> String {
+    format!("SCENE {n} |")
 }
 
 /// Mood words a scene may carry (the renderer and semantic QA know these).
@@ -284,17 +334,34 @@ fn usable_caption(s: &str) -> bool {
     words.len() >= 2 || (words.len() == 1 && words[0].chars().filter(|c| c.is_alphabetic()).count() >= 4)
 }
 
-/// How the assistant's answer is primed, so it starts in the scene-line format.
-const PRIME: &str = "SCENE 1 |";
+/// A caption reduced to lowercase words, for comparing captions that differ only in
+/// punctuation or an ellipsis.
+fn normalized(caption: &str) -> String {
+    caption.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
+}
 
-/// Lines with a usable caption, first occurrence of each scene number, in order.
-fn usable_lines(lines: &[SceneLine]) -> Vec<&SceneLine> {
-    let mut seen = std::collections::BTreeSet::new();
-    lines
-        .iter()
-        .filter(|l| usable_caption(&l.caption) || usable_caption(&l.description))
-        .filter(|l| seen.insert(l.number))
-        .collect()
+/// Captions of the worked example, normalised: a line repeating one is a copy, not a scene.
+fn example_captions() -> Vec<String> {
+    parse_scenes(EXAMPLE_ANSWER).into_iter().map(|l| normalized(&l.caption)).collect()
+}
+
+/// The moods a scene may take for this brief: the brief's own mood (from its markers) and any
+/// other mood word the brief uses. The model chooses among them; it does not get to make an
+/// educational brief "energetic" because the worked example was.
+fn mood_options(brief: &str, markers_mood: &str) -> Vec<&'static str> {
+    let lower = brief.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphabetic()).collect();
+    let mut out: Vec<&'static str> = MOOD_WORDS.iter().copied().filter(|m| *m == markers_mood).collect();
+    out.extend(MOOD_WORDS.iter().copied().filter(|m| *m != markers_mood && words.contains(m)));
+    if out.is_empty() {
+        out.push("calm");
+    }
+    out
+}
+
+/// The canonical text of a chosen scene, as it goes back into the prompt.
+fn scene_line(n: usize, s: &Scene) -> String {
+    format!("SCENE {n} | {} | {} | {} | {}\n", s.camera.as_str(), s.mood, s.caption, s.description)
 }
 
 /// The CreativeDirector agent. Holds the shared model registry.
@@ -326,124 +393,177 @@ impl CreativeDirector {
             duration_s: req.duration_s as f64,
             max_caption_chars: req.limits.max_caption_chars,
         };
-        let base = prompt(brief, &c);
-        let head = &base[..base.len() - PRIME.len()];
         let n = self.settings.candidates.max(1);
-        let max_tokens = TOKENS_PER_SCENE * c.scenes + 16;
-        let budget = (n * max_tokens * (1 + self.settings.repair_rounds)) as f32;
-        let brief_emb = embedder.embed(&[brief]).map_err(model_err)?.remove(0);
-        let mut candidates = Vec::with_capacity(n);
-        let mut boards = Vec::with_capacity(n);
-        let (mut prefill, mut gen_rate) = (0.0, 0.0);
-        let mut tokens_done = 0usize;
-        let mut guard = llm.lock().unwrap_or_else(|p| p.into_inner());
-        let llm = &mut *guard;
+        let budget = (c.scenes * n * (1 + self.settings.repair_rounds) * TOKENS_PER_SCENE) as f32;
+        let beats = planner::beats(brief, c.scenes);
+        let mut texts: Vec<&str> = vec![brief, EXAMPLE_BRIEF];
+        texts.extend(beats.iter().map(String::as_str));
+        let refs = embedder.embed(&texts).map_err(model_err)?;
+        let (brief_emb, example_emb, beat_embs) = (&refs[0], &refs[1], &refs[2..]);
+        let copies = example_captions();
+
+        let guard = llm.lock().unwrap_or_else(|p| p.into_inner());
+        let llm = &*guard;
         let newline_table = llm.newline_table();
-        for k in 0..n {
-            let seed = ctx.seed.wrapping_add(k as u64);
-            // The first candidate samples cooler (closer to the model's most likely storyboard);
-            // the others explore at the configured temperature.
-            let temperature = if k == 0 { self.settings.temperature.min(0.3) } else { self.settings.temperature };
-            let mut params =
-                GenerationParams { max_tokens, temperature, seed, ignore_eos: true, ..GenerationParams::default() };
-            let mut text = String::from(PRIME);
-            let mut tokens = 0;
-            let mut result = Err(String::new());
+        let mut answer = llm.prefill(&prompt(brief, &beats, &c)).map_err(model_err)?;
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut chosen: Vec<usize> = Vec::new();
+        let mut scenes: Vec<Scene> = Vec::new();
+        let mut chosen_embs: Vec<Vec<f32>> = Vec::new();
+        let (mut generated, mut generate_ms) = (0usize, 0u64);
+        let camera_options: Vec<String> = Camera::ALL.iter().map(|cam| format!(" {}", cam.as_str())).collect();
+        let camera_refs: Vec<&str> = camera_options.iter().map(String::as_str).collect();
+        let moods = mood_options(brief, &markers.mood);
+        let mood_options: Vec<String> = moods.iter().map(|m| format!(" {m}")).collect();
+        let mood_refs: Vec<&str> = mood_options.iter().map(String::as_str).collect();
+        for k in 1..=c.scenes {
+            // The closed fields are chosen, not sampled: the camera move and the mood the
+            // model finds most likely at that point of the line. Free text starts after them.
+            let primed = llm.extend(&answer, &scene_prime(k)).map_err(model_err)?;
+            let (cam, _) = llm.choose(&primed, &camera_refs).map_err(model_err)?;
+            let primed = llm.extend(&primed, &format!("{} |", camera_options[cam])).map_err(model_err)?;
+            let (mood, _) = llm.choose(&primed, &mood_refs).map_err(model_err)?;
+            let fields = format!("{} | {} |", Camera::ALL[cam].as_str(), moods[mood]);
+            let primed = llm.extend(&primed, &format!("{} |", mood_options[mood])).map_err(model_err)?;
+            let mut best: Option<(f32, usize, Scene, Vec<f32>)> = None;
             for round in 0..=self.settings.repair_rounds {
-                let p = format!("{head}{text}");
-                // Stop once every missing scene line has been finished.
-                let lines_needed = c.scenes.saturating_sub(text.lines().count() - 1);
-                let mut newlines = 0;
-                let mut on_token = |t: usize, id: u32| {
-                    ctx.progress.report((tokens_done + t) as f32 / budget);
-                    newlines += newline_table.get(id as usize).copied().unwrap_or(0) as usize;
-                    newlines < lines_needed && !ctx.cancel.is_cancelled()
-                };
-                let g = llm.generate(&p, &params, &mut on_token).map_err(model_err)?;
-                if ctx.cancel.is_cancelled() {
-                    return Err(AgentError::Cancelled);
+                let mut lines = Vec::with_capacity(n);
+                for j in 0..n {
+                    let seed = ctx.seed.wrapping_add((k * 1000 + round * 100 + j) as u64);
+                    // The first line of a scene samples cooler (the model's most likely line);
+                    // the others explore at the configured temperature.
+                    let temperature = if round == 0 && j == 0 {
+                        self.settings.temperature.min(0.3)
+                    } else {
+                        self.settings.temperature
+                    };
+                    let params = GenerationParams {
+                        max_tokens: TOKENS_PER_SCENE,
+                        temperature,
+                        seed,
+                        ignore_eos: true,
+                        ..GenerationParams::default()
+                    };
+                    let mut on_token = |t: usize, id: u32| {
+                        ctx.progress.report((generated + t) as f32 / budget);
+                        newline_table.get(id as usize).copied().unwrap_or(0) == 0 && !ctx.cancel.is_cancelled()
+                    };
+                    let g = llm.continue_from(&primed, &params, &mut on_token).map_err(model_err)?;
+                    if ctx.cancel.is_cancelled() {
+                        return Err(AgentError::Cancelled);
+                    }
+                    generated += g.generated_tokens;
+                    generate_ms += g.generate_ms;
+                    let text = g.text.lines().next().unwrap_or("").trim_end().to_owned();
+                    lines.push((seed, text, g.generated_tokens));
                 }
-                tokens_done += g.generated_tokens;
-                tokens += g.generated_tokens;
-                if round == 0 {
-                    prefill += g.prefill_tok_s() / n as f64;
-                    gen_rate += g.generate_tok_s() / n as f64;
+                // Validate each line; embed the valid ones in one batch.
+                let mut valid = Vec::new();
+                for (seed, text, tokens) in lines {
+                    let mut cand = Candidate {
+                        scene: k,
+                        seed,
+                        text: text.clone(),
+                        tokens,
+                        rejected: None,
+                        repairs: vec![],
+                        relevance: None,
+                        repetition: None,
+                    };
+                    let parsed = parse_scenes(&format!("{} {fields}{text}", scene_prime(k)));
+                    let one = Constraints { scenes: 1, duration_s: 1.0, max_caption_chars: c.max_caption_chars };
+                    match parsed.first().map(|l| validate(std::slice::from_ref(l), &one, &markers.mood)) {
+                        None => {
+                            let head: String = text.chars().take(60).collect();
+                            cand.rejected = Some(format!("not a scene line: {head:?}"));
+                        }
+                        Some(Err(e)) => cand.rejected = Some(e),
+                        Some(Ok(board)) => {
+                            let scene = board.scenes.into_iter().next().expect("one scene");
+                            let caption = normalized(&scene.caption);
+                            if copies.iter().any(|x| caption.contains(x.as_str())) {
+                                cand.rejected = Some("copies the worked example".into());
+                            } else if scenes.iter().any(|s| normalized(&s.caption) == caption) {
+                                cand.rejected = Some(format!("repeats an earlier scene's caption {caption:?}"));
+                            } else {
+                                cand.repairs = board.repairs;
+                                valid.push((candidates.len(), scene));
+                            }
+                        }
+                    }
+                    candidates.push(cand);
                 }
-                text.push_str(&g.text);
-                let lines = parse_scenes(&text);
-                result = validate(&lines, &c, &markers.mood);
-                if result.is_ok() {
-                    break;
-                }
-                // Repair: keep the usable lines written so far, renumbered, and ask for the next.
-                let kept = usable_lines(&lines);
-                let next = kept.len() + 1;
-                text = kept
-                    .iter()
-                    .enumerate()
-                    .map(|(i, l)| {
-                        format!("SCENE {} | {} | {} | {} | {}\n", i + 1, l.camera, l.mood, l.caption, l.description)
-                    })
-                    .collect::<String>();
-                text.push_str(&format!("SCENE {next} |"));
-                if kept.is_empty() {
-                    text = PRIME.into();
-                }
-                params.seed = params.seed.wrapping_add(1000);
-            }
-            let mut cand =
-                Candidate { seed, text: text.clone(), tokens, rejected: None, repairs: vec![], relevance: None };
-            match result {
-                Ok(board) => {
-                    let texts: Vec<String> =
-                        board.scenes.iter().map(|s| format!("{}. {}", s.caption, s.description)).collect();
-                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                    let embs = embedder.embed(&refs).map_err(model_err)?;
-                    let rel = embs.iter().map(|e| crate::models::embed::cosine(e, &brief_emb)).sum::<f32>()
-                        / embs.len().max(1) as f32;
+                let texts: Vec<String> =
+                    valid.iter().map(|(_, s)| format!("{}. {}", s.caption, s.description)).collect();
+                let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let embs =
+                    if text_refs.is_empty() { Vec::new() } else { embedder.embed(&text_refs).map_err(model_err)? };
+                for ((i, scene), emb) in valid.into_iter().zip(embs) {
+                    let cos = crate::models::embed::cosine;
+                    let rel = cos(&emb, brief_emb);
+                    let rep = chosen_embs.iter().map(|e| cos(&emb, e)).fold(0.0f32, f32::max);
+                    let cand = &mut candidates[i];
                     cand.relevance = Some(rel);
-                    cand.repairs = board.repairs.clone();
+                    cand.repetition = Some(rep);
                     if rel < MIN_RELEVANCE {
                         cand.rejected = Some(format!("off-topic: brief similarity {rel:.3} < {MIN_RELEVANCE}"));
-                        boards.push(None);
-                    } else {
-                        boards.push(Some(board));
+                        continue;
+                    }
+                    if cos(&emb, example_emb) > rel {
+                        cand.rejected = Some("closer to the worked example than to the brief".into());
+                        continue;
+                    }
+                    // Ranked on the brief and on this scene's beat, so scene k covers topic k.
+                    let on_beat = cos(&emb, &beat_embs[k - 1]);
+                    // A caption the director had to cut reads worse than one that fits.
+                    let cut = cand.repairs.iter().any(|r| r.contains("shortened"));
+                    let score = (rel + on_beat) / 2.0
+                        - REPETITION_WEIGHT * rep
+                        - 0.01 * cand.repairs.len() as f32
+                        - if cut { CUT_CAPTION_PENALTY } else { 0.0 };
+                    if best.as_ref().is_none_or(|(b, ..)| score > *b) {
+                        best = Some((score, i, scene, emb));
                     }
                 }
-                Err(e) => {
-                    cand.rejected = Some(e);
-                    boards.push(None);
+                if best.is_some() {
+                    break;
                 }
             }
-            candidates.push(cand);
-        }
-        drop(guard);
-        let chosen = (0..n)
-            .filter(|i| boards[*i].is_some())
-            .max_by(|a, b| {
-                let key = |i: usize| candidates[i].relevance.unwrap_or(0.0) - 0.01 * candidates[i].repairs.len() as f32;
-                key(*a).total_cmp(&key(*b)).then(b.cmp(a))
-            })
-            .ok_or_else(|| {
+            let Some((_, i, scene, emb)) = best else {
                 let why: Vec<String> = candidates
                     .iter()
-                    .map(|c| format!("seed {}: {}", c.seed, c.rejected.clone().unwrap_or_default()))
+                    .filter(|cand| cand.scene == k)
+                    .map(|cand| format!("seed {}: {}", cand.seed, cand.rejected.clone().unwrap_or_default()))
                     .collect();
-                AgentError::Permanent(format!("no valid storyboard from {n} candidate(s): {}", why.join("; ")))
-            })?;
-        let board = boards[chosen].take().expect("chosen candidate has a board");
-        let script = board
-            .scenes
+                return Err(AgentError::Permanent(format!("no valid line for scene {k}: {}", why.join("; "))));
+            };
+            answer = llm.extend(&answer, &scene_line(k, &scene)).map_err(model_err)?;
+            chosen.push(i);
+            chosen_embs.push(emb);
+            scenes.push(scene);
+        }
+        drop(guard);
+
+        // Equal shares of the target duration, summing exactly to it.
+        let total_ms = (c.duration_s * 1000.0).round() as u64;
+        let count = scenes.len() as u64;
+        for (i, s) in scenes.iter_mut().enumerate() {
+            let i = i as u64;
+            s.duration_s = (total_ms * (i + 1) / count - total_ms * i / count) as f64 / 1000.0;
+        }
+        let relevance = chosen.iter().filter_map(|&i| candidates[i].relevance).sum::<f32>() / chosen.len() as f32;
+        let script = scenes
             .iter()
             .map(|s| s.caption.trim_end_matches(['.', '!']).to_owned() + ".")
             .collect::<Vec<_>>()
             .join(" ");
-        let title = planner::caption_from(&board.scenes[0].caption, 48).trim_end_matches('…').to_owned();
+        let title = planner::caption_from(&scenes[0].caption, 48).trim_end_matches('…').to_owned();
+        let prefill_tok_s = answer.len() as f64 / (answer.prefill_ms().max(1) as f64 / 1000.0);
         Ok(Directed {
             manifest: ProductionManifest {
                 title,
                 script,
-                scenes: board.scenes,
+                scenes,
                 markers,
                 language: req.language.clone(),
                 fast_track: req.fast_track,
@@ -451,10 +571,12 @@ impl CreativeDirector {
             report: DirectorReport {
                 candidates,
                 chosen,
+                relevance,
+                generated_tokens: generated,
                 llm_load_ms: llm_load.as_millis() as u64,
                 embedder_load_ms: emb_load.as_millis() as u64,
-                prefill_tok_s: prefill,
-                generate_tok_s: gen_rate,
+                prefill_tok_s,
+                generate_tok_s: generated as f64 / (generate_ms.max(1) as f64 / 1000.0),
                 markers_source,
             },
         })
@@ -526,9 +648,31 @@ mod tests {
     }
 
     #[test]
-    fn prompt_ends_primed_for_the_first_scene() {
-        let p = prompt("A teaser for a bakery", &c(3));
-        assert!(p.ends_with("<|im_start|>assistant\nSCENE 1 |"));
-        assert!(p.contains("Write exactly 3 scenes."));
+    fn prompt_ends_at_the_answer_and_scene_lines_round_trip() {
+        let beats = planner::beats("A teaser for a bakery: fresh bread, the doors open, the first customer.", 3);
+        let p = prompt("A teaser for a bakery", &beats, &c(3));
+        assert!(p.ends_with("<|im_start|>assistant\n"));
+        assert!(p.contains("Write exactly 3 scenes, one per topic:\n1. fresh bread\n2. the doors open\n3. the first customer<|im_end|>"), "{p}");
+        let scene = Scene {
+            description: "A baker opens the oven".into(),
+            caption: "Fresh bread at dawn".into(),
+            duration_s: 3.0,
+            camera: Camera::Dolly,
+            mood: "calm".into(),
+        };
+        let line = scene_line(2, &scene);
+        assert!(line.starts_with(&scene_prime(2)));
+        let back =
+            validate(&parse_scenes(&line), &Constraints { scenes: 1, duration_s: 3.0, max_caption_chars: 30 }, "warm")
+                .unwrap();
+        assert_eq!(back.scenes[0], scene);
+        assert!(back.repairs.is_empty(), "{:?}", back.repairs);
+        assert!(example_captions().contains(&"the city is yours".to_owned()));
+        assert_eq!(normalized("Leave it by the park..."), "leave it by the park");
+        let long = "The outdoor unit is a heat pump that can also cool a home in summer";
+        assert_eq!(shorten_caption(long, 40), "The outdoor unit is a heat pump");
+        assert_eq!(shorten_caption("Unbreakablelongwordswithoutanybreaks here", 12).chars().count(), 12);
+        assert_eq!(mood_options("A calm, warm teaser at dawn", "warm"), ["warm", "calm"]);
+        assert_eq!(mood_options("Fresh bread", "calm"), ["calm"]);
     }
 }

@@ -26,6 +26,17 @@ pub enum Camera {
 impl Camera {
     /// Every allowed move, in a fixed order (planners cycle through it).
     pub const ALL: [Camera; 5] = [Camera::Dolly, Camera::Pan, Camera::Zoom, Camera::Static, Camera::Orbital];
+
+    /// The move as written in manifests and prompts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Camera::Dolly => "dolly",
+            Camera::Pan => "pan",
+            Camera::Zoom => "zoom",
+            Camera::Static => "static",
+            Camera::Orbital => "orbital",
+        }
+    }
 }
 
 impl FromStr for Camera {

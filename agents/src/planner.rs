@@ -153,6 +153,97 @@ fn clauses(brief: &str) -> Vec<String> {
     out
 }
 
+/// Words that describe how a video should feel or look, not what it shows: a clause made
+/// only of these ("Friendly, clear, educational tone", "Dramatic but hopeful") is direction,
+/// not a scene.
+const TONE_WORDS: [&str; 40] = [
+    "friendly",
+    "clear",
+    "educational",
+    "tone",
+    "dramatic",
+    "but",
+    "hopeful",
+    "calm",
+    "quiet",
+    "warm",
+    "cold",
+    "energetic",
+    "bold",
+    "colours",
+    "colors",
+    "minimal",
+    "style",
+    "slow",
+    "camera",
+    "moves",
+    "palette",
+    "long",
+    "pauses",
+    "blue",
+    "white",
+    "teal",
+    "and",
+    "light",
+    "bright",
+    "soft",
+    "gentle",
+    "serious",
+    "playful",
+    "fun",
+    "modern",
+    "clean",
+    "simple",
+    "cheerful",
+    "melancholic",
+    "a",
+];
+
+/// Words that mark a clause as describing the video itself ("a 60-second brand film for …").
+const FRAMING_WORDS: [&str; 12] =
+    ["film", "video", "ad", "advert", "teaser", "spot", "trailer", "clip", "promo", "recap", "explainer", "second"];
+
+/// The brief's beats for `n` scenes, in order: what each scene should show. A list after a
+/// colon with exactly `n` items gives one item per scene (the brief enumerated them);
+/// otherwise the brief's clauses, without pure tone directions, grouped evenly.
+pub fn beats(brief: &str, n: usize) -> Vec<String> {
+    let n = n.max(1);
+    for sentence in split_sentences(brief) {
+        if let Some((_, list)) = sentence.split_once(':') {
+            let items: Vec<String> = list
+                .split([',', ';'])
+                .map(|p| p.trim().trim_start_matches("and ").trim_start_matches("then ").trim().to_owned())
+                .filter(|p| p.chars().filter(|c| c.is_alphanumeric()).count() >= 3)
+                .collect();
+            if items.len() == n {
+                return items;
+            }
+        }
+    }
+    let is_tone = |c: &String| {
+        c.to_lowercase()
+            .split(|ch: char| !ch.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .all(|w| TONE_WORDS.contains(&w))
+    };
+    let mut parts: Vec<String> = clauses(brief).into_iter().filter(|c| !is_tone(c)).collect();
+    // "A 60-second brand film for …" frames the video; it is not something a scene shows.
+    let framing =
+        |c: &String| c.to_lowercase().split(|ch: char| !ch.is_alphanumeric()).any(|w| FRAMING_WORDS.contains(&w));
+    if parts.len() > n && parts.first().is_some_and(framing) {
+        parts.remove(0);
+    }
+    if parts.is_empty() {
+        parts.push(brief.trim().to_owned());
+    }
+    (0..n)
+        .map(|i| {
+            let (a, b) = (i * parts.len() / n, ((i + 1) * parts.len() / n).max(i * parts.len() / n + 1));
+            parts[a.min(parts.len() - 1)..b.min(parts.len())].join(", ")
+        })
+        .collect()
+}
+
 /// Shorten a clause into a caption of at most `max_chars` characters, cutting at a word
 /// boundary and capitalising the first letter.
 pub fn caption_from(clause: &str, max_chars: usize) -> String {
@@ -171,6 +262,10 @@ pub fn caption_from(clause: &str, max_chars: usize) -> String {
             out.push_str(word);
         }
         out = out.trim_end_matches([',', ';', ':']).to_owned();
+        if out.is_empty() {
+            // The first word alone is too long: cut inside it.
+            out = clause.chars().take(max_chars.saturating_sub(1)).collect();
+        }
         out.push('…');
     } else {
         out = clause.chars().take(max_chars.saturating_sub(1)).collect();
@@ -455,6 +550,22 @@ mod tests {
             limits: PlanLimits { max_scenes: 3, max_caption_chars: 60, min_scene_s: 3.0 },
             reuse_markers: None,
         }
+    }
+
+    #[test]
+    fn beats_follow_an_enumerated_list_and_skip_tone_directions() {
+        let heat = "Explain in four scenes how a heat pump moves heat from cold outdoor air into a warm house: \
+                    the outdoor unit, the refrigerant loop, the compressor, and the indoor radiators. Friendly, clear, educational tone.";
+        assert_eq!(
+            beats(heat, 4),
+            ["the outdoor unit", "the refrigerant loop", "the compressor", "the indoor radiators"]
+        );
+        let rescue = "A brand film for a rescue charity. Open on a snowy ridge at night, then the team training, \
+                      a rescue at sunrise. Dramatic but hopeful.";
+        let b = beats(rescue, 3);
+        assert_eq!(b, ["Open on a snowy ridge at night", "the team training", "a rescue at sunrise"]);
+        // More scenes than clauses: clauses repeat rather than inventing beats.
+        assert_eq!(beats("Fresh bread.", 2), ["Fresh bread", "Fresh bread"]);
     }
 
     #[test]

@@ -50,7 +50,7 @@ fn minilm_reproduces_the_reference_similarity() {
 fn smollm2_generation_is_deterministic_for_a_seed() {
     let Some(reg) = registry(models::SMOLLM2_ID) else { return };
     let (llm, _) = reg.llm().unwrap();
-    let mut llm = llm.lock().unwrap();
+    let llm = llm.lock().unwrap();
     let prompt = models::llm::chat_prompt("You are a helpful assistant.", "Name a colour.");
     let params = models::GenerationParams { max_tokens: 8, seed: 7, ..Default::default() };
     let a = llm.generate(&prompt, &params, &mut |_, _| true).unwrap();
@@ -58,6 +58,15 @@ fn smollm2_generation_is_deterministic_for_a_seed() {
     assert_eq!(a.text, b.text);
     assert!(a.generated_tokens > 0 && a.generated_tokens <= 8);
     assert!(!a.text.trim().is_empty());
+    // A shared prefix continued twice gives the same text as a fresh prompt, and constrained
+    // choice picks the option the model prefers.
+    let prefix = llm.prefill(&prompt).unwrap();
+    let c = llm.continue_from(&prefix, &params, &mut |_, _| true).unwrap();
+    let d = llm.continue_from(&prefix, &params, &mut |_, _| true).unwrap();
+    assert_eq!((c.text.as_str(), d.text.as_str()), (a.text.as_str(), a.text.as_str()));
+    let yes = llm.prefill(&models::llm::chat_prompt("Answer yes or no.", "Is the sky blue?")).unwrap();
+    let (best, scores) = llm.choose(&yes, &["Yes", "Banana"]).unwrap();
+    assert_eq!(best, 0, "{scores:?}");
 }
 
 #[test]
@@ -92,8 +101,21 @@ fn the_director_writes_a_valid_storyboard_about_the_brief() {
     for s in &m.scenes {
         assert!(!s.caption.trim().is_empty() && s.caption.chars().count() <= 40, "{s:?}");
     }
-    let chosen = &out.value.report.candidates[out.value.report.chosen];
-    assert!(chosen.relevance.unwrap() >= agents::director::MIN_RELEVANCE);
+    // One chosen line per scene, each valid and on the brief; every other line says why not.
+    let r = &out.value.report;
+    assert_eq!(r.chosen.len(), 2);
+    for (k, &i) in r.chosen.iter().enumerate() {
+        let line = &r.candidates[i];
+        assert_eq!((line.scene, line.rejected.as_deref()), (k + 1, None), "{line:?}");
+        assert!(line.relevance.unwrap() >= agents::director::MIN_RELEVANCE, "{line:?}");
+    }
+    assert!(
+        r.candidates
+            .iter()
+            .enumerate()
+            .all(|(i, c)| r.chosen.contains(&i) || c.relevance.is_some() || c.rejected.is_some())
+    );
+    assert!(r.generated_tokens > 0 && r.generate_tok_s > 0.0);
     assert!(ticks.load(std::sync::atomic::Ordering::SeqCst) > 0, "no token progress reported");
     // Same seed, same manifest.
     let again = futures_lite_block_on(director.run(req, &ctx)).unwrap();

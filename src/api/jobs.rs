@@ -60,6 +60,10 @@ pub struct SubmitRequest {
     pub tier: Option<String>,
     /// Where to POST a signed JSON payload when the job ends (http or https).
     pub callback_url: Option<String>,
+    /// Run every stage even when an identical request was already delivered (by default the
+    /// delivered job is returned with 200 and `reused: true`).
+    #[serde(default)]
+    pub fresh: bool,
 }
 
 impl SubmitRequest {
@@ -113,6 +117,10 @@ pub struct Submitted {
     pub cost_estimate: CostQuote,
     /// Where to follow it.
     pub links: Links,
+    /// The job is an earlier delivery of an identical request, returned without running
+    /// any stage.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reused: bool,
     /// HMAC-SHA256 key of this job's webhook (`X-Aiprod-Signature: sha256=<hex>`), when a
     /// `callback_url` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,7 +130,7 @@ pub struct Submitted {
 /// Submit a brief; the job is queued for a worker.
 #[utoipa::path(post, path = "/v1/pipeline/run", request_body = SubmitRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "same key + same body → same job")),
-    responses((status = 202, body = Submitted), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+    responses((status = 202, body = Submitted), (status = 200, description = "an identical request was already delivered: that job, reused"), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)),
     security(("bearer" = [])), tag = "pipeline")]
 pub async fn submit(
@@ -167,6 +175,15 @@ pub async fn submit(
     let clean = sanitize::sanitize(&brief, &state.config)?;
     if let Some(url) = &request.callback_url {
         super::webhook::check_url(url, state.config.service.webhooks.allow_private).await?;
+    }
+    if !request.fresh
+        && let Some(id) =
+            crate::pipeline::reuse::reusable_job(&state.config, state.store.as_ref(), &state.data_dir, &clean).await
+    {
+        tracing::info!(job = %id, by = %caller.name, "identical request: delivered job reused");
+        let mut out = submitted(&state, &id)?;
+        out.reused = true;
+        return Ok((StatusCode::OK, axum::Json(out)).into_response());
     }
     let queued = state.store.queued_count()?;
     if queued >= state.config.service.max_queued_jobs {
@@ -219,6 +236,7 @@ fn submitted(state: &Shared, job_id: &str) -> Result<Submitted, ApiError> {
         state: job.state.name().into(),
         cost_estimate,
         links: links(&job.id),
+        reused: false,
         webhook_secret,
     })
 }

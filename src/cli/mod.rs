@@ -18,7 +18,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Config;
 use crate::pipeline::driver::{Driver, DriverError, database_path};
 use crate::pipeline::machine::State;
-use crate::sanitize::BriefRequest;
+use crate::pipeline::reuse;
+use crate::sanitize::{self, BriefRequest};
 use crate::store::{SqliteStore, Store};
 
 /// aiprod: turn a short text brief into a finished, quality-checked, subtitled video.
@@ -109,6 +110,10 @@ pub struct RunArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Run every stage even when an identical request was already delivered (by default
+    /// its artifacts are reused).
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 /// `aiprod jobs …`
@@ -257,7 +262,19 @@ async fn run(args: RunArgs, config: Arc<Config>, store: Arc<SqliteStore>) -> Exi
     if let Err(code) = finance::daily_gate(&config, &store, args.json) {
         return code;
     }
+    let reusable = match sanitize::sanitize(&request, &config) {
+        Ok(clean) if !args.fresh => reuse::reusable_job(&config, store.as_ref(), &data_dir, &clean).await,
+        _ => None,
+    };
     let driver = Driver::new(config, store.clone(), data_dir).with_observer(bars).with_ledger(store.clone());
+    if let Some(id) = reusable {
+        if !args.json {
+            eprintln!(
+                "identical request already delivered as job {id}: reusing its artifacts, no stage re-run (--fresh re-runs)"
+            );
+        }
+        return finish(store.as_ref(), &driver, &id, &State::Delivered {}, args.out.as_deref(), args.json);
+    }
     let job = match driver.submit(&request, true) {
         Ok(job) => job,
         Err(DriverError::Invalid(e)) => {

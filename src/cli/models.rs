@@ -28,6 +28,24 @@ pub enum ModelsCommand {
         #[arg(long, value_delimiter = ',', default_value = "fr,es,de")]
         lang: Vec<String>,
     },
+    /// Let the creative director write a storyboard for a brief, without running a job: the
+    /// chosen scene lines, every rejected candidate with its reason, and the timings.
+    Direct {
+        /// The brief.
+        brief: String,
+        /// Target duration, seconds.
+        #[arg(long, default_value_t = 20)]
+        duration: u32,
+        /// Sampler seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Candidate lines per scene (default: models.directorCandidates).
+        #[arg(long)]
+        candidates: Option<usize>,
+        /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Requantise the installed SmolLM2 GGUF to Q8_0 (idempotent; the installer runs it).
     Prepare {
         /// Models directory (default: models.dir from the config).
@@ -57,6 +75,9 @@ pub fn run(command: ModelsCommand, config: &Config) -> ExitCode {
         ModelsCommand::List => list(&config.models.dir),
         ModelsCommand::Verify => verify(config),
         ModelsCommand::EvaluateTranslation { limit, lang } => evaluate_translation(config, limit, &lang),
+        ModelsCommand::Direct { brief, duration, seed, candidates, json } => {
+            direct(config, &brief, duration, seed, candidates, json)
+        }
         ModelsCommand::Prepare { dir } => {
             let dir = dir.unwrap_or_else(|| config.models.dir.clone());
             match prepare::prepare_smollm2(&dir) {
@@ -171,7 +192,7 @@ fn verify(config: &Config) -> ExitCode {
     if registry.installed(models::SMOLLM2_ID) {
         match registry.llm() {
             Ok((llm, load)) => {
-                let mut llm = llm.lock().unwrap_or_else(|p| p.into_inner());
+                let llm = llm.lock().unwrap_or_else(|p| p.into_inner());
                 let ids = llm.encode("<|im_start|>system\n").unwrap_or_default();
                 let pass = ids == [1, 9690, 198];
                 ok &= pass;
@@ -202,6 +223,77 @@ fn verify(config: &Config) -> ExitCode {
         }
     }
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn direct(config: &Config, brief: &str, duration: u32, seed: u64, candidates: Option<usize>, json: bool) -> ExitCode {
+    use agents::director::{CreativeDirector, DirectorSettings};
+    use agents::planner::PlanRequest;
+    for m in [models::SMOLLM2_ID, models::MINILM_ID] {
+        if let Err(e) = models::check_installed(&config.models.dir, m) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let director = CreativeDirector {
+        registry: Registry::shared(&settings(config)),
+        settings: DirectorSettings {
+            candidates: candidates.unwrap_or(config.models.director_candidates),
+            temperature: config.models.director_temperature,
+            repair_rounds: config.models.director_repair_rounds,
+        },
+    };
+    let req = PlanRequest {
+        brief: brief.to_owned(),
+        duration_s: duration,
+        language: "en".into(),
+        fast_track: false,
+        limits: crate::pipeline::stages::plan_limits(config, duration, false),
+        reuse_markers: None,
+    };
+    let started = Instant::now();
+    let directed = match director.direct(&req, &agents::AgentContext::with_seed(seed)) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: the director wrote no storyboard: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&directed).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    let r = &directed.report;
+    for (n, (scene, &i)) in directed.manifest.scenes.iter().zip(&r.chosen).enumerate() {
+        let rel = r.candidates[i].relevance.unwrap_or(0.0);
+        println!(
+            "scene {} ({:.1} s, {}, {}, similarity {rel:.3}): {} — {}",
+            n + 1,
+            scene.duration_s,
+            scene.camera.as_str(),
+            scene.mood,
+            scene.caption,
+            scene.description
+        );
+    }
+    for c in r.candidates.iter().filter(|c| c.rejected.is_some()) {
+        println!(
+            "  rejected for scene {} (seed {}): {} — {:?}",
+            c.scene,
+            c.seed,
+            c.rejected.as_deref().unwrap_or(""),
+            c.text
+        );
+    }
+    println!(
+        "{} lines sampled, {} tokens, prefill {:.0} tok/s, generation {:.1} tok/s, mean similarity {:.3}, {:.1} s",
+        r.candidates.len(),
+        r.generated_tokens,
+        r.prefill_tok_s,
+        r.generate_tok_s,
+        r.relevance,
+        started.elapsed().as_secs_f64()
+    );
+    ExitCode::SUCCESS
 }
 
 fn evaluate_translation(config: &Config, limit: usize, langs: &[String]) -> ExitCode {

@@ -177,10 +177,14 @@ impl Driver {
 
     /// Run a job until it ends or waits for a human. Returns the state it stopped in.
     pub async fn drive(&self, id: &str, cancel: &CancelToken) -> Result<State, DriverError> {
+        let mut ran = false;
         loop {
             let job = self.store.job(id)?;
             let state = job.state.clone();
             if state.is_terminal() {
+                if ran && matches!(state, State::Delivered {}) {
+                    self.record_delivery(id).await;
+                }
                 return Ok(state);
             }
             if self.shutting_down() {
@@ -199,6 +203,20 @@ impl Driver {
                 return Ok(state);
             };
             self.run_stage(&job, stage, cancel).await?;
+            ran = true;
+        }
+    }
+
+    /// Remember a delivered job for identical-request reuse (best effort: a failure only
+    /// costs a future re-run, and is logged).
+    async fn record_delivery(&self, id: &str) {
+        match self.store.section(id, crate::memory::Section::SanitizedInput) {
+            Ok(Some(entry)) => match serde_json::from_value::<crate::sanitize::SanitizedInput>(entry.content) {
+                Ok(input) => crate::pipeline::reuse::record_delivery(&self.config, &input, id).await,
+                Err(e) => tracing::warn!(job = id, "sanitized input unreadable, delivery not cached: {e}"),
+            },
+            Ok(None) => tracing::warn!(job = id, "no sanitized input, delivery not cached"),
+            Err(e) => tracing::warn!(job = id, "reading the sanitized input failed, delivery not cached: {e}"),
         }
     }
 

@@ -187,6 +187,17 @@ fn route(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
 }
 
 /// Longest caption that can be read in a scene: ~15 characters per second, capped at 72.
+/// The storyboard limits for a brief: the fast track's scene cap or eight, captions short
+/// enough to read in their scene, scenes of at least 3 s.
+pub fn plan_limits(config: &Config, duration_s: u32, fast_track: bool) -> PlanLimits {
+    let max_scenes = if fast_track { config.fast_track.max_scenes } else { 8 };
+    PlanLimits {
+        max_scenes,
+        max_caption_chars: readable_caption_chars(duration_s, max_scenes.min(3)),
+        min_scene_s: 3.0,
+    }
+}
+
 fn readable_caption_chars(duration_s: u32, scenes: usize) -> usize {
     ((duration_s as usize * 15) / scenes.max(1)).clamp(24, 72)
 }
@@ -197,7 +208,7 @@ pub fn is_human_author(author: &str) -> bool {
 }
 
 /// The process-wide consistency cache for a data directory (opened on first use).
-async fn consistency_cache(config: &Config) -> Option<ConsistencyCache> {
+pub(crate) async fn consistency_cache(config: &Config) -> Option<ConsistencyCache> {
     static ALL: std::sync::Mutex<BTreeMap<PathBuf, ConsistencyCache>> = std::sync::Mutex::new(BTreeMap::new());
     let dir = config.storage.data_dir.clone();
     if let Some(c) = ALL.lock().unwrap_or_else(|p| p.into_inner()).get(&dir) {
@@ -234,17 +245,12 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, S
         });
     }
     let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
-    let max_scenes = if fast_track { input.config.fast_track.max_scenes } else { 8 };
     let mut request = PlanRequest {
         brief: brief.content.clone(),
         duration_s: brief.duration_sec,
         language: brief.languages.first().cloned().unwrap_or_else(|| "en".into()),
         fast_track,
-        limits: PlanLimits {
-            max_scenes,
-            max_caption_chars: readable_caption_chars(brief.duration_sec, max_scenes.min(3)),
-            min_scene_s: 3.0,
-        },
+        limits: plan_limits(input.config, brief.duration_sec, fast_track),
         reuse_markers: None,
     };
     let registry = models::Registry::shared(&models::ModelSettings {
@@ -318,12 +324,12 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, S
                     processing_ms: took.as_millis() as u64,
                     version: agents::director::DIRECTOR_VERSION.into(),
                 };
-                let chosen = &d.report.candidates[d.report.chosen];
                 let note = format!(
-                    "full path: the local model wrote this storyboard (candidate {} of {}, brief similarity {:.3}); {}",
-                    d.report.chosen + 1,
+                    "full path: the local model wrote this storyboard ({} scenes chosen from {} sampled lines, \
+                     mean brief similarity {:.3}); markers {}",
+                    d.report.chosen.len(),
                     d.report.candidates.len(),
-                    chosen.relevance.unwrap_or(0.0),
+                    d.report.relevance,
                     d.report.markers_source
                 );
                 director_report = Some(d.report);

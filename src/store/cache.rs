@@ -19,6 +19,8 @@ use super::{SqliteStore, StoreError};
 
 /// Entry kind of brand consistency markers.
 pub const KIND_MARKERS: &str = "markers";
+/// Entry kind of delivered requests: key = request hash, value = the delivering job's id.
+pub const KIND_DELIVERED: &str = "delivered";
 
 /// One persisted cache entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,19 +92,36 @@ impl CacheStore for SqliteStore {
 
 static HITS: AtomicU64 = AtomicU64::new(0);
 static MISSES: AtomicU64 = AtomicU64::new(0);
+static REQUEST_HITS: AtomicU64 = AtomicU64::new(0);
+static REQUEST_MISSES: AtomicU64 = AtomicU64::new(0);
 
 /// Hit and miss counts of the consistency cache in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheStats {
-    /// Lookups that found a reusable entry.
+    /// Marker lookups that found a similar brief of the same brand.
     pub hits: u64,
-    /// Lookups that found none.
+    /// Marker lookups that found none.
     pub misses: u64,
+    /// Identical-request lookups that found a delivered job to reuse.
+    pub request_hits: u64,
+    /// Identical-request lookups that found none.
+    pub request_misses: u64,
 }
 
 /// The process-wide hit/miss counters (for `aiprod models list` and the service's metrics).
 pub fn stats() -> CacheStats {
-    CacheStats { hits: HITS.load(Ordering::Relaxed), misses: MISSES.load(Ordering::Relaxed) }
+    CacheStats {
+        hits: HITS.load(Ordering::Relaxed),
+        misses: MISSES.load(Ordering::Relaxed),
+        request_hits: REQUEST_HITS.load(Ordering::Relaxed),
+        request_misses: REQUEST_MISSES.load(Ordering::Relaxed),
+    }
+}
+
+/// Count an identical-request lookup (the caller decides, after checking the job and its
+/// files, whether the entry was usable).
+pub fn count_request_lookup(hit: bool) {
+    if hit { &REQUEST_HITS } else { &REQUEST_MISSES }.fetch_add(1, Ordering::Relaxed);
 }
 
 fn unix_now() -> i64 {
@@ -142,8 +161,10 @@ impl ConsistencyCache {
         let memory = Cache::builder().time_to_live(ttl).max_capacity(10_000).build();
         let cache = Self { memory, store, ttl, threshold };
         let since = unix_now() - ttl.as_secs() as i64;
-        for e in cache.store.cache_since(KIND_MARKERS, since)? {
-            cache.memory.insert(format!("{}:{}", e.kind, e.key), Arc::new(e)).await;
+        for kind in [KIND_MARKERS, KIND_DELIVERED] {
+            for e in cache.store.cache_since(kind, since)? {
+                cache.memory.insert(format!("{}:{}", e.kind, e.key), Arc::new(e)).await;
+            }
         }
         Ok(cache)
     }
@@ -183,6 +204,27 @@ impl ConsistencyCache {
                 None
             }
         }
+    }
+
+    /// The job that delivered the request with this key within the TTL, if any.
+    pub async fn delivered(&self, request_key: &str) -> Option<String> {
+        let e = self.memory.get(&format!("{KIND_DELIVERED}:{request_key}")).await?;
+        e.value.as_str().map(str::to_owned)
+    }
+
+    /// Record that `job_id` delivered the request with this key (write-through).
+    pub async fn put_delivered(&self, request_key: &str, job_id: &str) -> Result<(), StoreError> {
+        let entry = CacheEntry {
+            kind: KIND_DELIVERED.into(),
+            key: request_key.into(),
+            brand: None,
+            value: serde_json::Value::String(job_id.into()),
+            embedding: None,
+            created_at: unix_now(),
+        };
+        self.store.cache_put(&entry)?;
+        self.memory.insert(format!("{KIND_DELIVERED}:{request_key}"), Arc::new(entry)).await;
+        Ok(())
     }
 
     /// Record a brand's markers for a brief (write-through).
@@ -240,6 +282,20 @@ mod tests {
         assert!(cache.find_markers("acme", &[1.0, 0.0, 0.0], "job-1").is_none(), "own entry is excluded");
         let after = stats();
         assert!(after.hits > before.hits && after.misses >= before.misses + 3);
+    }
+
+    #[tokio::test]
+    async fn delivered_requests_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let ttl = Duration::from_secs(168 * 3600);
+        {
+            let cache = ConsistencyCache::open_at(dir.path(), ttl, 0.85).await.unwrap();
+            assert_eq!(cache.delivered("k1").await, None);
+            cache.put_delivered("k1", "job-1").await.unwrap();
+        }
+        let cache = ConsistencyCache::open_at(dir.path(), ttl, 0.85).await.unwrap();
+        assert_eq!(cache.delivered("k1").await.as_deref(), Some("job-1"));
+        assert_eq!(cache.delivered("k2").await, None);
     }
 
     #[tokio::test]

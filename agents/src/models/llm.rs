@@ -129,29 +129,89 @@ impl Llm {
         self.newlines.clone()
     }
 
+    /// Run `prompt` through the model once and keep the result (KV cache and next-token
+    /// logits), so several continuations can share the prefill: the director samples many
+    /// scene lines after the same storyboard-so-far.
+    pub fn prefill(&self, prompt: &str) -> Result<Prefix, ModelError> {
+        let empty = Prefix { model: self.model.clone(), tokens: Vec::new(), logits: None, prefill_ms: 0 };
+        self.extend(&empty, prompt)
+    }
+
+    /// `prefix` followed by `text`: only the new tokens go through the model. (Tokens are
+    /// split where the texts meet, which can differ from tokenising the joined text at that
+    /// one boundary; the model reads either fine.)
+    pub fn extend(&self, prefix: &Prefix, text: &str) -> Result<Prefix, ModelError> {
+        let err = |e: candle_core::Error| ModelError::failed(SMOLLM2_ID, e);
+        let ids = self.encode(text)?;
+        if ids.is_empty() {
+            return Ok(prefix.clone());
+        }
+        let started = Instant::now();
+        let mut model = prefix.model.clone();
+        let input = Tensor::new(ids.as_slice(), &self.device).and_then(|t| t.unsqueeze(0)).map_err(err)?;
+        let logits = model.forward(&input, prefix.tokens.len()).and_then(|l| l.squeeze(0)).map_err(err)?;
+        let mut tokens = prefix.tokens.clone();
+        tokens.extend_from_slice(&ids);
+        let prefill_ms = prefix.prefill_ms + started.elapsed().as_millis() as u64;
+        Ok(Prefix { model, tokens, logits: Some(logits), prefill_ms })
+    }
+
+    /// Constrained choice: which of `options` the model finds most likely right after
+    /// `prefix`, judged by the log-probability of each option's first token (options should
+    /// start differently). Returns the index and every option's log-probability; ties go to
+    /// the earlier option.
+    pub fn choose(&self, prefix: &Prefix, options: &[&str]) -> Result<(usize, Vec<f32>), ModelError> {
+        let err = |e: candle_core::Error| ModelError::failed(SMOLLM2_ID, e);
+        let Some(logits) = &prefix.logits else {
+            return Err(ModelError::failed(SMOLLM2_ID, "cannot choose after an empty prompt"));
+        };
+        let logp = candle_nn::ops::log_softmax(logits, 0).and_then(|l| l.to_vec1::<f32>()).map_err(err)?;
+        let mut scores = Vec::with_capacity(options.len());
+        for option in options {
+            let first = *self
+                .encode(option)?
+                .first()
+                .ok_or_else(|| ModelError::failed(SMOLLM2_ID, format!("option {option:?} has no tokens")))?;
+            scores.push(logp.get(first as usize).copied().unwrap_or(f32::NEG_INFINITY));
+        }
+        let best = (0..scores.len()).fold(0, |b, i| if scores[i] > scores[b] { i } else { b });
+        Ok((best, scores))
+    }
+
     /// Complete `prompt` (already in chat format). `on_token` is called after each generated
     /// token with the count so far and the token id, and returns `false` to stop early
     /// (cancellation, or the caller has what it needs).
     pub fn generate(
-        &mut self,
+        &self,
         prompt: &str,
         params: &GenerationParams,
         on_token: &mut dyn FnMut(usize, u32) -> bool,
     ) -> Result<Generation, ModelError> {
+        let prefix = self.prefill(prompt)?;
+        self.continue_from(&prefix, params, on_token)
+    }
+
+    /// Sample a continuation of an already prefilled prompt; `prefix` itself is unchanged, so
+    /// the same prefix can be continued again with another seed.
+    pub fn continue_from(
+        &self,
+        prefix: &Prefix,
+        params: &GenerationParams,
+        on_token: &mut dyn FnMut(usize, u32) -> bool,
+    ) -> Result<Generation, ModelError> {
         let err = |e: candle_core::Error| ModelError::failed(SMOLLM2_ID, e);
-        let prompt_ids = self.encode(prompt)?;
+        let Some(mut logits) = prefix.logits.clone() else {
+            return Err(ModelError::failed(SMOLLM2_ID, "cannot continue an empty prompt"));
+        };
         let sampling = if params.temperature <= 0.0 {
             Sampling::ArgMax
         } else {
             Sampling::TopKThenTopP { k: params.top_k, p: params.top_p, temperature: params.temperature }
         };
         let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
+        let mut model = prefix.model.clone();
         let started = Instant::now();
-        let input = Tensor::new(prompt_ids.as_slice(), &self.device).and_then(|t| t.unsqueeze(0)).map_err(err)?;
-        let mut logits = self.model.forward(&input, 0).and_then(|l| l.squeeze(0)).map_err(err)?;
-        let prefill_ms = started.elapsed().as_millis() as u64;
-        let started = Instant::now();
-        let mut all: Vec<u32> = prompt_ids.clone();
+        let mut all: Vec<u32> = prefix.tokens.clone();
         let mut out: Vec<u32> = Vec::new();
         let mut stop = "max_tokens";
         while out.len() < params.max_tokens {
@@ -184,17 +244,44 @@ impl Llm {
                 break;
             }
             let input = Tensor::new(&[next], &self.device).and_then(|t| t.unsqueeze(0)).map_err(err)?;
-            logits = self.model.forward(&input, all.len() - 1).and_then(|l| l.squeeze(0)).map_err(err)?;
+            logits = model.forward(&input, all.len() - 1).and_then(|l| l.squeeze(0)).map_err(err)?;
         }
         let text =
             self.tokenizer.decode(&out, true).map_err(|e| ModelError::failed(SMOLLM2_ID, format!("decoding: {e}")))?;
         Ok(Generation {
             text,
-            prompt_tokens: prompt_ids.len(),
+            prompt_tokens: prefix.tokens.len(),
             generated_tokens: out.len(),
-            prefill_ms,
+            prefill_ms: prefix.prefill_ms,
             generate_ms: started.elapsed().as_millis() as u64,
             stop: stop.into(),
         })
+    }
+}
+
+/// A prompt the model has already read: its KV cache (cheap to clone: tensors are shared)
+/// and the logits for the next token.
+#[derive(Clone)]
+pub struct Prefix {
+    model: ModelWeights,
+    tokens: Vec<u32>,
+    logits: Option<Tensor>,
+    prefill_ms: u64,
+}
+
+impl Prefix {
+    /// Tokens read so far.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Whether nothing has been read.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Time spent reading them, ms.
+    pub fn prefill_ms(&self) -> u64 {
+        self.prefill_ms
     }
 }

@@ -145,7 +145,7 @@ impl Translator for LlmTranslator {
             return Err(err(format!("unsupported pair {from}-{to}")));
         };
         let (llm, _) = self.registry.llm().map_err(|e| err(e.to_string()))?;
-        let mut llm = llm.lock().unwrap_or_else(|p| p.into_inner());
+        let llm = llm.lock().unwrap_or_else(|p| p.into_inner());
         let params = GenerationParams {
             max_tokens: self.max_tokens,
             temperature: 0.0,

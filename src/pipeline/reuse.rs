@@ -1,0 +1,78 @@
+//! Identical-request reuse: a request whose normalised form (every sanitised option), config
+//! version and agent/model versions match a job delivered within the cache TTL gets that
+//! job's artifacts back without running any stage. The key is recorded when a job is
+//! delivered; a lookup only counts as a hit when the job is still delivered, its video is
+//! still on disk and no person edited its plan (an edited plan no longer follows from the
+//! request alone).
+
+use std::path::Path;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::memory::Section;
+use crate::pipeline::machine::State;
+use crate::pipeline::stages::{consistency_cache, is_human_author};
+use crate::sanitize::SanitizedInput;
+use crate::store::Store;
+
+/// The request's identity: sha256 over the sanitised input, the config version and the
+/// versions of every agent and model that shapes the output.
+pub fn request_key(config: &Config, input: &SanitizedInput) -> String {
+    let models_dir = &config.models.dir;
+    let installed = |m: &str| agents::models::check_installed(models_dir, m).is_ok();
+    let identity = json!({
+        "input": input,
+        "config_version": config.version,
+        "planner": agents::planner::PLANNER_VERSION,
+        "director": agents::director::DIRECTOR_VERSION,
+        "render": agents::render::RENDER_VERSION,
+        "semantic": agents::semantic::SEMANTIC_VERSION,
+        "models": {
+            agents::models::SMOLLM2_ID: installed(agents::models::SMOLLM2_ID),
+            agents::models::MINILM_ID: installed(agents::models::MINILM_ID),
+        },
+    });
+    hex::encode(Sha256::digest(identity.to_string().as_bytes()))
+}
+
+/// The delivered job an identical request can reuse, if any (counts a hit or a miss).
+/// `None` as well when the consistency cache is switched off (`reuseAcrossJobs: false`).
+pub async fn reusable_job(
+    config: &Config,
+    store: &dyn Store,
+    data_dir: &Path,
+    input: &SanitizedInput,
+) -> Option<String> {
+    if !config.consistency_cache.reuse_across_jobs {
+        return None;
+    }
+    let cache = consistency_cache(config).await?;
+    let found = match cache.delivered(&request_key(config, input)).await {
+        Some(id) if usable(store, data_dir, &id) => Some(id),
+        _ => None,
+    };
+    crate::store::cache::count_request_lookup(found.is_some());
+    found
+}
+
+fn usable(store: &dyn Store, data_dir: &Path, id: &str) -> bool {
+    let delivered = store.job(id).is_ok_and(|j| matches!(j.state, State::Delivered {}));
+    let video = data_dir.join("jobs").join(id).join("video.mp4").is_file();
+    let edited =
+        store.section(id, Section::ProductionManifest).ok().flatten().is_some_and(|e| is_human_author(&e.author));
+    delivered && video && !edited
+}
+
+/// Remember that `job_id` delivered `input`, so identical requests can reuse it.
+pub async fn record_delivery(config: &Config, input: &SanitizedInput, job_id: &str) {
+    if !config.consistency_cache.reuse_across_jobs {
+        return;
+    }
+    if let Some(cache) = consistency_cache(config).await
+        && let Err(e) = cache.put_delivered(&request_key(config, input), job_id).await
+    {
+        tracing::warn!(job = job_id, "recording the delivery for identical-request reuse failed: {e}");
+    }
+}
