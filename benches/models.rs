@@ -31,7 +31,7 @@ fn registry() -> Option<Registry> {
 fn llm(c: &mut Criterion) {
     let Some(reg) = registry() else { return };
     let (llm, _) = reg.llm().expect("load SmolLM2");
-    let mut llm = llm.lock().unwrap();
+    let llm = llm.lock().unwrap();
     let prompt = models::llm::chat_prompt("You write storyboards for short videos.", PROMPT_USER);
     let prompt_tokens = llm.encode(&prompt).unwrap().len() as u64;
     let mut g = c.benchmark_group("director_llm");

@@ -17,7 +17,12 @@ pub enum ModelsCommand {
     /// Installed models, their files and sizes.
     List,
     /// Hash every file, load every model and check it against its reference output.
-    Verify,
+    Verify {
+        /// Tokens the LLM generates for its speed figure (end-of-turn ignored above 16, so
+        /// the figure covers exactly this many).
+        #[arg(long, default_value_t = 16)]
+        tokens: usize,
+    },
     /// Score every available translation backend with chrF on the reference set and store
     /// the scores; a backend is used for a pair only when its score reaches the bar.
     EvaluateTranslation {
@@ -73,7 +78,7 @@ pub fn settings(config: &Config) -> ModelSettings {
 pub fn run(command: ModelsCommand, config: &Config) -> ExitCode {
     match command {
         ModelsCommand::List => list(&config.models.dir),
-        ModelsCommand::Verify => verify(config),
+        ModelsCommand::Verify { tokens } => verify(config, tokens),
         ModelsCommand::EvaluateTranslation { limit, lang } => evaluate_translation(config, limit, &lang),
         ModelsCommand::Direct { brief, duration, seed, candidates, json } => {
             direct(config, &brief, duration, seed, candidates, json)
@@ -141,7 +146,7 @@ impl std::io::Write for HashWriter<'_> {
     }
 }
 
-fn verify(config: &Config) -> ExitCode {
+fn verify(config: &Config, tokens: usize) -> ExitCode {
     let dir = &config.models.dir;
     let mut ok = true;
     for (id, _) in MODELS {
@@ -197,7 +202,12 @@ fn verify(config: &Config) -> ExitCode {
                 let pass = ids == [1, 9690, 198];
                 ok &= pass;
                 let prompt = models::llm::chat_prompt("You are a helpful assistant.", "Say hello.");
-                let params = models::GenerationParams { max_tokens: 16, seed: 1, ..Default::default() };
+                let params = models::GenerationParams {
+                    max_tokens: tokens,
+                    seed: 1,
+                    ignore_eos: tokens > 16,
+                    ..Default::default()
+                };
                 match llm.generate(&prompt, &params, &mut |_, _| true) {
                     Ok(g) => println!(
                         "{}: loaded in {} ms; tokenizer ids {ids:?} — {}; {} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s: {:?}",
