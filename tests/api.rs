@@ -147,6 +147,7 @@ async fn brand_campaign_lifecycle_with_review_edit_range_and_artifacts() {
     assert!(text.contains("aiprod_jobs{state=\"delivered\"} 1"), "{text}");
     assert!(text.contains("aiprod_stage_duration_seconds_count{stage=\"rendering\"} 1"), "{text}");
     assert!(text.contains("aiprod_semantic_qa_score_count 1"), "{text}");
+    assert!(text.contains("aiprod_cache_lookups_total{kind=\"request\",result=\"miss\"}"), "{text}");
     let alerts = app.call("GET", "/v1/alerts", &app.viewer, None).await;
     assert_eq!(alerts.body["basis"]["costed_jobs"], 1);
     app.stop().await;

@@ -149,6 +149,19 @@ fn render_metrics(stats: &ExecutionStats, busy: usize, workers: usize) -> String
         "# HELP aiprod_cost_estimate_usd_total Sum of cost estimates of costed jobs.\n# TYPE aiprod_cost_estimate_usd_total counter"
     );
     let _ = writeln!(out, "aiprod_cost_estimate_usd_total {}", stats.costs.iter().sum::<f64>());
+    let cache = crate::store::cache::stats();
+    let _ = writeln!(
+        out,
+        "# HELP aiprod_cache_lookups_total Consistency-cache lookups in this process: brand markers and identical requests.\n# TYPE aiprod_cache_lookups_total counter"
+    );
+    for (kind, result, n) in [
+        ("markers", "hit", cache.hits),
+        ("markers", "miss", cache.misses),
+        ("request", "hit", cache.request_hits),
+        ("request", "miss", cache.request_misses),
+    ] {
+        let _ = writeln!(out, "aiprod_cache_lookups_total{{kind=\"{kind}\",result=\"{result}\"}} {n}");
+    }
     let _ = writeln!(
         out,
         "# HELP aiprod_stage_executions_total Stage executions recorded.\n# TYPE aiprod_stage_executions_total counter"

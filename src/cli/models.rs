@@ -123,7 +123,11 @@ fn list(dir: &Path) -> ExitCode {
         }
     }
     let stats = crate::store::cache::stats();
-    println!("consistency cache (this process): {} hits, {} misses", stats.hits, stats.misses);
+    println!(
+        "consistency cache (this process): markers {} hits, {} misses; identical requests {} hits, {} misses \
+         (the service's /metrics counts its own)",
+        stats.hits, stats.misses, stats.request_hits, stats.request_misses
+    );
     ExitCode::SUCCESS
 }
 
