@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, InputSanitizer, Preset};
 
-/// A brief as submitted (CLI flags or API JSON body). Unknown JSON fields are rejected.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// A brief as submitted (CLI flags or API JSON body, e.g. `POST /v1/cost-estimate`). Unknown
+/// JSON fields are rejected.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BriefRequest {
     /// The brief text: what the video should say and show.

@@ -33,7 +33,7 @@ impl Modify for BearerAuth {
     components(schemas(
         jobs::SubmitRequest, jobs::Submitted, jobs::Links, jobs::JobView, jobs::JobPage, jobs::JobSummary,
         icc::ManifestPatch, icc::ChangeRequest, icc::RejectRequest, icc::NewComment, icc::ManifestVersion,
-        ops::EstimateRequest, ops::Alert, hub::JobEvent, error::ErrorBody, error::ErrorDetail,
+        crate::sanitize::BriefRequest, ops::Alert, hub::JobEvent, error::ErrorBody, error::ErrorDetail,
     )),
     modifiers(&BearerAuth),
     tags((name = "pipeline"), (name = "icc", description = "Interactive control centre: review and edit"),

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
@@ -46,46 +46,11 @@ pub async fn presets(State(state): State<Shared>) -> Response {
     axum::Json(json!({"presets": presets})).into_response()
 }
 
-/// A brief to price (the submit body's brief fields).
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EstimateRequest {
-    /// The brief text.
-    pub content: String,
-    /// Length in seconds.
-    pub duration_sec: Option<u32>,
-    /// Aspect ratio.
-    pub aspect_ratio: Option<String>,
-    /// Languages.
-    pub languages: Option<Vec<String>>,
-    /// Preset.
-    pub preset: Option<String>,
-    /// Priority.
-    pub priority: Option<String>,
-    /// Budget in USD.
-    pub budget: Option<f64>,
-    /// Brand.
-    pub brand_id: Option<String>,
-    /// Tier.
-    pub tier: Option<String>,
-}
-
 /// Price a brief without submitting it (validated like a submission).
-#[utoipa::path(post, path = "/v1/cost-estimate", request_body = EstimateRequest,
+#[utoipa::path(post, path = "/v1/cost-estimate", request_body = BriefRequest,
     responses((status = 200, description = "the estimate"), (status = 422, body = ErrorBody)), security(("bearer" = [])), tag = "money")]
 pub async fn cost_estimate(State(state): State<Shared>, body: Bytes) -> Result<axum::Json<CostQuote>, ApiError> {
-    let r: EstimateRequest = parse_json(&body)?;
-    let brief = BriefRequest {
-        content: r.content,
-        duration_sec: r.duration_sec,
-        aspect_ratio: r.aspect_ratio,
-        languages: r.languages,
-        preset: r.preset,
-        priority: r.priority,
-        budget: r.budget,
-        brand_id: r.brand_id,
-        tier: r.tier,
-    };
+    let brief: BriefRequest = parse_json(&body)?;
     let clean = sanitize::sanitize(&brief, &state.config)?;
     let e =
         finance::quote_brief(&state.config, state.store.as_ref(), &state.data_dir, Some(state.store.as_ref()), &clean)
