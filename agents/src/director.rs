@@ -160,8 +160,7 @@ pub fn validate(lines: &[SceneLine], c: &Constraints, default_mood: &str) -> Res
     if lines.len() > c.scenes {
         repairs.push(format!("dropped {} extra scene(s)", lines.len() - c.scenes));
     }
-    let total_ms = (c.duration_s * 1000.0).round() as u64;
-    let n = c.scenes as u64;
+    let shares = planner::equal_shares(c.duration_s, c.scenes);
     let mut scenes = Vec::with_capacity(c.scenes);
     for (i, l) in lines.iter().take(c.scenes).enumerate() {
         let mut caption = l.caption.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -204,9 +203,7 @@ pub fn validate(lines: &[SceneLine], c: &Constraints, default_mood: &str) -> Res
         } else {
             planner::caption_from(l.description.trim(), MAX_DESCRIPTION_CHARS)
         };
-        let i = i as u64;
-        let duration_s = (total_ms * (i + 1) / n - total_ms * i / n) as f64 / 1000.0;
-        scenes.push(Scene { description, caption, duration_s, camera, mood });
+        scenes.push(Scene { description, caption, duration_s: shares[i], camera, mood });
     }
     Ok(Storyboard { scenes, repairs })
 }
@@ -544,12 +541,8 @@ impl CreativeDirector {
         }
         drop(guard);
 
-        // Equal shares of the target duration, summing exactly to it.
-        let total_ms = (c.duration_s * 1000.0).round() as u64;
-        let count = scenes.len() as u64;
-        for (i, s) in scenes.iter_mut().enumerate() {
-            let i = i as u64;
-            s.duration_s = (total_ms * (i + 1) / count - total_ms * i / count) as f64 / 1000.0;
+        for (s, share) in scenes.iter_mut().zip(planner::equal_shares(c.duration_s, c.scenes)) {
+            s.duration_s = share;
         }
         let relevance = chosen.iter().filter_map(|&i| candidates[i].relevance).sum::<f32>() / chosen.len() as f32;
         let script = scenes

@@ -244,6 +244,14 @@ pub fn beats(brief: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// `n` scene durations, equal to the millisecond, that sum exactly to `duration_s` (every
+/// storyboard writer uses them, so a manifest's scenes always add up to its target).
+pub fn equal_shares(duration_s: f64, n: usize) -> Vec<f64> {
+    let total_ms = (duration_s * 1000.0).round() as u64;
+    let n = n.max(1) as u64;
+    (0..n).map(|i| (total_ms * (i + 1) / n - total_ms * i / n) as f64 / 1000.0).collect()
+}
+
 /// Shorten a clause into a caption of at most `max_chars` characters, cutting at a word
 /// boundary and capitalising the first letter.
 pub fn caption_from(clause: &str, max_chars: usize) -> String {
@@ -476,18 +484,16 @@ pub fn plan(req: &PlanRequest) -> Result<ProductionManifest, AgentError> {
         })
         .collect();
     let look = MOODS.iter().find(|m| m.mood == markers.mood).unwrap_or(&MOODS[6]);
-    let total_ms = req.duration_s as u64 * 1000;
+    let shares = equal_shares(req.duration_s as f64, n);
     let scenes = groups
         .iter()
         .enumerate()
         .map(|(i, group)| {
-            let start_ms = total_ms * i as u64 / n as u64;
-            let end_ms = total_ms * (i as u64 + 1) / n as u64;
             let description = group.join(", ");
             Scene {
                 caption: caption_for(group, req.limits.max_caption_chars),
                 description,
-                duration_s: (end_ms - start_ms) as f64 / 1000.0,
+                duration_s: shares[i],
                 camera: look.cameras[i % look.cameras.len()],
                 mood: markers.mood.clone(),
             }
