@@ -11,7 +11,7 @@ use crate::finance::audit::{self, CostLedger};
 use crate::finance::certificate::{Certificate, CostKey};
 use crate::finance::model::Calibration;
 use crate::finance::{self, calibration, daily, pricing, routing};
-use crate::sanitize::{self, BriefRequest};
+use crate::sanitize;
 use crate::store::SqliteStore;
 
 /// Exit code when the daily budget refuses a new job.
@@ -37,7 +37,7 @@ pub enum CostCommand {
         file: PathBuf,
     },
     /// Estimate a brief without running it: every tier priced and the routing decision.
-    Estimate(EstimateArgs),
+    Estimate(super::BriefArgs),
     /// Today's spend against financial.dailyLimit.
     Daily,
     /// Every preset priced with the cost model.
@@ -48,28 +48,6 @@ pub enum CostCommand {
         #[arg(long)]
         refresh: bool,
     },
-}
-
-/// `aiprod cost estimate` options (a subset of `run`'s).
-#[derive(Debug, Args)]
-pub struct EstimateArgs {
-    /// The brief.
-    pub brief: String,
-    /// Length in seconds.
-    #[arg(long)]
-    pub duration: Option<u32>,
-    /// Aspect ratio.
-    #[arg(long)]
-    pub aspect: Option<String>,
-    /// Tier.
-    #[arg(long)]
-    pub tier: Option<String>,
-    /// Preset.
-    #[arg(long)]
-    pub preset: Option<String>,
-    /// Budget in USD.
-    #[arg(long)]
-    pub budget: Option<f64>,
 }
 
 /// `aiprod audit …`
@@ -161,36 +139,16 @@ pub async fn cost(command: CostCommand, config: Arc<Config>, store: Arc<SqliteSt
     match command {
         CostCommand::Verify { file } => verify_certificate(&file, &data_dir),
         CostCommand::Estimate(a) => {
-            let request = BriefRequest {
-                content: a.brief,
-                duration_sec: a.duration,
-                aspect_ratio: a.aspect,
-                languages: None,
-                preset: a.preset,
-                priority: None,
-                budget: a.budget,
-                brand_id: None,
-                tier: a.tier,
-            };
-            let brief = match sanitize::sanitize(&request, &config) {
+            let brief = match sanitize::sanitize(&a.request(), &config) {
                 Ok(b) => b,
                 Err(e) => {
                     eprintln!("error: invalid brief: {e}");
                     return ExitCode::from(super::EXIT_INVALID);
                 }
             };
-            let prices = pricing::current(&config, Some(store.as_ref() as &dyn CostLedger));
-            let level = match daily::status(store.as_ref(), &config, &prices, chrono::Utc::now()) {
-                Ok(s) => s.level,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let cal = Calibration::load_or_default(&data_dir);
-            match finance::orchestrate(&config, &prices, &cal, &brief, brief.duration_sec as f64, level) {
-                Ok(o) => {
-                    print_json(&o);
+            match finance::quote_brief(&config, store.as_ref(), &data_dir, Some(store.as_ref()), &brief) {
+                Ok(q) => {
+                    print_json(&q.orchestration);
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -72,11 +72,13 @@ pub enum Command {
     Models(models::ModelsCommand),
 }
 
-/// `aiprod run` options; each maps onto a field of the brief.
+/// The brief and its options as flags; each maps onto a field of [`BriefRequest`]
+/// (`aiprod run`, `aiprod cost estimate`).
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct BriefArgs {
     /// The brief: what the video should say and feel like.
-    pub brief: String,
+    #[arg(value_name = "BRIEF")]
+    pub content: String,
     /// Video length in seconds.
     #[arg(long)]
     pub duration: Option<u32>,
@@ -101,6 +103,31 @@ pub struct RunArgs {
     /// Brand id (for brand-consistent looks).
     #[arg(long)]
     pub brand: Option<String>,
+}
+
+impl BriefArgs {
+    /// The brief these flags describe.
+    pub fn request(&self) -> BriefRequest {
+        BriefRequest {
+            content: self.content.clone(),
+            duration_sec: self.duration,
+            aspect_ratio: self.aspect.clone(),
+            languages: self.lang.clone(),
+            preset: self.preset.clone(),
+            priority: self.priority.clone(),
+            budget: self.budget,
+            brand_id: self.brand.clone(),
+            tier: self.tier.clone(),
+        }
+    }
+}
+
+/// `aiprod run` options: the brief, then what to do with the result.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The brief and its options.
+    #[command(flatten)]
+    pub brief: BriefArgs,
     /// Copy the deliverables into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -243,17 +270,7 @@ fn cancel_on_ctrl_c() -> CancelToken {
 }
 
 async fn run(args: RunArgs, config: Arc<Config>, store: Arc<SqliteStore>) -> ExitCode {
-    let request = BriefRequest {
-        content: args.brief.clone(),
-        duration_sec: args.duration,
-        aspect_ratio: args.aspect.clone(),
-        languages: args.lang.clone(),
-        preset: args.preset.clone(),
-        priority: args.priority.clone(),
-        budget: args.budget,
-        brand_id: args.brand.clone(),
-        tier: args.tier.clone(),
-    };
+    let request = args.brief.request();
     let bars = Arc::new(progress::Bars::new(args.quiet || args.json));
     let data_dir = config.storage.data_dir.clone();
     if !finance::refresh_pricing(&config, &store, false, args.json).await {
