@@ -31,7 +31,7 @@ impl Modify for BearerAuth {
         ops::presets, ops::cost_estimate, ops::health, ops::metrics, ops::alerts,
     ),
     components(schemas(
-        jobs::SubmitRequest, jobs::Submitted, jobs::Links, jobs::JobView, jobs::JobPage, jobs::JobSummary,
+        jobs::SubmitRequest, jobs::Submitted, jobs::Links, jobs::JobView, jobs::JobHeader, jobs::JobPage, jobs::JobSummary,
         icc::ManifestPatch, icc::ChangeRequest, icc::RejectRequest, icc::NewComment, icc::ManifestVersion,
         crate::sanitize::BriefRequest, ops::Alert, hub::JobEvent, error::ErrorBody, error::ErrorDetail,
     )),

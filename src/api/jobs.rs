@@ -241,9 +241,9 @@ fn submitted(state: &Shared, job_id: &str) -> Result<Submitted, ApiError> {
     })
 }
 
-/// A job's history line as the API shows it.
+/// What every view of a job starts with: identity, state and timestamps.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct JobView {
+pub struct JobHeader {
     /// Job id.
     pub id: String,
     /// State name.
@@ -258,6 +258,28 @@ pub struct JobView {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+}
+
+impl JobHeader {
+    fn of(job: &JobRecord) -> Self {
+        Self {
+            id: job.id.clone(),
+            state: job.state.name().into(),
+            phase: job.state.phase(),
+            preset: job.preset.clone(),
+            brand_id: job.brand_id.clone(),
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+        }
+    }
+}
+
+/// A job's history line as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobView {
+    /// Id, state, preset, brand, timestamps.
+    #[serde(flatten)]
+    pub header: JobHeader,
     /// Whether the job waits for a human (plan review or final review).
     pub awaiting_human: bool,
     /// Whether the job has ended.
@@ -301,13 +323,7 @@ fn build_view(job: &JobRecord, history: Vec<HistoryEvent>) -> JobView {
         _ => (None, None),
     };
     JobView {
-        id: job.id.clone(),
-        state: job.state.name().into(),
-        phase: job.state.phase(),
-        preset: job.preset.clone(),
-        brand_id: job.brand_id.clone(),
-        created_at: job.created_at,
-        updated_at: job.updated_at,
+        header: JobHeader::of(job),
         awaiting_human: job.state.awaits_human(),
         terminal: job.state.is_terminal(),
         failed_stage,
@@ -397,20 +413,9 @@ pub struct ListQuery {
 /// One row of the job list.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobSummary {
-    /// Job id.
-    pub id: String,
-    /// State name.
-    pub state: String,
-    /// Phase.
-    pub phase: &'static str,
-    /// Preset.
-    pub preset: Option<String>,
-    /// Brand.
-    pub brand_id: Option<String>,
-    /// Submitted at.
-    pub created_at: DateTime<Utc>,
-    /// Last change.
-    pub updated_at: DateTime<Utc>,
+    /// Id, state, preset, brand, timestamps.
+    #[serde(flatten)]
+    pub header: JobHeader,
     /// The brief's first 80 characters.
     pub brief: String,
 }
@@ -462,13 +467,7 @@ pub async fn list(State(state): State<Shared>, Query(q): Query<ListQuery>) -> Re
         .into_iter()
         .map(|(j, _)| JobSummary {
             brief: j.request.get("content").and_then(|c| c.as_str()).unwrap_or_default().chars().take(80).collect(),
-            id: j.id,
-            state: j.state.name().into(),
-            phase: j.state.phase(),
-            preset: j.preset,
-            brand_id: j.brand_id,
-            created_at: j.created_at,
-            updated_at: j.updated_at,
+            header: JobHeader::of(&j),
         })
         .collect();
     Ok(axum::Json(JobPage { jobs, next_cursor }))
@@ -538,7 +537,7 @@ pub async fn events(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -
     let snapshot = JobEvent {
         job_id: id.clone(),
         kind: "snapshot",
-        state: cached.1.state.clone(),
+        state: cached.1.header.state.clone(),
         stage: cached.0.stage().map(|s| s.name()),
         stage_fraction: None,
         progress_pct: progress_pct(&cached.0, state.hub.live(&id)),
