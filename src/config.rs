@@ -471,11 +471,12 @@ pub struct Models {
     pub dir: PathBuf,
     /// CPU threads for model inference (exported as `CANDLE_NUM_THREADS` unless already set).
     pub threads: usize,
-    /// Storyboard candidates the creative director samples (best by brief similarity wins).
+    /// Candidate lines the creative director samples per scene (the valid one closest to the
+    /// brief and the scene's beat wins).
     pub director_candidates: usize,
     /// The director's sampling temperature.
     pub director_temperature: f64,
-    /// Times the director asks again for scenes a candidate left out.
+    /// Extra sampling rounds for a scene none of whose candidate lines was valid.
     pub director_repair_rounds: usize,
     /// Lowest reference chrF (0–100) at which a translation backend is used for a pair.
     pub translation_min_chrf: f64,
