@@ -10,12 +10,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
+use super::sqlite::{IDLE_STATES, JOB_COLUMNS, job_from_row, memory_entry, now, parse_time};
 use super::{JobRecord, MemoryEntry, NewEvent, SqliteStore, StoreError};
 use crate::memory::{MemoryWrite, Section};
 use crate::pipeline::machine::State;
-
-/// States in which no worker has anything to do: ended, or waiting for a human.
-const IDLE_STATES: &str = "'delivered', 'cancelled', 'failed', 'plan_review', 'awaiting_review'";
 
 /// A stored API key (without its secret).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -101,14 +99,6 @@ pub struct ExecutionStats {
     pub executions: i64,
 }
 
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
-fn parse_time(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
-}
-
 /// The service's persistence, on top of [`Store`](super::Store).
 pub trait ServiceStore {
     /// Atomically take the oldest job a worker can run (not ended, not waiting for a human,
@@ -191,41 +181,6 @@ pub trait ServiceStore {
     fn execution_stats(&self) -> Result<ExecutionStats, StoreError>;
     /// Whether the database answers.
     fn ping(&self) -> Result<(), StoreError>;
-}
-
-const JOB_COLUMNS: &str = "id, created_at, updated_at, state_json, request_json, preset, brand_id, auto_approve";
-
-fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
-    let json = |i: usize, s: String| -> rusqlite::Result<serde_json::Value> {
-        serde_json::from_str(&s)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
-    };
-    let state: State = serde_json::from_value(json(3, r.get(3)?)?)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e)))?;
-    Ok(JobRecord {
-        id: r.get(0)?,
-        created_at: parse_time(&r.get::<_, String>(1)?),
-        updated_at: parse_time(&r.get::<_, String>(2)?),
-        state,
-        request: json(4, r.get(4)?)?,
-        preset: r.get(5)?,
-        brand_id: r.get(6)?,
-        auto_approve: r.get(7)?,
-    })
-}
-
-fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemoryEntry> {
-    let json = |i: usize, s: String| -> rusqlite::Result<serde_json::Value> {
-        serde_json::from_str(&s)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
-    };
-    Ok(MemoryEntry {
-        version: r.get(0)?,
-        written_at: parse_time(&r.get::<_, String>(1)?),
-        author: r.get(2)?,
-        content: json(3, r.get(3)?)?,
-        metadata: r.get::<_, Option<String>>(4)?.map(|s| json(4, s)).transpose()?,
-    })
 }
 
 impl ServiceStore for SqliteStore {
@@ -418,7 +373,7 @@ impl ServiceStore for SqliteStore {
             "SELECT version, written_at, author, content_json, metadata_json FROM job_memory
              WHERE job_id = ?1 AND section = ?2 ORDER BY version",
         )?;
-        let rows = stmt.query_map(params![job_id, section.as_str()], entry_from_row)?;
+        let rows = stmt.query_map(params![job_id, section.as_str()], |r| memory_entry(r, 0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -454,7 +409,7 @@ impl ServiceStore for SqliteStore {
             parent_id,
             author: author.into(),
             body: body.into(),
-            created_at: parse_time(&t),
+            created_at: parse_time(t)?,
         })
     }
 
@@ -471,7 +426,7 @@ impl ServiceStore for SqliteStore {
                 parent_id: r.get(2)?,
                 author: r.get(3)?,
                 body: r.get(4)?,
-                created_at: parse_time(&r.get::<_, String>(5)?),
+                created_at: parse_time(r.get(5)?)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -69,11 +69,13 @@ impl SqliteStore {
     }
 }
 
-fn now() -> String {
+/// The store's timestamp format (RFC 3339, microseconds, UTC).
+pub(super) fn now() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn parse_time(s: String) -> rusqlite::Result<DateTime<Utc>> {
+/// A stored timestamp; a malformed one is an error, not the epoch.
+pub(super) fn parse_time(s: String) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(&s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
@@ -84,9 +86,15 @@ fn json_col<T: serde::de::DeserializeOwned>(idx: usize, s: String) -> rusqlite::
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
 }
 
-const JOB_COLUMNS: &str = "id, created_at, updated_at, state_json, request_json, preset, brand_id, auto_approve";
+/// The `jobs` columns [`job_from_row`] reads, in order.
+pub(super) const JOB_COLUMNS: &str =
+    "id, created_at, updated_at, state_json, request_json, preset, brand_id, auto_approve";
 
-fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
+/// States in which no worker has anything to do: ended, or waiting for a human.
+pub(super) const IDLE_STATES: &str = "'delivered', 'cancelled', 'failed', 'plan_review', 'awaiting_review'";
+
+/// A job row selected with [`JOB_COLUMNS`].
+pub(super) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
     Ok(JobRecord {
         id: r.get(0)?,
         created_at: parse_time(r.get(1)?)?,
@@ -244,16 +252,16 @@ impl Store for SqliteStore {
     fn resumable_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs
-             WHERE state NOT IN ('delivered', 'cancelled', 'failed', 'plan_review', 'awaiting_review')
-             ORDER BY created_at"
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state NOT IN ({IDLE_STATES}) ORDER BY created_at"
         ))?;
         let rows = stmt.query_map([], job_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
-fn memory_entry(r: &Row<'_>, first: usize) -> rusqlite::Result<MemoryEntry> {
+/// A memory version row (version, written_at, author, content_json, metadata_json) whose
+/// columns start at `first`.
+pub(super) fn memory_entry(r: &Row<'_>, first: usize) -> rusqlite::Result<MemoryEntry> {
     Ok(MemoryEntry {
         version: r.get(first)?,
         written_at: parse_time(r.get(first + 1)?)?,
