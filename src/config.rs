@@ -485,6 +485,13 @@ pub struct Models {
     pub marian: BTreeMap<String, PathBuf>,
 }
 
+impl Models {
+    /// The model registry's settings (directory and inference threads).
+    pub fn settings(&self) -> agents::models::ModelSettings {
+        agents::models::ModelSettings { dir: self.dir.clone(), threads: self.threads }
+    }
+}
+
 const X264_PRESETS: [&str; 10] =
     ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
 

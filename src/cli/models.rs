@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use agents::models::{self, ModelSettings, Registry, prepare};
+use agents::models::{self, Registry, prepare};
 use clap::Subcommand;
 use sha2::{Digest, Sha256};
 
@@ -67,11 +67,6 @@ pub fn export_thread_count(config: &Config) {
         // so no thread can be reading the environment concurrently.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", config.models.threads.to_string()) };
     }
-}
-
-/// The registry settings the config describes.
-pub fn settings(config: &Config) -> ModelSettings {
-    ModelSettings { dir: config.models.dir.clone(), threads: config.models.threads }
 }
 
 /// Run a `models` subcommand.
@@ -169,7 +164,7 @@ fn verify(config: &Config, tokens: usize) -> ExitCode {
             }
         }
     }
-    let registry = Registry::new(settings(config));
+    let registry = Registry::new(config.models.settings());
     if registry.installed(models::MINILM_ID) {
         match registry.embedder() {
             Ok((emb, load)) => {
@@ -249,7 +244,7 @@ fn direct(config: &Config, brief: &str, duration: u32, seed: u64, candidates: Op
         }
     }
     let director = CreativeDirector {
-        registry: Registry::shared(&settings(config)),
+        registry: Registry::shared(&config.models.settings()),
         settings: DirectorSettings {
             candidates: candidates.unwrap_or(config.models.director_candidates),
             temperature: config.models.director_temperature,

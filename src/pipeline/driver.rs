@@ -183,7 +183,7 @@ impl Driver {
             let state = job.state.clone();
             if state.is_terminal() {
                 if ran && matches!(state, State::Delivered {}) {
-                    self.record_delivery(id).await;
+                    crate::pipeline::reuse::record_delivery(&self.config, self.store.as_ref(), id).await;
                 }
                 return Ok(state);
             }
@@ -204,19 +204,6 @@ impl Driver {
             };
             self.run_stage(&job, stage, cancel).await?;
             ran = true;
-        }
-    }
-
-    /// Remember a delivered job for identical-request reuse (best effort: a failure only
-    /// costs a future re-run, and is logged).
-    async fn record_delivery(&self, id: &str) {
-        match self.store.section(id, crate::memory::Section::SanitizedInput) {
-            Ok(Some(entry)) => match serde_json::from_value::<crate::sanitize::SanitizedInput>(entry.content) {
-                Ok(input) => crate::pipeline::reuse::record_delivery(&self.config, &input, id).await,
-                Err(e) => tracing::warn!(job = id, "sanitized input unreadable, delivery not cached: {e}"),
-            },
-            Ok(None) => tracing::warn!(job = id, "no sanitized input, delivery not cached"),
-            Err(e) => tracing::warn!(job = id, "reading the sanitized input failed, delivery not cached: {e}"),
         }
     }
 

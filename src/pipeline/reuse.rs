@@ -20,8 +20,7 @@ use crate::store::Store;
 /// The request's identity: sha256 over the sanitised input, the config version and the
 /// versions of every agent and model that shapes the output.
 pub fn request_key(config: &Config, input: &SanitizedInput) -> String {
-    let models_dir = &config.models.dir;
-    let installed = |m: &str| agents::models::check_installed(models_dir, m).is_ok();
+    let installed = |m: &str| agents::models::check_installed(&config.models.dir, m).is_ok();
     let identity = json!({
         "input": input,
         "config_version": config.version,
@@ -65,14 +64,25 @@ fn usable(store: &dyn Store, data_dir: &Path, id: &str) -> bool {
     delivered && video && !edited
 }
 
-/// Remember that `job_id` delivered `input`, so identical requests can reuse it.
-pub async fn record_delivery(config: &Config, input: &SanitizedInput, job_id: &str) {
+/// Remember that `job_id` delivered its request, so identical requests can reuse it (best
+/// effort: a failure only costs a future re-run, and is logged).
+pub async fn record_delivery(config: &Config, store: &dyn Store, job_id: &str) {
     if !config.consistency_cache.reuse_across_jobs {
         return;
     }
-    if let Some(cache) = consistency_cache(config).await
-        && let Err(e) = cache.put_delivered(&request_key(config, input), job_id).await
-    {
-        tracing::warn!(job = job_id, "recording the delivery for identical-request reuse failed: {e}");
+    let input = store
+        .section(job_id, Section::SanitizedInput)
+        .map_err(|e| e.to_string())
+        .and_then(|entry| entry.ok_or_else(|| "no sanitized input".to_owned()))
+        .and_then(|entry| serde_json::from_value::<SanitizedInput>(entry.content).map_err(|e| e.to_string()));
+    let recorded = match (input, consistency_cache(config).await) {
+        (Ok(input), Some(cache)) => {
+            cache.put_delivered(&request_key(config, &input), job_id).await.map_err(|e| e.to_string())
+        }
+        (Err(e), _) => Err(e),
+        (_, None) => Err("the consistency cache is unavailable".to_owned()),
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(job = job_id, "delivery not recorded for identical-request reuse: {e}");
     }
 }

@@ -186,7 +186,6 @@ fn route(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     })
 }
 
-/// Longest caption that can be read in a scene: ~15 characters per second, capped at 72.
 /// The storyboard limits for a brief: the fast track's scene cap or eight, captions short
 /// enough to read in their scene, scenes of at least 3 s.
 pub fn plan_limits(config: &Config, duration_s: u32, fast_track: bool) -> PlanLimits {
@@ -198,6 +197,7 @@ pub fn plan_limits(config: &Config, duration_s: u32, fast_track: bool) -> PlanLi
     }
 }
 
+/// Longest caption that can be read in a scene: ~15 characters per second, capped at 72.
 fn readable_caption_chars(duration_s: u32, scenes: usize) -> usize {
     ((duration_s as usize * 15) / scenes.max(1)).clamp(24, 72)
 }
@@ -253,10 +253,7 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, S
         limits: plan_limits(input.config, brief.duration_sec, fast_track),
         reuse_markers: None,
     };
-    let registry = models::Registry::shared(&models::ModelSettings {
-        dir: input.config.models.dir.clone(),
-        threads: input.config.models.threads,
-    });
+    let registry = models::Registry::shared(&input.config.models.settings());
 
     // Consistency cache: a similar earlier brief of the same brand lends its markers.
     let mut cache_note = json!(null);
@@ -433,7 +430,7 @@ pub fn translation_backends(config: &Config) -> (Vec<Arc<dyn Translator>>, Vec<S
             Err(e) => problems.push(e.to_string()),
         }
     }
-    let settings = models::ModelSettings { dir: config.models.dir.clone(), threads: config.models.threads };
+    let settings = config.models.settings();
     let registry = models::Registry::shared(&settings);
     if registry.installed(models::SMOLLM2_ID) {
         backends.push(Arc::new(LlmTranslator { registry, max_tokens: 48 }));
@@ -748,10 +745,7 @@ async fn semantic_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError> 
     let manifest: ProductionManifest = input.read(Section::ProductionManifest)?;
     let translation: Translation = input.read(Section::PromptBundle)?;
     let assets: GeneratedAssets = input.read(Section::GeneratedAssets)?;
-    let registry = models::Registry::shared(&models::ModelSettings {
-        dir: input.config.models.dir.clone(),
-        threads: input.config.models.threads,
-    });
+    let registry = models::Registry::shared(&input.config.models.settings());
     let captions: Vec<String> = translation.plan.scenes.iter().map(|s| s.caption.clone()).collect();
     let (b, m) = (brief.content.clone(), manifest.clone());
     let started = std::time::Instant::now();
