@@ -269,10 +269,11 @@ SCENE 2 | pan | energetic | The city is yours | Commuters ride shared bikes down
 SCENE 3 | static | hopeful | Leave it by the park | A rider leaves the bike by a park bench and walks away";
 
 fn system_prompt(max_caption: usize) -> String {
+    let cameras = Camera::ALL.map(Camera::as_str).join(", ");
     format!(
         "You write storyboards for short videos. Answer only with scene lines in this format:\n\
 SCENE <number> | <camera> | <mood> | <caption> | <description>\n\
-camera is one of: dolly, pan, zoom, static, orbital. mood is one word. caption is a short on-screen line \
+camera is one of: {cameras}. mood is one word. caption is a short on-screen line \
 (at most {max_caption} characters) about the scene's topic. description says what is seen."
     )
 }
@@ -645,6 +646,7 @@ mod tests {
         let beats = planner::beats("A teaser for a bakery: fresh bread, the doors open, the first customer.", 3);
         let p = prompt("A teaser for a bakery", &beats, &c(3));
         assert!(p.ends_with("<|im_start|>assistant\n"));
+        assert!(p.contains("camera is one of: dolly, pan, zoom, static, orbital. mood is one word."), "{p}");
         assert!(p.contains("Write exactly 3 scenes, one per topic:\n1. fresh bread\n2. the doors open\n3. the first customer<|im_end|>"), "{p}");
         let scene = Scene {
             description: "A baker opens the oven".into(),

@@ -79,7 +79,8 @@ impl Generation {
     }
 }
 
-/// The loaded LLM. Generation takes `&mut self` (KV cache), so the registry keeps it in a mutex.
+/// The loaded LLM. Every call works on its own copy of the KV cache (a [`Prefix`]); the
+/// registry still keeps it behind a mutex so two generations do not split the CPU.
 pub struct Llm {
     model: ModelWeights,
     tokenizer: Tokenizer,
@@ -214,20 +215,26 @@ impl Llm {
         let mut all: Vec<u32> = prefix.tokens.clone();
         let mut out: Vec<u32> = Vec::new();
         let mut stop = "max_tokens";
+        // Built once: 0 everywhere, -inf on the end-of-turn ids, added to every step's logits.
+        let eos_mask = if params.ignore_eos {
+            let mut mask = vec![0f32; logits.dim(0).map_err(err)?];
+            for id in &self.stop_ids {
+                if let Some(x) = mask.get_mut(*id as usize) {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+            Some(Tensor::new(mask, &self.device).map_err(err)?)
+        } else {
+            None
+        };
         while out.len() < params.max_tokens {
             if params.repeat_penalty != 1.0 {
                 let from = all.len().saturating_sub(REPEAT_WINDOW);
                 logits = candle_transformers::utils::apply_repeat_penalty(&logits, params.repeat_penalty, &all[from..])
                     .map_err(err)?;
             }
-            if params.ignore_eos {
-                let mut v = logits.to_vec1::<f32>().map_err(err)?;
-                for id in &self.stop_ids {
-                    if let Some(x) = v.get_mut(*id as usize) {
-                        *x = f32::NEG_INFINITY;
-                    }
-                }
-                logits = Tensor::new(v, &self.device).map_err(err)?;
+            if let Some(mask) = &eos_mask {
+                logits = logits.add(mask).map_err(err)?;
             }
             let next = sampler.sample(&logits).map_err(err)?;
             if self.stop_ids.contains(&next) {
