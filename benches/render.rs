@@ -30,6 +30,7 @@ fn standard_plan() -> RenderPlan {
             start_s: dur * i as f64,
             duration_s: dur,
             caption: captions[i].into(),
+            narration: String::new(),
             background: Gradient { from: palette[i], to: palette[(i + 2) % 5], angle_deg: 40.0 * i as f32 },
             shapes: (0..5)
                 .map(|k| Shape {

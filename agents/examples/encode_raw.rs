@@ -42,6 +42,7 @@ fn demo_plan(seconds: f64, width: u32, height: u32, fps: u32, preset: &str) -> R
             start_s: dur * i as f64,
             duration_s: dur,
             caption: captions[i].into(),
+            narration: String::new(),
             background: Gradient {
                 from: palette[i % 5],
                 to: palette[(i + 1) % 5].mix(Rgb(0, 0, 0), 0.5),

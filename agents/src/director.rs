@@ -203,7 +203,7 @@ pub fn validate(lines: &[SceneLine], c: &Constraints, default_mood: &str) -> Res
         } else {
             planner::caption_from(l.description.trim(), MAX_DESCRIPTION_CHARS)
         };
-        scenes.push(Scene { description, caption, duration_s: shares[i], camera, mood });
+        scenes.push(Scene { narration: description.clone(), description, caption, duration_s: shares[i], camera, mood });
     }
     Ok(Storyboard { scenes, repairs })
 }
@@ -651,6 +651,7 @@ mod tests {
         let scene = Scene {
             description: "A baker opens the oven".into(),
             caption: "Fresh bread at dawn".into(),
+            narration: String::new(),
             duration_s: 3.0,
             camera: Camera::Dolly,
             mood: "calm".into(),

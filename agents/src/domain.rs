@@ -189,12 +189,24 @@ pub struct Scene {
     pub description: String,
     /// The on-screen caption, also the subtitle cue for this scene.
     pub caption: String,
+    /// What the voice says during the scene. Empty in manifests written before narration
+    /// existed; readers then speak the caption (`Scene::spoken_text`).
+    #[serde(default)]
+    pub narration: String,
     /// How long the scene lasts, in seconds.
     pub duration_s: f64,
     /// The camera move.
     pub camera: Camera,
     /// The scene's mood word (e.g. "calm", "energetic").
     pub mood: String,
+}
+
+impl Scene {
+    /// The text the narrator speaks: the narration line, or the caption when a manifest has
+    /// none, so older manifests and human edits that cleared it still get a voice.
+    pub fn spoken_text(&self) -> &str {
+        if self.narration.trim().is_empty() { &self.caption } else { &self.narration }
+    }
 }
 
 /// How the whole video should look and feel, shared by every scene (and reusable across a
@@ -343,6 +355,9 @@ pub struct ScenePlan {
     pub duration_s: f64,
     /// Caption text (source language).
     pub caption: String,
+    /// Narration line the voice speaks in this scene (source language).
+    #[serde(default)]
+    pub narration: String,
     /// Background.
     pub background: Gradient,
     /// Shapes in back-to-front order.

@@ -492,6 +492,7 @@ pub fn plan(req: &PlanRequest) -> Result<ProductionManifest, AgentError> {
             let description = group.join(", ");
             Scene {
                 caption: caption_for(group, req.limits.max_caption_chars),
+                narration: description.clone(),
                 description,
                 duration_s: shares[i],
                 camera: look.cameras[i % look.cameras.len()],

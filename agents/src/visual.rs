@@ -200,6 +200,7 @@ pub fn translate(req: &TranslateRequest, seed: u64) -> Result<Translation, Agent
             start_s: start,
             duration_s: scene.duration_s,
             caption: scene.caption.clone(),
+            narration: scene.spoken_text().to_owned(),
             background,
             shapes,
             motion: Motion { camera: scene.camera, intensity },

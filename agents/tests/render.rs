@@ -37,6 +37,7 @@ fn scene(i: usize, start: f64, dur: f64, caption: &str, camera: Camera) -> Scene
         start_s: start,
         duration_s: dur,
         caption: caption.into(),
+        narration: String::new(),
         background: Gradient { from, to, angle_deg: 30.0 * i as f32 },
         shapes: vec![
             Shape { kind: ShapeKind::Circle, color: Rgb(250, 200, 80), alpha: 0.8, x: 0.3, y: 0.4, size: 0.22 },
