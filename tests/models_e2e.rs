@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::{aiprod, stderr};
 
 const HEAT_PUMP: &str = "Explain in four scenes how a heat pump moves heat from cold outdoor air into a warm house: \
@@ -20,7 +18,8 @@ the outdoor unit, the refrigerant loop, the compressor, and the indoor radiators
 #[test]
 #[ignore = "needs models"]
 fn a_brand_campaign_storyboard_records_the_path_that_wrote_it() {
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    // `AIPROD_MODELS_DIR` or the checkout's `models/`, as for the agents' model tests.
+    let models = agents::models::test_models_dir();
     for m in [agents::models::SMOLLM2_ID, agents::models::MINILM_ID] {
         if let Err(e) = agents::models::check_installed(&models, m) {
             panic!("{e} (this test needs the models: ./scripts/install_models.sh)");
