@@ -528,8 +528,8 @@ mod tests {
             "title": "t", "script": "s", "language": "en", "fast_track": false,
             "markers": {"style": "minimal", "palette": ["#112233", "#445566", "#778899"], "mood": "calm", "lighting": "warm"},
             "scenes": [
-                {"description": "a", "caption": "one", "duration_s": 5.0, "camera": "pan", "mood": "calm"},
-                {"description": "b", "caption": "two", "duration_s": 5.0, "camera": "zoom", "mood": "calm"}
+                {"description": "a", "caption": "one", "narration": "a", "duration_s": 5.0, "camera": "pan", "mood": "calm"},
+                {"description": "b", "caption": "two", "narration": "b", "duration_s": 5.0, "camera": "zoom", "mood": "calm"}
             ]
         })
     }
