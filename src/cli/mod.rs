@@ -103,6 +103,12 @@ pub struct BriefArgs {
     /// Brand id (for brand-consistent looks).
     #[arg(long)]
     pub brand: Option<String>,
+    /// Narrator voice: auto (Piper where installed, else espeak-ng), piper or espeak-ng.
+    #[arg(long)]
+    pub voice: Option<String>,
+    /// Music only: no narration.
+    #[arg(long)]
+    pub no_narration: bool,
 }
 
 impl BriefArgs {
@@ -118,6 +124,8 @@ impl BriefArgs {
             budget: self.budget,
             brand_id: self.brand.clone(),
             tier: self.tier.clone(),
+            voice: self.voice.clone(),
+            narration: self.no_narration.then_some(false),
         }
     }
 }

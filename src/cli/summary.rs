@@ -42,8 +42,10 @@ pub struct Summary {
     pub cost_reconciliation: Option<Value>,
     /// Subtitle status per language.
     pub subtitles: Vec<Value>,
-    /// Render facts (resolution, fps, frames, encode fps).
+    /// Render facts (resolution, fps, frames, encode fps, loudness).
     pub render: Option<Value>,
+    /// The narration: who spoke (engine named honestly), rate, fit, or why there is none.
+    pub narration: Option<Value>,
     /// Deliverable files relative to the job directory.
     pub files: Vec<String>,
     /// The job directory.
@@ -120,6 +122,15 @@ impl Summary {
                 .and_then(|p| p["languages"].as_array().cloned())
                 .unwrap_or_default(),
             render: content(Section::GeneratedAssets).map(|a| a["output"].clone()),
+            narration: content(Section::Narration).map(|n| {
+                let t = &n["tracks"][0];
+                serde_json::json!({
+                    "status": n["status"], "reason": n["reason"], "voice": t["voice"],
+                    "engine": t["engine_description"], "fallback": t["reason"], "rate": n["rate"],
+                    "total_duration_s": n["total_duration_s"], "real_time_factor": n["real_time_factor"],
+                    "shortened": n["shortened"],
+                })
+            }),
             files,
             job_dir: job_dir.to_path_buf(),
         })
@@ -151,6 +162,38 @@ impl Summary {
                 r["frames"],
                 r["duration_s"].as_f64().unwrap_or(0.0),
                 r["encode_fps"].as_f64().unwrap_or(0.0)
+            );
+        }
+        if let Some(n) = &self.narration {
+            if n["status"] == "narrated" {
+                let _ = writeln!(
+                    s,
+                    "  narration: {} — {}, rate {:.2}×, scenes fitted to {:.1} s, real-time factor {:.2}",
+                    n["voice"].as_str().unwrap_or("?"),
+                    n["engine"].as_str().unwrap_or("?"),
+                    n["rate"].as_f64().unwrap_or(1.0),
+                    n["total_duration_s"].as_f64().unwrap_or(0.0),
+                    n["real_time_factor"].as_f64().unwrap_or(0.0)
+                );
+                if let Some(f) = n["fallback"].as_str() {
+                    let _ = writeln!(s, "    {f}");
+                }
+                for dropped in n["shortened"].as_array().into_iter().flatten() {
+                    let _ = writeln!(s, "    dropped to fit: {dropped}");
+                }
+            } else {
+                let _ = writeln!(s, "  narration: none — {}", n["reason"].as_str().unwrap_or("?"));
+            }
+        }
+        if let Some(l) = self.render.as_ref().map(|r| &r["loudness"]).filter(|l| l.is_object()) {
+            let _ = writeln!(
+                s,
+                "  mix: {:.1} LUFS integrated, true peak {:.1} dBTP (target {} LUFS, ≤ {} dBTP), bed ducked {} dB under speech",
+                l["integrated_lufs"].as_f64().unwrap_or(f64::NAN),
+                l["true_peak_dbtp"].as_f64().unwrap_or(f64::NAN),
+                l["target_lufs"],
+                l["true_peak_limit_dbtp"],
+                l["duck_db"]
             );
         }
         if let Some((score, passed, total)) = self.technical {

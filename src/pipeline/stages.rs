@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use agents::director::{CreativeDirector, DirectorSettings};
-use agents::domain::{ProductionManifest, VideoSettings};
+use agents::domain::{ProductionManifest, RenderPlan, VideoSettings};
 use agents::models;
 use agents::planner::{self, PlanLimits, PlanRequest, Planner};
 use agents::render::{self, PreviewSettings, RenderOutput, RenderRequest};
@@ -17,6 +17,7 @@ use agents::supervisor::{self, Inputs, Thresholds};
 use agents::translate::marian::MarianTranslator;
 use agents::translate::{self, LlmTranslator, Translator};
 use agents::visual::{TranslateRequest, TranslatedCaptions, Translation, VisualTranslator};
+use agents::voice::narrate::{self, Narration, NarrationRequest, NarrationStatus, SceneText};
 use agents::{Agent, AgentContext, AgentMetadata};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -76,6 +77,17 @@ impl<'a> StageInput<'a> {
             .map_err(|e| StageError::Permanent(format!("memory section {section} is malformed: {e}")))
     }
 
+    /// A section that may legitimately be absent (jobs journaled before it existed).
+    fn read_optional<T: DeserializeOwned>(&self, section: Section) -> Result<Option<T>, StageError> {
+        match self.store.section(&self.job.id, section) {
+            Ok(Some(entry)) => serde_json::from_value(entry.content)
+                .map(Some)
+                .map_err(|e| StageError::Permanent(format!("memory section {section} is malformed: {e}"))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(StageError::Transient(format!("reading {section}: {e}"))),
+        }
+    }
+
     fn write(
         &self,
         section: Section,
@@ -98,6 +110,7 @@ pub async fn run(state: &State, input: &StageInput<'_>) -> Result<StageOutput, S
         State::Planning { fast_track } => plan(input, *fast_track).await,
         State::Translating {} => translate(input).await,
         State::Costing {} => cost(input),
+        State::Voicing {} => voice_stage(input).await,
         State::Rendering { attempt } => render_stage(input, *attempt).await,
         State::TechnicalQa { .. } => technical_qa(input).await,
         State::SemanticQa {} => semantic_qa(input).await,
@@ -634,6 +647,75 @@ fn selected_video(input: &StageInput<'_>, plan_video: &VideoSettings) -> Result<
         .unwrap_or_else(|| plan_video.clone()))
 }
 
+/// The voicing stage: the narrator speaks each scene of the approved plan (source language),
+/// scene durations are fitted to the speech, clips go to `narration/`, and the `narration`
+/// section records voice, engine, timings and real-time factor — or why the video has music
+/// only. A narration that cannot fit even after dropping whole sentences fails the job with
+/// the numbers.
+async fn voice_stage(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
+    let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
+    let translation: Translation = input.read(Section::PromptBundle)?;
+    let cfg = &input.config.voice;
+    let request = NarrationRequest {
+        scenes: translation
+            .plan
+            .scenes
+            .iter()
+            .map(|s| SceneText { text: s.narration.clone(), planned_s: s.duration_s })
+            .collect(),
+        languages: brief.languages.clone(),
+        requested_s: brief.duration_sec as f64,
+        choice: brief.voice,
+        disabled: (!brief.narration)
+            .then(|| format!("narration is off for this brief (preset '{}' or \"narration\": false)", brief.preset)),
+        job_dir: input.job_dir.to_path_buf(),
+        fit: cfg.fit(),
+        voices: cfg.settings(&input.config.models.dir),
+    };
+    let ctx = input.agent.clone();
+    let started = std::time::Instant::now();
+    let narration = tokio::task::spawn_blocking(move || narrate::narrate(&request, &ctx))
+        .await
+        .map_err(|e| StageError::Transient(format!("voicing task failed: {e}")))??;
+    let track = narration.tracks.first();
+    let metadata = AgentMetadata {
+        model_used: track.and_then(|t| t.voice.clone()).unwrap_or_else(|| "none".into()),
+        processing_ms: started.elapsed().as_millis() as u64,
+        version: narrate::NARRATION_VERSION.into(),
+    };
+    let detail = json!({
+        "status": narration.status,
+        "voice": track.and_then(|t| t.voice.clone()),
+        "engine": track.and_then(|t| t.engine),
+        "rate": narration.rate,
+        "total_duration_s": narration.total_duration_s,
+        "real_time_factor": narration.real_time_factor,
+        "reason": narration.reason,
+    });
+    Ok(StageOutput {
+        event: Event::Voiced,
+        detail: Some(detail),
+        writes: vec![input.write(Section::Narration, Stage::Voice, &narration, Some(&metadata))?],
+    })
+}
+
+/// The plan as rendered and checked: the translator's plan with the costing stage's encoder
+/// settings, the configured mix, and the narration applied (scene timings that follow the
+/// speech, word timings, the clips, subtitles cut from the words). The translator's section
+/// itself is never rewritten.
+pub fn rendered_plan(input: &StageInput<'_>) -> Result<RenderPlan, StageError> {
+    let translation: Translation = input.read(Section::PromptBundle)?;
+    let mut plan = translation.plan;
+    plan.video = selected_video(input, &plan.video)?;
+    plan.mix = input.config.voice.mix();
+    if let Some(narration) = input.read_optional::<Narration>(Section::Narration)?
+        && narration.status == NarrationStatus::Narrated
+    {
+        narration.apply(&mut plan, input.job_dir, &input.config.voice.cue_rules());
+    }
+    Ok(plan)
+}
+
 /// What the render stage journals: the render's output with paths relative to the job
 /// directory, so a data directory can be moved.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -649,9 +731,7 @@ fn relative(job_dir: &Path, p: &Path) -> PathBuf {
 }
 
 async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutput, StageError> {
-    let translation: Translation = input.read(Section::PromptBundle)?;
-    let mut plan = translation.plan;
-    plan.video = selected_video(input, &plan.video)?;
+    let mut plan = rendered_plan(input)?;
     if attempt > 1 {
         // A re-render after a failed technical check: trade speed for robustness.
         plan.video.x264_preset = "medium".into();
@@ -693,9 +773,7 @@ async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutpu
 
 async fn technical_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     let assets: GeneratedAssets = input.read(Section::GeneratedAssets)?;
-    let translation: Translation = input.read(Section::PromptBundle)?;
-    let mut plan = translation.plan;
-    plan.video = selected_video(input, &plan.video)?;
+    let plan = rendered_plan(input)?;
     let expect = Expectations::from_plan(&plan);
     let path = input.job_dir.join(&assets.output.video);
     let cfg = input.config.technical_qa.clone();
@@ -743,10 +821,10 @@ fn narrative_similarities(
 async fn semantic_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
     let manifest: ProductionManifest = input.read(Section::ProductionManifest)?;
-    let translation: Translation = input.read(Section::PromptBundle)?;
+    let plan = rendered_plan(input)?;
     let assets: GeneratedAssets = input.read(Section::GeneratedAssets)?;
     let registry = models::Registry::shared(&input.config.models.settings());
-    let captions: Vec<String> = translation.plan.scenes.iter().map(|s| s.caption.clone()).collect();
+    let captions: Vec<String> = plan.scenes.iter().map(|s| s.caption.clone()).collect();
     let (b, m) = (brief.content.clone(), manifest.clone());
     let started = std::time::Instant::now();
     let embedded = tokio::task::spawn_blocking(move || narrative_similarities(&registry, &b, &m, &captions))
@@ -763,7 +841,7 @@ async fn semantic_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError> 
     let request = SemanticRequest {
         brief: brief.content,
         manifest,
-        plan: translation.plan,
+        plan,
         keyframes: assets.output.keyframes.iter().map(|k| input.job_dir.join(k)).collect(),
         criteria: input
             .config
