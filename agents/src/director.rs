@@ -203,7 +203,14 @@ pub fn validate(lines: &[SceneLine], c: &Constraints, default_mood: &str) -> Res
         } else {
             planner::caption_from(l.description.trim(), MAX_DESCRIPTION_CHARS)
         };
-        scenes.push(Scene { narration: description.clone(), description, caption, duration_s: shares[i], camera, mood });
+        scenes.push(Scene {
+            narration: description.clone(),
+            description,
+            caption,
+            duration_s: shares[i],
+            camera,
+            mood,
+        });
     }
     Ok(Storyboard { scenes, repairs })
 }

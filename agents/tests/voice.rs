@@ -18,10 +18,7 @@ fn models_dir() -> PathBuf {
 
 fn settings(models: &Path) -> VoiceSettings {
     VoiceSettings {
-        piper_voices: BTreeMap::from([(
-            "en".to_owned(),
-            models.join("piper-en_US-joe-medium/en_US-joe-medium.onnx"),
-        )]),
+        piper_voices: BTreeMap::from([("en".to_owned(), models.join("piper-en_US-joe-medium/en_US-joe-medium.onnx"))]),
         onnx_runtime: models.join("onnxruntime/libonnxruntime.so.1.32.0"),
         threads: 1,
     }
@@ -75,7 +72,8 @@ fn check_record(n: &Narration, dir: &Path, requested: f64) {
 #[test]
 fn espeak_speaks_french_and_the_record_says_it_is_formant_synthesis() {
     let dir = tempfile::tempdir().unwrap();
-    let scenes = ["Du pain frais à l'aube, chaud du four.", "La boulangerie ouvre ses portes à six heures. Venez goûter."];
+    let scenes =
+        ["Du pain frais à l'aube, chaud du four.", "La boulangerie ouvre ses portes à six heures. Venez goûter."];
     let n = narrate(&request(dir.path(), "fr", &scenes, 10.0, settings(&models_dir())), &AgentContext::with_seed(1))
         .unwrap();
     check_record(&n, dir.path(), 10.0);
@@ -153,8 +151,11 @@ fn subtitle_cues_start_within_150_ms_of_the_speech() {
         "Fresh bread at dawn. Warm light fills the street. The doors open at six.",
         "Come early. Taste the difference.",
     ];
-    let n = narrate(&request(dir.path(), "en", &scenes, 14.0, settings(&dir.path().join("no-models"))), &AgentContext::with_seed(1))
-        .unwrap();
+    let n = narrate(
+        &request(dir.path(), "en", &scenes, 14.0, settings(&dir.path().join("no-models"))),
+        &AgentContext::with_seed(1),
+    )
+    .unwrap();
     let track = n.spoken().unwrap();
     // The narration as heard: every clip placed on the video's timeline.
     let rate = 22_050;
@@ -209,7 +210,8 @@ fn recognised_onsets(clip: &Path, scratch: &Path) -> Vec<(String, f64)> {
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let word = f.first()?.split('(').next()?.to_owned();
-            (f.len() == 4 && !word.starts_with('<') && !word.starts_with('[')).then(|| Some((word, f[1].parse().ok()?)))?
+            (f.len() == 4 && !word.starts_with('<') && !word.starts_with('['))
+                .then(|| Some((word, f[1].parse().ok()?)))?
         })
         .collect()
 }
@@ -227,8 +229,8 @@ fn piper_word_timings_agree_with_a_recogniser_within_150_ms() {
     let mut errors = Vec::new();
     for (k, text) in texts.iter().enumerate() {
         let job = dir.path().join(k.to_string());
-        let n = narrate(&request(&job, "en", &[text], 10.0, settings(&models_dir())), &AgentContext::with_seed(1))
-            .unwrap();
+        let n =
+            narrate(&request(&job, "en", &[text], 10.0, settings(&models_dir())), &AgentContext::with_seed(1)).unwrap();
         let scene = &n.spoken().unwrap().scenes[0];
         assert_eq!(n.spoken().unwrap().engine, Some(VoiceEngine::Piper));
         let heard = recognised_onsets(&job.join(scene.audio.as_ref().unwrap()), &job);

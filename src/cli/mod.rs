@@ -287,10 +287,14 @@ async fn run(args: RunArgs, config: Arc<Config>, store: Arc<SqliteStore>) -> Exi
     if let Err(code) = finance::daily_gate(&config, &store, args.json) {
         return code;
     }
-    let reusable = match sanitize::sanitize(&request, &config) {
-        Ok(clean) if !args.fresh => reuse::reusable_job(&config, store.as_ref(), &data_dir, &clean).await,
+    let clean = sanitize::sanitize(&request, &config);
+    let reusable = match &clean {
+        Ok(clean) if !args.fresh => reuse::reusable_job(&config, store.as_ref(), &data_dir, clean).await,
         _ => None,
     };
+    if let (Ok(clean), None) = (&clean, &reusable) {
+        crate::pipeline::stages::prewarm_voice(&config, clean);
+    }
     let driver = Driver::new(config, store.clone(), data_dir).with_observer(bars).with_ledger(store.clone());
     if let Some(id) = reusable {
         if !args.json {

@@ -699,6 +699,21 @@ async fn voice_stage(input: &StageInput<'_>) -> Result<StageOutput, StageError> 
     })
 }
 
+/// Loads the narrator's voice on a background thread so its one-off load (about a second for
+/// the neural voice) overlaps the stages before voicing; the voicing stage then finds it
+/// loaded (or waits for the load in progress — never loads it twice).
+pub fn prewarm_voice(config: &Config, brief: &SanitizedInput) {
+    let Some(lang) = brief.languages.first().cloned() else { return };
+    if !brief.narration {
+        return;
+    }
+    let settings = config.voice.settings(&config.models.dir);
+    let choice = brief.voice;
+    std::thread::spawn(move || {
+        let _ = agents::voice::resolve(&lang, choice, &settings);
+    });
+}
+
 /// The plan as rendered and checked: the translator's plan with the costing stage's encoder
 /// settings, the configured mix, and the narration applied (scene timings that follow the
 /// speech, word timings, the clips, subtitles cut from the words). The translator's section

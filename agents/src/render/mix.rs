@@ -300,7 +300,8 @@ impl Limiter {
         let window_min = self.mins.front().map_or(1.0, |(_, g)| *g);
         // Instant attack to the window minimum, slow release; then a box-car over the
         // look-ahead turns the step into a ramp that reaches the minimum at the peak.
-        self.held = if window_min < self.held { window_min } else { self.held + (window_min - self.held) * self.release };
+        self.held =
+            if window_min < self.held { window_min } else { self.held + (window_min - self.held) * self.release };
         self.boxcar.push_back(self.held);
         self.boxcar_sum += self.held as f64;
         if self.boxcar.len() > self.lookahead {
@@ -336,7 +337,14 @@ struct Source {
 }
 
 impl Source {
-    fn new(plan: &AudioPlan, mix: &MixSettings, voice: Option<VoiceTrack>, duration_s: f64, seed: u64, gain: f32) -> Self {
+    fn new(
+        plan: &AudioPlan,
+        mix: &MixSettings,
+        voice: Option<VoiceTrack>,
+        duration_s: f64,
+        seed: u64,
+        gain: f32,
+    ) -> Self {
         let bed = MusicBed::new(plan, duration_s, seed);
         let rate = plan.sample_rate;
         let total = bed.total_samples();
@@ -397,10 +405,14 @@ struct Meter(ebur128::EbuR128);
 impl Meter {
     fn new(rate: u32, true_peak: bool) -> Result<Self, AgentError> {
         let mode = if true_peak { ebur128::Mode::I | ebur128::Mode::TRUE_PEAK } else { ebur128::Mode::I };
-        ebur128::EbuR128::new(2, rate, mode).map(Meter).map_err(|e| AgentError::Permanent(format!("loudness meter: {e:?}")))
+        ebur128::EbuR128::new(2, rate, mode)
+            .map(Meter)
+            .map_err(|e| AgentError::Permanent(format!("loudness meter: {e:?}")))
     }
     fn add(&mut self, left: &[f32], right: &[f32]) -> Result<(), AgentError> {
-        self.0.add_frames_planar_f32(&[left, right]).map_err(|e| AgentError::Permanent(format!("loudness meter: {e:?}")))
+        self.0
+            .add_frames_planar_f32(&[left, right])
+            .map_err(|e| AgentError::Permanent(format!("loudness meter: {e:?}")))
     }
     fn integrated(&self) -> Option<f64> {
         self.0.loudness_global().ok().filter(|l| l.is_finite())
@@ -601,7 +613,8 @@ mod tests {
             .map(|i| {
                 let t = i as f32 / rate as f32;
                 let syllable = (t * 4.0 * std::f32::consts::PI).sin().abs();
-                let buzz = (t * 2.0 * std::f32::consts::PI * 140.0).sin() + 0.5 * (t * 2.0 * std::f32::consts::PI * 420.0).sin();
+                let buzz = (t * 2.0 * std::f32::consts::PI * 140.0).sin()
+                    + 0.5 * (t * 2.0 * std::f32::consts::PI * 420.0).sin();
                 0.6 * syllable * buzz
             })
             .collect()
@@ -609,7 +622,8 @@ mod tests {
 
     #[test]
     fn resampling_keeps_length_and_a_tone() {
-        let tone: Vec<f32> = (0..22_050).map(|i| (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / 22_050.0).sin()).collect();
+        let tone: Vec<f32> =
+            (0..22_050).map(|i| (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / 22_050.0).sin()).collect();
         let up = resample(&tone, 22_050, 48_000);
         assert_eq!(up.len(), 48_000);
         let expected: f32 = (1000..47_000)

@@ -323,7 +323,10 @@ fn validate(plan: &RenderPlan, req: &RenderRequest) -> Result<(), AgentError> {
     }
     let m = &plan.mix;
     if !(-40.0..=0.0).contains(&m.target_lufs) || !(-20.0..=0.0).contains(&m.true_peak_dbtp) {
-        return bad(format!("mix target {} LUFS / {} dBTP is outside -40..0 / -20..0", m.target_lufs, m.true_peak_dbtp));
+        return bad(format!(
+            "mix target {} LUFS / {} dBTP is outside -40..0 / -20..0",
+            m.target_lufs, m.true_peak_dbtp
+        ));
     }
     if !(m.duck_db.is_finite() && m.duck_attack_ms.is_finite() && m.duck_release_ms.is_finite()) || m.duck_db < 0.0 {
         return bad("the mix's ducking settings are not finite and non-negative".into());

@@ -78,7 +78,8 @@ pub fn allocate(words: &[String], weights: &[f32], start_s: f64, end_s: f64, pau
     let mut groups = Vec::new();
     let mut from = 0;
     for (i, w) in words.iter().enumerate() {
-        let ends_clause = w.trim_end_matches(['"', '\'', ')', '»']).chars().last().is_some_and(|c| CLAUSE_END.contains(&c));
+        let ends_clause =
+            w.trim_end_matches(['"', '\'', ')', '»']).chars().last().is_some_and(|c| CLAUSE_END.contains(&c));
         if ends_clause && i + 1 < words.len() {
             groups.push((from, i + 1));
             from = i + 1;

@@ -74,7 +74,10 @@ pub fn wrap(words: &[&str], max_chars: usize, max_lines: usize) -> Option<Vec<St
 }
 
 fn ends_sentence(w: &str) -> bool {
-    w.trim_end_matches(['"', '\'', ')', '»', '」']).chars().last().is_some_and(|c| matches!(c, '.' | '!' | '?' | '。' | '！' | '？' | '…'))
+    w.trim_end_matches(['"', '\'', ')', '»', '」'])
+        .chars()
+        .last()
+        .is_some_and(|c| matches!(c, '.' | '!' | '?' | '。' | '！' | '？' | '…'))
 }
 
 fn ends_clause(w: &str) -> bool {
@@ -145,7 +148,8 @@ mod tests {
 
     #[test]
     fn wrapping_balances_two_lines_and_refuses_what_cannot_fit() {
-        let w: Vec<&str> = "Fresh bread at dawn, warm from the oven, every single morning of the week".split(' ').collect();
+        let w: Vec<&str> =
+            "Fresh bread at dawn, warm from the oven, every single morning of the week".split(' ').collect();
         let lines = wrap(&w, 42, 2).unwrap();
         assert_eq!(lines.len(), 2);
         assert!(lines.iter().all(|l| l.chars().count() <= 42), "{lines:?}");

@@ -60,7 +60,9 @@ fn run(args: &[&str], input: &str) -> Result<Vec<u8>, VoiceError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| VoiceError::Unavailable(format!("{PROGRAM} cannot be started ({e}); install the espeak-ng package")))?;
+        .map_err(|e| {
+            VoiceError::Unavailable(format!("{PROGRAM} cannot be started ({e}); install the espeak-ng package"))
+        })?;
     let mut stdin = child.stdin.take().ok_or_else(|| VoiceError::Failed("espeak-ng has no stdin".into()))?;
     let text = input.to_owned();
     // Write from another thread: a large input could otherwise fill the pipe while espeak
@@ -154,9 +156,7 @@ pub fn word_weights(voice: &str, words: &[String]) -> Vec<f32> {
     let letters = |w: &String| w.chars().filter(|c| c.is_alphanumeric()).count().max(1) as f32;
     let input: String = words.iter().map(|w| format!("{w}\n\n")).collect();
     match ipa_lines(voice, &input) {
-        Ok(lines) if lines.len() == words.len() => {
-            lines.iter().map(|l| (phoneme_count(l) as f32).max(1.0)).collect()
-        }
+        Ok(lines) if lines.len() == words.len() => lines.iter().map(|l| (phoneme_count(l) as f32).max(1.0)).collect(),
         _ => words.iter().map(letters).collect(),
     }
 }

@@ -303,8 +303,11 @@ pub fn narrate(req: &NarrationRequest, ctx: &AgentContext) -> Result<Narration, 
     let load_ms = load_started.elapsed().as_millis() as u64;
     let voice = resolved.voice.as_ref();
 
-    let mut spoken: Vec<Spoken> =
-        req.scenes.iter().map(|s| Spoken { text: s.text.trim().to_owned(), utterance: None, synthesis_ms: 0 }).collect();
+    let mut spoken: Vec<Spoken> = req
+        .scenes
+        .iter()
+        .map(|s| Spoken { text: s.text.trim().to_owned(), utterance: None, synthesis_ms: 0 })
+        .collect();
     let mut synthesis_ms = 0;
     speak_all(voice, &mut spoken, 1.0, ctx, &mut synthesis_ms)?;
 
@@ -343,7 +346,8 @@ pub fn narrate(req: &NarrationRequest, ctx: &AgentContext) -> Result<Narration, 
 
     // Place the clips and write them.
     let dir = req.job_dir.join("narration");
-    std::fs::create_dir_all(&dir).map_err(|e| AgentError::Transient(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| AgentError::Transient(format!("cannot create {}: {e}", dir.display())))?;
     let mut scenes = Vec::with_capacity(spoken.len());
     let mut start = 0.0;
     let (mut speech_total, mut synth_total) = (0.0, 0u64);
@@ -425,10 +429,8 @@ pub fn narrate(req: &NarrationRequest, ctx: &AgentContext) -> Result<Narration, 
 /// Drops the last sentence of the longest scene that has more than one, or fails with the
 /// reason when no scene can lose a sentence.
 fn shorten(spoken: &mut [Spoken], shortened: &mut Vec<String>, why: NoFit) -> Result<(), AgentError> {
-    let candidate = spoken
-        .iter_mut()
-        .filter(|s| s.sentence_count() > 1)
-        .max_by(|a, b| a.speech_s().total_cmp(&b.speech_s()));
+    let candidate =
+        spoken.iter_mut().filter(|s| s.sentence_count() > 1).max_by(|a, b| a.speech_s().total_cmp(&b.speech_s()));
     match candidate.and_then(Spoken::drop_last_sentence) {
         Some(dropped) => {
             shortened.push(dropped);

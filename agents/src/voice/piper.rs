@@ -192,7 +192,9 @@ impl PiperVoice {
     }
 
     #[doc(hidden)]
-    pub fn debug_sentence(&self, s: &str, rate: f32) -> Result<Pcm, VoiceError> { self.sentence(s, rate) }
+    pub fn debug_sentence(&self, s: &str, rate: f32) -> Result<Pcm, VoiceError> {
+        self.sentence(s, rate)
+    }
 
     /// Synthesises one sentence at `rate` (1.0 = the voice's own pace; 1.1 = 10 % faster).
     fn sentence(&self, sentence: &str, rate: f32) -> Result<Pcm, VoiceError> {
