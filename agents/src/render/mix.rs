@@ -112,6 +112,36 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Vec<f32> {
     out
 }
 
+/// How far the voice's peaks may rise above its integrated loudness, dB. Normalising the mix
+/// puts the voice near the loudness target; with peaks bounded like this they land under the
+/// true-peak ceiling, so the final limiter barely works and costs no loudness.
+const VOICE_PEAK_TO_LOUDNESS_DB: f64 = 11.0;
+
+/// Bounds the voice's peak-to-loudness ratio with the look-ahead limiter (the clips are
+/// known in full, so this is done once, before mixing).
+fn level_voice(clips: &mut [(u64, Vec<f32>)], rate: u32) -> Result<(), AgentError> {
+    let mut meter = ebur128::EbuR128::new(1, rate, ebur128::Mode::I)
+        .map_err(|e| AgentError::Permanent(format!("loudness meter: {e:?}")))?;
+    for (_, samples) in clips.iter() {
+        meter.add_frames_f32(samples).map_err(|e| AgentError::Permanent(format!("loudness meter: {e:?}")))?;
+    }
+    let Some(loudness) = meter.loudness_global().ok().filter(|l| l.is_finite()) else { return Ok(()) };
+    let ceiling = loudness + VOICE_PEAK_TO_LOUDNESS_DB;
+    for (_, samples) in clips.iter_mut() {
+        let mut limiter = Limiter::new(rate, ceiling);
+        let mut out = Vec::with_capacity(samples.len());
+        let tail = std::iter::repeat_n(0.0, limiter.latency());
+        for x in samples.iter().copied().chain(tail) {
+            if let Some((l, _)) = limiter.push(x, x) {
+                out.push(l);
+            }
+        }
+        out.truncate(samples.len());
+        *samples = out;
+    }
+    Ok(())
+}
+
 /// The narration on the mix's timeline: clips at the output rate, sorted by start.
 struct VoiceTrack {
     /// (first sample, samples) per clip.
@@ -127,6 +157,7 @@ impl VoiceTrack {
             out.push((start, resample(&pcm.samples, pcm.sample_rate, rate)));
         }
         out.sort_by_key(|(s, _)| *s);
+        level_voice(&mut out, rate)?;
         Ok(Self { clips: out })
     }
 
@@ -423,8 +454,10 @@ impl Meter {
     }
 }
 
-/// Integrated loudness of a whole source, optionally through a limiter; `None` for silence.
-fn measure(source: &mut Source, mut limiter: Option<Limiter>) -> Result<Option<f64>, AgentError> {
+/// Integrated loudness of a whole source (`None` for silence), optionally through a limiter,
+/// and its highest sample peak in dBFS.
+fn measure(source: &mut Source, mut limiter: Option<Limiter>) -> Result<(Option<f64>, f64), AgentError> {
+    let mut peak = 0.0f32;
     let mut meter = Meter::new(source.bed_rate(), false)?;
     let (mut l, mut r) = (vec![0.0f32; 4096], vec![0.0f32; 4096]);
     let (mut ol, mut or) = (Vec::with_capacity(4096), Vec::with_capacity(4096));
@@ -434,6 +467,7 @@ fn measure(source: &mut Source, mut limiter: Option<Limiter>) -> Result<Option<f
             if n == 0 {
                 break;
             }
+            peak = l[..n].iter().chain(&r[..n]).fold(peak, |m, v| m.max(v.abs()));
             meter.add(&l[..n], &r[..n])?;
             continue;
         };
@@ -452,13 +486,14 @@ fn measure(source: &mut Source, mut limiter: Option<Limiter>) -> Result<Option<f
             }
         }
         if !ol.is_empty() {
+            peak = ol.iter().chain(&or).fold(peak, |m, v| m.max(v.abs()));
             meter.add(&ol, &or)?;
         }
         if flushing {
             break;
         }
     }
-    Ok(meter.integrated())
+    Ok((meter.integrated(), 20.0 * (peak.max(1e-10) as f64).log10()))
 }
 
 /// The final soundtrack, streamed in chunks: same interface as the bed it replaces.
@@ -489,22 +524,22 @@ impl Mixer {
         let voice = if clips.is_empty() { None } else { Some(VoiceTrack::load(clips, rate)?) };
         let clip_count = voice.as_ref().map_or(0, |v| v.clips.len());
 
-        // Pass 1 measures the mix at unity gain; pass 2 measures it normalised and limited
-        // (limiting loud speech peaks lowers the loudness a little), and the gain is corrected.
+        // Pass 1 measures the mix at unity gain. When its peaks, raised by the normalising
+        // gain, would reach the limiter, pass 2 measures the mix normalised and limited
+        // (limiting costs a little loudness) and the gain is corrected.
         let ceiling = mix.true_peak_dbtp - LIMITER_MARGIN_DB;
-        let mut voice = voice;
-        let mut gain_db = 0.0;
-        let mut speech_s = 0.0;
-        for pass in 0..2 {
+        let mut probe = Source::new(plan, mix, voice, duration_s, seed, 1.0);
+        let (measured, peak_db) = measure(&mut probe, None)?;
+        let speech_s = probe.duck.speech_blocks() as f64 * DUCK_BLOCK_S;
+        let mut voice = probe.voice.take();
+        let mut gain_db = measured.map_or(0.0, |m| (mix.target_lufs - m).clamp(-40.0, 40.0));
+        // Inter-sample peaks can sit up to a decibel above the sample peaks.
+        if measured.is_some() && peak_db + gain_db > ceiling - 1.0 {
             let mut probe = Source::new(plan, mix, voice.take(), duration_s, seed, 10f32.powf(gain_db as f32 / 20.0));
-            let limiter = (pass > 0).then(|| Limiter::new(rate, ceiling));
-            let measured = measure(&mut probe, limiter)?;
-            speech_s = probe.duck.speech_blocks() as f64 * DUCK_BLOCK_S;
-            voice = probe.voice.take();
-            match measured {
-                Some(m) => gain_db = (gain_db + mix.target_lufs - m).clamp(-40.0, 40.0),
-                None => break,
+            if let (Some(m), _) = measure(&mut probe, Some(Limiter::new(rate, ceiling)))? {
+                gain_db = (gain_db + mix.target_lufs - m).clamp(-40.0, 40.0);
             }
+            voice = probe.voice.take();
         }
 
         let source = Source::new(plan, mix, voice, duration_s, seed, 10f32.powf(gain_db as f32 / 20.0));
