@@ -255,7 +255,7 @@ fn verify_voices(config: &Config) -> bool {
             Ok(u) => {
                 let secs = u.duration_s();
                 let peak = u.samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                let pass = (1.0..6.0).contains(&secs) && peak > 0.1 && u.words.len() == 7;
+                let pass = (1.0..6.0).contains(&secs) && peak > 0.1 && u.words.len() == 8;
                 let took = started.elapsed().as_secs_f64();
                 println!(
                     "{name}: loaded in {load_ms} ms; {:?} → {secs:.2} s of speech, peak {peak:.2}, {} words timed, \

@@ -714,6 +714,19 @@ pub fn prewarm_voice(config: &Config, brief: &SanitizedInput) {
     });
 }
 
+/// The credit a narration's voice asks for in the delivery manifest.
+fn voice_credit(track: &agents::voice::narrate::NarrationTrack) -> String {
+    let voice = track.voice.as_deref().unwrap_or("?");
+    match track.engine {
+        Some(agents::voice::VoiceEngine::Piper) if voice == "piper:en_US-joe-medium" => format!(
+            "Narration: {voice}, a Piper voice (rhasspy/piper-voices v1.0.0; dataset CC0, fine-tuned from the lessac \
+             voice) run with ONNX Runtime (MIT)"
+        ),
+        Some(agents::voice::VoiceEngine::Piper) => format!("Narration: {voice}, a Piper voice run with ONNX Runtime (MIT)"),
+        _ => format!("Narration: {voice}, espeak-ng formant synthesis (GPL-3.0, run as a separate program)"),
+    }
+}
+
 /// The plan as rendered and checked: the translator's plan with the costing stage's encoder
 /// settings, the configured mix, and the narration applied (scene timings that follow the
 /// speech, word timings, the clips, subtitles cut from the words). The translator's section
@@ -997,11 +1010,14 @@ fn deliver(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
         return Err(StageError::Permanent(format!("{} has no video.mp4 to deliver", input.job_dir.display())));
     }
     let reconciliation = reconcile(input, files.iter().map(|f| f.bytes).sum())?;
+    let narration: Option<Narration> = input.read_optional(Section::Narration)?;
+    let credits: Vec<String> = narration.as_ref().and_then(Narration::spoken).map(voice_credit).into_iter().collect();
     let manifest = json!({
         "job_id": input.job.id,
         "directory": input.job_dir,
         "files": files,
         "subtitles": translation.languages,
+        "credits": credits,
         "cost": reconciliation,
     });
     Ok(StageOutput {
