@@ -19,8 +19,14 @@ demo: build
 	AIPROD_BIN=./target/release/aiprod ./scripts/install_models.sh
 	./target/release/aiprod run "$(BRIEF)" --duration 15 --aspect 9:16 --lang en,fr --out out/demo
 
-test: models
-	cargo test --workspace
+# One build of the dependency tree: the test build also produces the aiprod binary that
+# prepares the models (a separate `cargo run` would resolve other features and build it all
+# again). The model-dependent tests are #[ignore = "needs models"]; here they run.
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+test: setup
+	cargo test --workspace --no-run
+	AIPROD_BIN=$(TARGET_DIR)/debug/aiprod ./scripts/install_models.sh
+	cargo test --workspace -- --include-ignored
 
 bench: models
 	cargo bench --bench pipeline --bench render --bench models

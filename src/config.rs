@@ -10,6 +10,26 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::pipeline::machine::Stage;
+
+/// The aiprod home: the directory relative paths in the configuration resolve against.
+/// `$AIPROD_HOME` when set; else, for a config file, the directory above its `config/`
+/// directory when it sits in one (the repository layout, `config/v33.json`), otherwise the
+/// file's own directory; else (the built-in configuration) the current directory.
+pub fn home_for(config_file: Option<&Path>) -> PathBuf {
+    if let Some(home) = std::env::var_os("AIPROD_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(home);
+    }
+    let cwd = || std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let Some(file) = config_file else { return cwd() };
+    let file = if file.is_relative() { cwd().join(file) } else { file.to_path_buf() };
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_else(cwd);
+    match dir.file_name() {
+        Some(name) if name == "config" => dir.parent().map(Path::to_path_buf).unwrap_or(dir),
+        _ => dir,
+    }
+}
+
 /// Why a configuration could not be used; always names the offending key path.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -186,8 +206,8 @@ impl Default for Webhooks {
 pub struct Orchestrator {
     /// Retries for transient stage failures.
     pub retry_policy: RetryPolicy,
-    /// Per-stage timeout in seconds, keyed by stage name.
-    pub stage_timeouts_sec: BTreeMap<String, f64>,
+    /// Per-stage timeout in seconds, keyed by stage (unknown keys are a parse error).
+    pub stage_timeouts_sec: StageTimeouts,
     /// A job that stays in one state longer than this raises an alert.
     pub alert_on_stuck_state_minutes: u64,
     /// How many times a technical QA failure may send the job back to rendering.
@@ -196,13 +216,35 @@ pub struct Orchestrator {
 
 impl Orchestrator {
     /// The timeout for a stage; stages without an entry get the longest configured one.
-    pub fn timeout(&self, stage: &str) -> std::time::Duration {
+    pub fn timeout(&self, stage: Stage) -> std::time::Duration {
         let secs = self
             .stage_timeouts_sec
-            .get(stage)
+            .0
+            .get(&stage)
             .copied()
-            .unwrap_or_else(|| self.stage_timeouts_sec.values().copied().fold(60.0, f64::max));
+            .unwrap_or_else(|| self.stage_timeouts_sec.0.values().copied().fold(60.0, f64::max));
         std::time::Duration::from_secs_f64(secs)
+    }
+}
+
+/// `orchestrator.stageTimeoutsSec`, keyed by the [`Stage`] enum. A `BTreeMap<String, _>`
+/// looked up by name let `technicalQa` never match `technical_qa`, so two stages silently ran
+/// with the largest timeout; parsing the keys here makes an unknown key an error naming it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageTimeouts(pub BTreeMap<Stage, f64>);
+
+impl<'de> Deserialize<'de> for StageTimeouts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = BTreeMap::<String, f64>::deserialize(d)?;
+        let mut out = BTreeMap::new();
+        for (key, secs) in raw {
+            let stage = Stage::from_config_key(&key).ok_or_else(|| {
+                let known: Vec<&str> = Stage::ALL.iter().map(|s| s.config_key()).collect();
+                serde::de::Error::custom(format!("unknown stage '{key}' (expected one of {})", known.join(", ")))
+            })?;
+            out.insert(stage, secs);
+        }
+        Ok(Self(out))
     }
 }
 
@@ -316,7 +358,8 @@ pub struct DynamicPricing {
 pub struct CostControls {
     /// Actual cost may exceed the estimate by this much before it is flagged.
     pub max_overrun_percentage: f64,
-    /// Fraction of a budget at which to alert.
+    /// Fraction of `financial.dailyLimit` at which the daily guard starts warning (the
+    /// economy tier takes over at 90 %, refusal at 100 %).
     pub alert_threshold: f64,
     /// Downgrade the tier instead of refusing when over budget.
     pub auto_downgrade: bool,
@@ -623,6 +666,7 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
         let mut config = Self::from_json(&text)?;
+        config.resolve_paths(&home_for(Some(path)));
         if let Ok(dir) = std::env::var("AIPROD_DATA_DIR") {
             config.storage.data_dir = PathBuf::from(dir);
         }
@@ -656,6 +700,29 @@ impl Config {
         Self::from_json(include_str!("../config/v33.json")).expect("config/v33.json in the repository is valid")
     }
 
+    /// Make every relative path in the configuration (data dir, models dir, log dir, font,
+    /// Marian models, a file pricing source) absolute against `home`, so a command started from
+    /// any directory reads and writes the same files.
+    pub fn resolve_paths(&mut self, home: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = home.join(&*p);
+            }
+        };
+        abs(&mut self.storage.data_dir);
+        abs(&mut self.models.dir);
+        abs(&mut self.logging.dir);
+        abs(&mut self.render.font_path);
+        self.models.marian.values_mut().for_each(abs);
+        if let Some(source) = &mut self.pricing.source
+            && !source.starts_with("http://")
+            && !source.starts_with("https://")
+            && Path::new(source.as_str()).is_relative()
+        {
+            *source = home.join(source.as_str()).to_string_lossy().into_owned();
+        }
+    }
+
     /// Check the relations that the schema alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let unit = |key: &str, v: f64| {
@@ -672,8 +739,8 @@ impl Config {
         if !(rp.backoff_sec >= 0.0 && rp.backoff_sec <= rp.max_backoff_sec) {
             return Err(invalid("orchestrator.retryPolicy.backoffSec", "must be ≥ 0 and ≤ maxBackoffSec"));
         }
-        for (stage, secs) in &self.orchestrator.stage_timeouts_sec {
-            positive(&format!("orchestrator.stageTimeoutsSec.{stage}"), *secs)?;
+        for (stage, secs) in &self.orchestrator.stage_timeouts_sec.0 {
+            positive(&format!("orchestrator.stageTimeoutsSec.{}", stage.config_key()), *secs)?;
         }
 
         let s = &self.input_sanitizer;
@@ -739,6 +806,13 @@ impl Config {
         }
         positive("financial.maxCostPerMinute", self.financial.max_cost_per_minute)?;
         positive("financial.dailyLimit", self.financial.daily_limit)?;
+        let alert = self.financial.cost_controls.alert_threshold;
+        if !(alert > 0.0 && alert <= 0.9) {
+            return Err(invalid(
+                "financial.costControls.alertThreshold",
+                "must be > 0 and ≤ 0.9 (the economy tier takes over at 90 % of the daily limit)",
+            ));
+        }
         for (tier, qc) in &self.financial.quality_to_cost_mapping {
             unit(&format!("financial.qualityToCostMapping.{tier}.minQuality"), qc.min_quality)?;
             positive(&format!("financial.qualityToCostMapping.{tier}.maxCostPerMinute"), qc.max_cost_per_minute)?;
@@ -929,6 +1003,27 @@ mod tests {
         let mut v = shipped();
         v["service"]["corsOrigins"] = serde_json::json!(["example.com"]);
         assert!(error_for(v).contains("service.corsOrigins[0]"));
+    }
+
+    #[test]
+    fn stage_timeouts_are_keyed_by_stage_and_unknown_stages_are_refused() {
+        let c = Config::builtin();
+        // The shipped keys are camelCase; both QA stages must get their own value, not the
+        // largest one (the rendering stage's 1800 s).
+        assert_eq!(c.orchestrator.timeout(Stage::TechnicalQa), std::time::Duration::from_secs(600));
+        assert_eq!(c.orchestrator.timeout(Stage::SemanticQa), std::time::Duration::from_secs(600));
+        assert_eq!(c.orchestrator.timeout(Stage::Render), std::time::Duration::from_secs(1800));
+        for stage in Stage::ALL {
+            assert!(c.orchestrator.stage_timeouts_sec.0.contains_key(&stage), "{stage:?} has no shipped timeout");
+        }
+        let mut v = shipped();
+        v["orchestrator"]["stageTimeoutsSec"]["technicalQa"] = 7.5.into();
+        let c = Config::from_json(&v.to_string()).unwrap();
+        assert_eq!(c.orchestrator.timeout(Stage::TechnicalQa), std::time::Duration::from_secs_f64(7.5));
+        let mut v = shipped();
+        v["orchestrator"]["stageTimeoutsSec"]["technical_qa"] = 7.5.into();
+        let e = error_for(v);
+        assert!(e.contains("orchestrator.stageTimeoutsSec") && e.contains("technical_qa"), "{e}");
     }
 
     #[test]

@@ -11,9 +11,11 @@
 //!   daily budget.
 //! - [`qa_gate`]: the TechnicalQaGate; probes a produced MP4 with FFmpeg and scores it.
 //! - [`telemetry`]: console and size-rotated file logging.
+//! - [`app`]: use cases (submit, quote, resume, pricing refresh) shared by the CLI and the API.
 //! - [`api`]: `aiprod serve`: the REST API, workers, webhooks and the ICC web client.
 //! - [`cli`]: the `aiprod` commands (the binary only parses arguments).
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod finance;

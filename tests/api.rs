@@ -411,11 +411,16 @@ async fn shutdown_interrupts_a_render_and_the_next_start_resumes_it() {
     body["tier"] = "standard".into();
     let id = app.submit(body).await;
     app.wait_for(&id, &["rendering"]).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Stop once the encoder has written part of the video, so the shutdown lands mid-render.
+    let partial = app.config.storage.data_dir.join("jobs").join(&id).join(".video.mp4.partial");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0) {
+        assert!(std::time::Instant::now() < deadline, "the renderer never wrote {}", partial.display());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     app.stop().await;
     let config = app.config.clone();
-    let store =
-        aiprod::store::SqliteStore::open(&aiprod::pipeline::driver::database_path(&config.storage.data_dir)).unwrap();
+    let store = aiprod::store::SqliteStore::open(&aiprod::store::database_path(&config.storage.data_dir)).unwrap();
     use aiprod::store::Store;
     let job = store.job(&id).unwrap();
     assert_eq!(job.state.name(), "rendering", "a shutdown does not end the job");

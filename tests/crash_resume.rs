@@ -33,8 +33,8 @@ fn sigkill_during_rendering_then_resume_delivers_exactly_once() {
         .spawn()
         .unwrap();
 
-    // Wait until the job is rendering, give the renderer a moment to write partial output,
-    // then kill the process without any chance to clean up.
+    // Wait until the job is rendering and the encoder has written part of the video (its
+    // `.video.mp4.partial` has bytes), then kill the process without any chance to clean up.
     let deadline = Instant::now() + Duration::from_secs(120);
     let job_id = loop {
         assert!(Instant::now() < deadline, "the job never reached rendering");
@@ -46,7 +46,15 @@ fn sigkill_during_rendering_then_resume_delivers_exactly_once() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    std::thread::sleep(Duration::from_millis(400));
+    let partial = dir.path().join("data/jobs").join(&job_id).join(".video.mp4.partial");
+    loop {
+        assert!(Instant::now() < deadline, "the renderer never wrote {}", partial.display());
+        assert!(child.try_wait().unwrap().is_none(), "aiprod run exited before it could be killed");
+        if std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
     assert_eq!(job_state(&db).unwrap().1, "rendering", "the kill must land mid-render for this test to mean anything");

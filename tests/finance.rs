@@ -7,13 +7,15 @@ mod common;
 
 use std::sync::Arc;
 
+use aiprod::app::pricing;
 use aiprod::config::Config;
-use aiprod::finance::audit::CostLedger;
-use aiprod::finance::{daily, pricing, routing::DailyLevel};
+use aiprod::finance::{daily, routing::DailyLevel};
 use aiprod::memory::Section;
-use aiprod::pipeline::driver::{Driver, database_path};
+use aiprod::pipeline::driver::Driver;
 use aiprod::pipeline::machine::State;
 use aiprod::sanitize::BriefRequest;
+use aiprod::store::CostLedger;
+use aiprod::store::database_path;
 use aiprod::store::{NewEvent, NewJob, SqliteStore, Store};
 use common::{aiprod, stderr, test_config};
 
@@ -154,8 +156,8 @@ async fn ninety_percent_of_the_daily_limit_routes_to_economy_and_the_render_foll
     store.append_event("earlier", &State::Init {}, &line).unwrap();
     let mut config = Config::builtin();
     let spent = 10.0 * config.pricing.table.cpu_second;
-    // 70 % warns only.
-    config.financial.daily_limit = spent / 0.7;
+    // 85 % (above costControls.alertThreshold, 0.8) warns only.
+    config.financial.daily_limit = spent / 0.85;
     let s = daily::status(store.as_ref(), &config, &config.pricing.table, chrono::Utc::now()).unwrap();
     assert_eq!(s.level, DailyLevel::Warn);
     // 95 %: new jobs take the economy tier. Also force the fast track from the route stage.
@@ -216,7 +218,7 @@ async fn pricing_refreshes_from_a_file_keeps_the_last_good_table_and_audits_chan
 
     let o = pricing::refresh(&config, &store, dir.path(), now, false).await.unwrap();
     assert_eq!((o.version.as_str(), o.changed, o.fetched), ("file-v1", true, true));
-    assert_eq!(pricing::current(&config, Some(&store)).cpu_second, 0.01);
+    assert_eq!(aiprod::store::pricing_in_force(&config, Some(&store)).cpu_second, 0.01);
 
     // Within the interval the source is not consulted.
     std::fs::write(&file, table_json("file-v2", 0.02)).unwrap();
@@ -234,7 +236,7 @@ async fn pricing_refreshes_from_a_file_keeps_the_last_good_table_and_audits_chan
     let o = pricing::refresh(&config, &store, dir.path(), later, true).await.unwrap();
     assert_eq!(o.version, "file-v2");
     assert!(o.error.unwrap().contains("cpuSecond"));
-    assert_eq!(pricing::current(&config, Some(&store)).version, "file-v2");
+    assert_eq!(aiprod::store::pricing_in_force(&config, Some(&store)).version, "file-v2");
 
     // Every change is in the chain, which verifies.
     let entries = store.entries().unwrap();
@@ -283,7 +285,7 @@ async fn pricing_refreshes_from_a_real_http_server() {
     let config = config_with_source(&url);
     let o = pricing::refresh(&config, &store, dir.path(), chrono::Utc::now(), false).await.unwrap();
     assert_eq!((o.version.as_str(), o.changed, o.error), ("http-v1", true, None));
-    assert_eq!(pricing::current(&config, Some(&store)).cpu_second, 0.007);
+    assert_eq!(aiprod::store::pricing_in_force(&config, Some(&store)).cpu_second, 0.007);
 
     // A server error keeps the last good table.
     let url = serve_once("500 Internal Server Error", "{}".into()).await;

@@ -1,5 +1,11 @@
-//! The local models, run for real. Each test skips (printing why) only when the models
-//! directory has not been installed; `make test` and CI install it first.
+//! The local models, run for real. They need the installed models, so they are ignored by a
+//! plain `cargo test`; `make test` and CI install the models and run them with
+//! `--include-ignored`, where a missing model is a failure, not a skip.
+//!
+//! They assert what the code guarantees on any CPU — tokenizer ids, reference similarities,
+//! determinism for a seed, the storyboard's structure and validators, an honest error when no
+//! line passes — never that the 135M model happens to succeed: its sampled tokens differ from
+//! one CPU to another. `AIPROD_TEST_SEED` shifts the director's seed (default 42).
 
 use std::sync::Arc;
 
@@ -8,18 +14,22 @@ use agents::models::{self, ModelSettings, Registry};
 use agents::planner::{PlanLimits, PlanRequest};
 use agents::{Agent, AgentContext};
 
-fn registry(model: &str) -> Option<Arc<Registry>> {
+fn registry(model: &str) -> Arc<Registry> {
     let dir = models::test_models_dir();
     if let Err(e) = models::check_installed(&dir, model) {
-        eprintln!("SKIPPED: {e}");
-        return None;
+        panic!("{e} (these tests need the models: ./scripts/install_models.sh, or run without --include-ignored)");
     }
-    Some(Registry::shared(&ModelSettings { dir, threads: 1 }))
+    Registry::shared(&ModelSettings { dir, threads: 1 })
+}
+
+fn seed() -> u64 {
+    std::env::var("AIPROD_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(42)
 }
 
 #[test]
+#[ignore = "needs models"]
 fn smollm2_tokenizer_from_gguf_metadata_matches_the_reference_ids() {
-    let Some(reg) = registry(models::SMOLLM2_ID) else { return };
+    let reg = registry(models::SMOLLM2_ID);
     let (llm, _) = reg.llm().unwrap();
     let llm = llm.lock().unwrap();
     assert_eq!(llm.encode("<|im_start|>system\n").unwrap(), vec![1, 9690, 198]);
@@ -31,8 +41,9 @@ fn smollm2_tokenizer_from_gguf_metadata_matches_the_reference_ids() {
 }
 
 #[test]
+#[ignore = "needs models"]
 fn minilm_reproduces_the_reference_similarity() {
-    let Some(reg) = registry(models::MINILM_ID) else { return };
+    let reg = registry(models::MINILM_ID);
     let (emb, _) = reg.embedder().unwrap();
     let s = emb.similarity("A man is eating food.", "A man is eating a piece of bread.").unwrap();
     assert!((s - 0.755).abs() < 0.01, "similarity {s}");
@@ -47,8 +58,9 @@ fn minilm_reproduces_the_reference_similarity() {
 }
 
 #[test]
+#[ignore = "needs models"]
 fn smollm2_generation_is_deterministic_for_a_seed() {
-    let Some(reg) = registry(models::SMOLLM2_ID) else { return };
+    let reg = registry(models::SMOLLM2_ID);
     let (llm, _) = reg.llm().unwrap();
     let llm = llm.lock().unwrap();
     let prompt = models::llm::chat_prompt("You are a helpful assistant.", "Name a colour.");
@@ -70,11 +82,10 @@ fn smollm2_generation_is_deterministic_for_a_seed() {
 }
 
 #[test]
+#[ignore = "needs models"]
 fn the_director_writes_a_valid_storyboard_about_the_brief() {
-    let Some(reg) = registry(models::SMOLLM2_ID) else { return };
-    if registry(models::MINILM_ID).is_none() {
-        return;
-    }
+    let reg = registry(models::SMOLLM2_ID);
+    registry(models::MINILM_ID);
     let director = CreativeDirector {
         registry: reg,
         settings: DirectorSettings { candidates: 1, temperature: 0.5, repair_rounds: 1 },
@@ -89,11 +100,29 @@ fn the_director_writes_a_valid_storyboard_about_the_brief() {
     };
     let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let t = ticks.clone();
-    let mut ctx = AgentContext::with_seed(42);
+    let mut ctx = AgentContext::with_seed(seed());
     ctx.progress = agents::Progress::new(move |_| {
         t.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     });
-    let out = futures_lite_block_on(director.run(req.clone(), &ctx)).unwrap();
+    let first = futures_lite_block_on(director.run(req.clone(), &ctx));
+    assert!(ticks.load(std::sync::atomic::Ordering::SeqCst) > 0, "no token progress reported");
+    // Same seed, same outcome — a storyboard or the same refusal.
+    let again = futures_lite_block_on(director.run(req, &ctx));
+    let out = match (first, again) {
+        (Ok(out), Ok(again)) => {
+            assert_eq!(again.value.manifest, out.value.manifest);
+            out
+        }
+        (Err(a), Err(b)) => {
+            // No valid storyboard from the sampled lines on this CPU: an honest, named refusal
+            // (the planning stage then falls back to the deterministic planner with this reason).
+            assert_eq!(a.to_string(), b.to_string());
+            assert!(matches!(a, agents::AgentError::Permanent(_)), "{a:?}");
+            assert!(a.to_string().len() > 10, "the refusal says why: {a}");
+            return;
+        }
+        (a, b) => panic!("the same seed gave different outcomes: {:?} / {:?}", a.map(|_| ()), b.map(|_| ())),
+    };
     let m = &out.value.manifest;
     assert_eq!(out.metadata.model_used, "smollm2-135m-instruct");
     assert_eq!(m.scenes.len(), 2);
@@ -116,10 +145,6 @@ fn the_director_writes_a_valid_storyboard_about_the_brief() {
             .all(|(i, c)| r.chosen.contains(&i) || c.relevance.is_some() || c.rejected.is_some())
     );
     assert!(r.generated_tokens > 0 && r.generate_tok_s > 0.0);
-    assert!(ticks.load(std::sync::atomic::Ordering::SeqCst) > 0, "no token progress reported");
-    // Same seed, same manifest.
-    let again = futures_lite_block_on(director.run(req, &ctx)).unwrap();
-    assert_eq!(again.value.manifest, *m);
 }
 
 /// Poll a future that never waits on IO (the director is CPU-bound) to completion.

@@ -117,6 +117,7 @@ impl From<DriverError> for ApiError {
         match e {
             DriverError::Store(s) => s.into(),
             DriverError::Rejected(r) => ApiError::conflict(r.to_string()),
+            e @ DriverError::SameApprover { .. } => ApiError::conflict(e.to_string()),
             DriverError::Invalid(f) => f.into(),
             DriverError::BudgetRefused(b) => {
                 ApiError::new(StatusCode::PAYMENT_REQUIRED, "daily_budget_exhausted", b.to_string())

@@ -51,10 +51,10 @@ fn exposed_view(state: &Shared, id: &str) -> Result<Value, ApiError> {
         sections.insert(s.as_str().into(), v);
     }
     // The QA report's weakest scenes and the technical score help the review; read-only.
-    let technical = memory.get(&Section::TechnicalValidationReport).map(|e| {
-        json!({"technical_score": e.content.get("technical_score"), "passed": e.content.get("passed"),
-               "checks": e.content.get("checks")})
-    });
+    let technical = memory
+        .get(&Section::TechnicalValidationReport)
+        .and_then(|e| crate::memory::decode::<crate::qa_gate::TechnicalReport>(e).ok())
+        .map(|r| json!({"technical_score": r.technical_score, "passed": r.passed, "checks": r.checks}));
     let decision = memory.get(&Section::FinalApproval).map(|e| e.content.clone());
     let comments = state.store.comments(id, None)?;
     Ok(json!({
@@ -266,7 +266,7 @@ async fn edited_writes(
         .ok_or_else(|| ApiError::conflict("the job has no production manifest yet"))?;
     let brief_entry =
         state.store.section(id, Section::SanitizedInput)?.ok_or_else(|| ApiError::internal("no sanitized input"))?;
-    let brief: SanitizedInput = serde_json::from_value(brief_entry.content).map_err(ApiError::internal)?;
+    let brief: SanitizedInput = crate::memory::decode(&brief_entry).map_err(ApiError::internal)?;
     let (manifest, doc, changed) = apply_patch(&current.content, patch, brief.duration_sec as f64)?;
     if changed.is_empty() {
         return Err(ApiError::invalid("(body)", "required", "the edit changes nothing"));

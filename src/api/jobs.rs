@@ -32,7 +32,7 @@ use super::error::{ApiError, ErrorBody, parse_json};
 use super::hub::{JobEvent, progress_pct};
 use crate::finance::{self, CostQuote};
 use crate::pipeline::machine::{Event, State as JobState};
-use crate::sanitize::{self, BriefRequest};
+use crate::sanitize::{self, BriefRequest, SanitizedInput};
 use crate::store::service::{Cursor, JobApiOptions, JobFilter, ServiceStore};
 use crate::store::{HistoryEvent, JobRecord, Store};
 
@@ -183,8 +183,14 @@ pub async fn submit(
         super::webhook::check_url(url, state.config.service.webhooks.allow_private).await?;
     }
     if !request.fresh
-        && let Some(id) =
-            crate::pipeline::reuse::reusable_job(&state.config, state.store.as_ref(), &state.data_dir, &clean).await
+        && let Some(id) = crate::pipeline::reuse::reusable_job(
+            &state.config,
+            state.driver.cache(),
+            state.store.as_ref(),
+            &state.data_dir,
+            &clean,
+        )
+        .await
     {
         tracing::info!(job = %id, by = %caller.name, "identical request: delivered job reused");
         let mut out = submitted(&state, &id)?;
@@ -199,7 +205,7 @@ pub async fn submit(
             30,
         ));
     }
-    let job = state.driver.submit(&brief, false)?;
+    let job = state.driver.submit_sanitized(&brief, &clean, false)?;
     let webhook_secret =
         request.callback_url.as_ref().map(|_| hex::encode(Sha256::digest(uuid::Uuid::new_v4().as_bytes())));
     state.store.set_job_api_options(
@@ -221,7 +227,7 @@ pub async fn submit(
         }
     }
     state.hub.wake();
-    let mut out = submitted(&state, &job_id)?;
+    let mut out = if job_id == job.id { submitted_with(&state, &job_id, &clean)? } else { submitted(&state, &job_id)? };
     if job_id == job.id {
         out.webhook_secret = webhook_secret;
     }
@@ -233,8 +239,14 @@ fn submitted(state: &Shared, job_id: &str) -> Result<Submitted, ApiError> {
     let job = state.store.job(job_id)?;
     let brief: BriefRequest = serde_json::from_value(job.request.clone()).map_err(ApiError::internal)?;
     let clean = sanitize::sanitize(&brief, &state.config)?;
+    submitted_with(state, job_id, &clean)
+}
+
+/// The submission answer for a job whose sanitised brief the caller already has.
+fn submitted_with(state: &Shared, job_id: &str, clean: &SanitizedInput) -> Result<Submitted, ApiError> {
+    let job = state.store.job(job_id)?;
     let cost_estimate =
-        finance::quote_brief(&state.config, state.store.as_ref(), &state.data_dir, Some(state.store.as_ref()), &clean)
+        finance::quote_brief(&state.config, state.store.as_ref(), &state.data_dir, Some(state.store.as_ref()), clean)
             .map_err(ApiError::internal)?;
     let webhook_secret = None;
     Ok(Submitted {

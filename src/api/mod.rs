@@ -37,8 +37,9 @@ use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
 
 use crate::config::Config;
-use crate::pipeline::driver::{Driver, database_path};
+use crate::pipeline::driver::Driver;
 use crate::store::SqliteStore;
+use crate::store::database_path;
 
 /// Everything a handler may use.
 pub struct AppState {
@@ -140,10 +141,11 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> anyhow::Result
     let hub = Arc::new(hub::Hub::new());
     let shutdown = workers::Shutdown::new();
     let driver = Arc::new(
-        Driver::new(config.clone(), store.clone(), data_dir.clone())
+        crate::app::driver(config.clone(), store.clone())
+            .await
+            .context("opening the consistency cache")?
             .with_observer(hub.clone())
-            .with_shutdown(shutdown.token())
-            .with_ledger(store.clone()),
+            .with_shutdown(shutdown.token()),
     );
     let pool = Arc::new(workers::Pool::new(config.service.workers));
     let state = Arc::new(AppState {

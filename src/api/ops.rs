@@ -18,7 +18,7 @@ use super::Shared;
 use super::error::{ApiError, ErrorBody, parse_json};
 use crate::finance::{self, CostQuote};
 use crate::sanitize::{self, BriefRequest};
-use crate::store::service::{ExecutionStats, ServiceStore};
+use crate::store::service::{ExecutionStats, ServiceStore, StuckJob};
 
 /// The configured presets.
 #[utoipa::path(get, path = "/v1/presets", responses((status = 200, description = "presets by name")), security(("bearer" = [])), tag = "money")]
@@ -154,7 +154,7 @@ pub async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> 
 /// One alert.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Alert {
-    /// `high_latency`, `high_cost`, `low_quality` or `high_error_rate`.
+    /// `high_latency`, `high_cost`, `low_quality`, `high_error_rate` or `stuck_job`.
     pub name: &'static str,
     /// The measured value.
     pub value: f64,
@@ -165,9 +165,24 @@ pub struct Alert {
 }
 
 /// The v33 alert rules over recorded executions: average stage execution > 5 s, average
-/// job cost > $1, average semantic score < 0.6, more than 10 errors and > 10 % of executions.
-pub fn alerts_for(stats: &ExecutionStats) -> Vec<Alert> {
+/// job cost > $1, average semantic score < 0.6, more than 10 errors and > 10 % of executions;
+/// and one `stuck_job` alert per job in a working state for more than
+/// `orchestrator.alertOnStuckStateMinutes` (`stuck_after_min`).
+pub fn alerts_for(stats: &ExecutionStats, stuck: &[StuckJob], stuck_after_min: u64) -> Vec<Alert> {
     let mut out = Vec::new();
+    let now = chrono::Utc::now();
+    for job in stuck {
+        let minutes = (now - job.since).num_seconds().max(0) as f64 / 60.0;
+        out.push(Alert {
+            name: "stuck_job",
+            value: minutes,
+            threshold: stuck_after_min as f64,
+            message: format!(
+                "job {} has been in '{}' for {minutes:.0} min (orchestrator.alertOnStuckStateMinutes = {stuck_after_min})",
+                job.job_id, job.state
+            ),
+        });
+    }
     let all: Vec<u64> = stats.stage_latencies.iter().flat_map(|l| l.durations_ms.iter().copied()).collect();
     if !all.is_empty() {
         let avg = all.iter().sum::<u64>() as f64 / all.len() as f64 / 1000.0;
@@ -220,7 +235,10 @@ pub fn alerts_for(stats: &ExecutionStats) -> Vec<Alert> {
 #[utoipa::path(get, path = "/v1/alerts", responses((status = 200, description = "active alerts")), security(("bearer" = [])), tag = "ops")]
 pub async fn alerts(State(state): State<Shared>) -> Result<Response, ApiError> {
     let stats = state.store.execution_stats()?;
-    let alerts = alerts_for(&stats);
+    let minutes = state.config.orchestrator.alert_on_stuck_state_minutes;
+    let cutoff = chrono::Utc::now() - chrono::Duration::minutes(minutes as i64);
+    let stuck = state.store.stuck_jobs(cutoff)?;
+    let alerts = alerts_for(&stats, &stuck, minutes);
     Ok(axum::Json(json!({"alerts": alerts, "basis": {"executions": stats.executions, "errors": stats.errors,
         "scored_jobs": stats.semantic_scores.len(), "costed_jobs": stats.costs.len()}}))
     .into_response())
@@ -233,7 +251,7 @@ mod tests {
 
     #[test]
     fn no_data_no_alerts_and_thresholds_apply() {
-        assert!(alerts_for(&ExecutionStats::default()).is_empty());
+        assert!(alerts_for(&ExecutionStats::default(), &[], 30).is_empty());
         let stats = ExecutionStats {
             stage_latencies: vec![StageLatency { stage: "rendering".into(), durations_ms: vec![6000, 7000] }],
             costs: vec![1.5],
@@ -242,8 +260,17 @@ mod tests {
             executions: 50,
             ..Default::default()
         };
-        let names: Vec<_> = alerts_for(&stats).iter().map(|a| a.name).collect();
+        let names: Vec<_> = alerts_for(&stats, &[], 30).iter().map(|a| a.name).collect();
         assert_eq!(names, ["high_latency", "high_cost", "low_quality", "high_error_rate"]);
+        let stuck = StuckJob {
+            job_id: "j1".into(),
+            state: "rendering".into(),
+            since: chrono::Utc::now() - chrono::Duration::minutes(45),
+        };
+        let alerts = alerts_for(&ExecutionStats::default(), &[stuck], 30);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].name, "stuck_job");
+        assert!(alerts[0].value >= 45.0 && alerts[0].message.contains("j1"), "{:?}", alerts[0]);
         let text = render_metrics(&stats, 0, 2);
         assert!(text.contains("aiprod_stage_duration_seconds_bucket{stage=\"rendering\",le=\"+Inf\"} 2"));
         assert!(text.contains("aiprod_stage_duration_seconds_bucket{stage=\"rendering\",le=\"5\"} 0"));

@@ -12,13 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use agents::CancelToken;
-use serde_json::json;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::Shared;
 use crate::store::service::ServiceStore;
-use crate::store::{NewEvent, Store};
 
 /// The shutdown signal: a cancel token for the driver and a watch for async waiters.
 #[derive(Clone)]
@@ -101,15 +99,7 @@ pub fn mark_resumes(state: &Shared) -> anyhow::Result<()> {
     // bookkeeping) are picked up by the workers anyway; only mark the ones that were owned.
     resumable.sort_by_key(|a| a.created_at);
     for job in resumable {
-        let event = NewEvent {
-            event: "resumed".into(),
-            duration_ms: 0,
-            attempt: 0,
-            error: None,
-            detail: Some(json!({"at_state": job.state.name(), "by": "serve"})),
-        };
-        state.store.append_event(&job.id, &job.state, &event)?;
-        info!(job = %job.id, state = job.state.name(), "resuming job from its last committed state");
+        state.driver.mark_resumed(&job, "serve")?;
     }
     Ok(())
 }

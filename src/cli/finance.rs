@@ -7,11 +7,12 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
-use crate::finance::audit::{self, CostLedger};
+use crate::finance::audit;
 use crate::finance::certificate::{Certificate, CostKey};
 use crate::finance::model::Calibration;
-use crate::finance::{self, calibration, daily, pricing, routing};
+use crate::finance::{self, daily, routing};
 use crate::sanitize;
+use crate::store::CostLedger;
 use crate::store::SqliteStore;
 
 /// Exit code when the daily budget refuses a new job.
@@ -66,7 +67,7 @@ fn print_json(v: &impl serde::Serialize) {
 /// Run the pricing refresh a CLI process does at start; prints what changed or failed.
 /// Returns false when no table can be used (source failed, nothing to fall back on).
 pub async fn refresh_pricing(config: &Config, store: &SqliteStore, force: bool, quiet: bool) -> bool {
-    match pricing::refresh(config, store, &config.storage.data_dir, chrono::Utc::now(), force).await {
+    match crate::app::pricing::refresh(config, store, &config.storage.data_dir, chrono::Utc::now(), force).await {
         Ok(o) => {
             if let Some(e) = &o.error {
                 eprintln!("warning: pricing refresh failed ({e}); using {} (version {})", o.origin, o.version);
@@ -93,7 +94,7 @@ pub async fn calibrate(args: CalibrateArgs, config: Arc<Config>) -> ExitCode {
         finance::model::build_profile(),
         scratch.display()
     );
-    let result = calibration::calibrate(&config, &scratch, args.short, args.long, |r| {
+    let result = crate::app::calibrate::calibrate(&config, &scratch, args.short, args.long, |r| {
         let cpu: f64 = r.stage_cpu.iter().map(|(_, c)| c).sum();
         let render = r.stage_cpu.iter().find(|(s, _)| s == "rendering").map(|(_, c)| *c).unwrap_or(0.0);
         eprintln!(
@@ -158,7 +159,7 @@ pub async fn cost(command: CostCommand, config: Arc<Config>, store: Arc<SqliteSt
             }
         }
         CostCommand::Daily => {
-            let prices = pricing::current(&config, Some(store.as_ref() as &dyn CostLedger));
+            let prices = crate::store::pricing_in_force(&config, Some(store.as_ref() as &dyn CostLedger));
             match daily::status(store.as_ref(), &config, &prices, chrono::Utc::now()) {
                 Ok(s) => {
                     print_json(&s);
@@ -174,7 +175,7 @@ pub async fn cost(command: CostCommand, config: Arc<Config>, store: Arc<SqliteSt
             }
         }
         CostCommand::Presets => {
-            let prices = pricing::current(&config, Some(store.as_ref() as &dyn CostLedger));
+            let prices = crate::store::pricing_in_force(&config, Some(store.as_ref() as &dyn CostLedger));
             print_json(&finance::preset_estimates(&config, &prices, &Calibration::load_or_default(&data_dir)));
             ExitCode::SUCCESS
         }
@@ -182,7 +183,7 @@ pub async fn cost(command: CostCommand, config: Arc<Config>, store: Arc<SqliteSt
             if !refresh_pricing(&config, &store, refresh, false).await {
                 return ExitCode::FAILURE;
             }
-            print_json(&pricing::current(&config, Some(store.as_ref() as &dyn CostLedger)));
+            print_json(&crate::store::pricing_in_force(&config, Some(store.as_ref() as &dyn CostLedger)));
             ExitCode::SUCCESS
         }
     }
@@ -248,7 +249,7 @@ pub fn audit(command: AuditCommand, store: &SqliteStore) -> ExitCode {
 
 /// The daily guard's line before a run, or the refusal (exit code [`EXIT_BUDGET`]).
 pub fn daily_gate(config: &Config, store: &SqliteStore, quiet: bool) -> Result<(), ExitCode> {
-    let prices = pricing::current(config, Some(store as &dyn CostLedger));
+    let prices = crate::store::pricing_in_force(config, Some(store as &dyn CostLedger));
     match daily::status(store, config, &prices, chrono::Utc::now()) {
         Ok(s) => {
             if let Some(w) = s.warning()

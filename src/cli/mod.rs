@@ -16,10 +16,11 @@ use agents::CancelToken;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
-use crate::pipeline::driver::{Driver, DriverError, database_path};
+use crate::pipeline::driver::{Driver, DriverError};
 use crate::pipeline::machine::State;
 use crate::pipeline::reuse;
 use crate::sanitize::{self, BriefRequest};
+use crate::store::database_path;
 use crate::store::{SqliteStore, Store};
 
 /// aiprod: turn a short text brief into a finished, quality-checked, subtitled video.
@@ -178,12 +179,20 @@ pub const EXIT_INVALID: u8 = 2;
 /// Exit code for a job that ended failed or cancelled.
 pub const EXIT_FAILED: u8 = 1;
 
+/// The configuration: `--config`/`$AIPROD_CONFIG`, else `config/v33.json` in the aiprod
+/// home (`$AIPROD_HOME`, else the current directory), else the built-in copy. Relative paths in
+/// it resolve against the home (see [`crate::config::home_for`]).
 fn load_config(explicit: Option<&Path>) -> Result<Config, String> {
-    let default = Path::new("config/v33.json");
+    let home = crate::config::home_for(None);
+    let default = home.join("config/v33.json");
     let config = match explicit {
         Some(path) => Config::load(path),
-        None if default.exists() => Config::load(default),
-        None => Ok(Config::builtin()),
+        None if default.exists() => Config::load(&default),
+        None => {
+            let mut c = Config::builtin();
+            c.resolve_paths(&home);
+            Ok(c)
+        }
     };
     config.map_err(|e| e.to_string())
 }
@@ -287,15 +296,27 @@ async fn run(args: RunArgs, config: Arc<Config>, store: Arc<SqliteStore>) -> Exi
     if let Err(code) = finance::daily_gate(&config, &store, args.json) {
         return code;
     }
-    let clean = sanitize::sanitize(&request, &config);
-    let reusable = match &clean {
-        Ok(clean) if !args.fresh => reuse::reusable_job(&config, store.as_ref(), &data_dir, clean).await,
-        _ => None,
+    let driver = match crate::app::driver(config.clone(), store.clone()).await {
+        Ok(d) => d.with_observer(bars),
+        Err(e) => {
+            eprintln!("error: cannot open the consistency cache: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    if let (Ok(clean), None) = (&clean, &reusable) {
-        crate::pipeline::stages::prewarm_voice(&config, clean);
+    let clean = match sanitize::sanitize(&request, &config) {
+        Ok(clean) => clean,
+        Err(e) => {
+            eprintln!("error: invalid brief: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let reusable = match args.fresh {
+        false => reuse::reusable_job(&config, driver.cache(), store.as_ref(), &data_dir, &clean).await,
+        true => None,
+    };
+    if reusable.is_none() {
+        crate::pipeline::stages::prewarm_voice(&config, &clean);
     }
-    let driver = Driver::new(config, store.clone(), data_dir).with_observer(bars).with_ledger(store.clone());
     if let Some(id) = reusable {
         if !args.json {
             eprintln!(
@@ -304,7 +325,7 @@ async fn run(args: RunArgs, config: Arc<Config>, store: Arc<SqliteStore>) -> Exi
         }
         return finish(store.as_ref(), &driver, &id, &State::Delivered {}, args.out.as_deref(), args.json);
     }
-    let job = match driver.submit(&request, true) {
+    let job = match driver.submit_sanitized(&request, &clean, true) {
         Ok(job) => job,
         Err(DriverError::Invalid(e)) => {
             eprintln!("error: invalid brief: {e}");
@@ -372,13 +393,16 @@ fn finish(store: &dyn Store, driver: &Driver, id: &str, state: &State, out: Opti
 }
 
 async fn resume(config: Arc<Config>, store: Arc<SqliteStore>) -> ExitCode {
-    let data_dir = config.storage.data_dir.clone();
     if !finance::refresh_pricing(&config, &store, false, false).await {
         return ExitCode::FAILURE;
     }
-    let driver = Driver::new(config, store.clone(), data_dir)
-        .with_observer(Arc::new(progress::Bars::new(false)))
-        .with_ledger(store.clone());
+    let driver = match crate::app::driver(config, store.clone()).await {
+        Ok(d) => d.with_observer(Arc::new(progress::Bars::new(false))),
+        Err(e) => {
+            eprintln!("error: cannot open the consistency cache: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match driver.resume_all(&cancel_on_ctrl_c()).await {
         Ok(jobs) if jobs.is_empty() => {
             eprintln!("nothing to resume");

@@ -5,11 +5,32 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use agents::render::RenderOutput;
+use agents::visual::LanguageStatus;
+use agents::voice::narrate::{Narration, NarrationStatus};
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::memory::Section;
+use crate::finance::Reconciliation;
+use crate::finance::certificate::Certificate;
+use crate::memory::sections::{BackendSelection, CostCertification, DeliveryManifest, GeneratedAssets};
+use crate::memory::{Memory, MemoryError, Section};
+use crate::qa_gate::TechnicalReport;
 use crate::store::{Store, StoreError};
+
+/// The tier decision as the summary shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TierDecision {
+    /// The tier the brief asked for.
+    pub requested_tier: String,
+    /// The tier rendered.
+    pub tier: String,
+    /// `local-cpu` or `remote:<name>`.
+    pub backend: crate::finance::Backend,
+    /// Why, in words.
+    pub reason: String,
+    /// Daily-budget and quality-floor warnings.
+    pub warnings: Vec<String>,
+}
 
 /// What `aiprod run` prints (or emits as JSON with `--json`).
 #[derive(Debug, Serialize)]
@@ -35,21 +56,26 @@ pub struct Summary {
     /// Supervisor reasons.
     pub decision: Vec<String>,
     /// The signed cost certificate (estimate, tier, pricing version).
-    pub cost: Option<Value>,
+    pub cost: Option<Certificate>,
     /// The tier decision: requested and chosen tier, reason.
-    pub tier_decision: Option<Value>,
+    pub tier_decision: Option<TierDecision>,
     /// Actual cost against the estimate (variance, overrun flag), once delivered.
-    pub cost_reconciliation: Option<Value>,
+    pub cost_reconciliation: Option<Reconciliation>,
     /// Subtitle status per language.
-    pub subtitles: Vec<Value>,
-    /// Render facts (resolution, fps, frames, encode fps, loudness).
-    pub render: Option<Value>,
-    /// The narration: who spoke (engine named honestly), rate, fit, or why there is none.
-    pub narration: Option<Value>,
+    pub subtitles: Vec<LanguageStatus>,
+    /// Render facts (resolution, fps, frames, encode fps, the mix's loudness).
+    pub render: Option<RenderOutput>,
+    /// The narration: who spoke (the engine named for what it is), rate, fit, or why there is
+    /// none.
+    pub narration: Option<Narration>,
     /// Deliverable files relative to the job directory.
     pub files: Vec<String>,
     /// The job directory.
     pub job_dir: PathBuf,
+}
+
+fn store_err(e: MemoryError) -> StoreError {
+    StoreError::Setup(e.to_string())
 }
 
 impl Summary {
@@ -57,8 +83,7 @@ impl Summary {
     pub fn load(store: &dyn Store, id: &str, job_dir: &Path) -> Result<Self, StoreError> {
         let job = store.job(id)?;
         let history = store.history(id)?;
-        let memory = store.memory(id)?;
-        let content = |s: Section| memory.get(&s).map(|e| e.content.clone());
+        let memory = Memory::new(store.memory(id)?);
         let mut path = vec!["init".to_owned()];
         let mut stages = Vec::new();
         for h in &history {
@@ -73,21 +98,26 @@ impl Summary {
             (Some(a), Some(b)) => (b.at - job.created_at.min(a.at)).num_milliseconds().max(0) as u64,
             _ => 0,
         };
-        let technical = content(Section::TechnicalValidationReport).map(|r| {
-            let checks = r["checks"].as_array().cloned().unwrap_or_default();
-            let passed = checks.iter().filter(|c| c["passed"] == Value::Bool(true)).count();
-            (r["technical_score"].as_f64().unwrap_or(0.0), passed, checks.len())
+        let technical = memory.get::<TechnicalReport>().map_err(store_err)?.map(|r| {
+            let passed = r.checks.iter().filter(|c| c.passed).count();
+            (r.technical_score, passed, r.checks.len())
         });
         let failure = match &job.state {
             crate::pipeline::machine::State::Failed { stage, error } => Some((stage.clone(), error.clone())),
             _ => None,
         };
-        let files = content(Section::DeliveryManifest)
-            .and_then(|d| d["files"].as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|f| f["path"].as_str().map(str::to_owned))
-            .collect();
+        let delivery = memory.get::<DeliveryManifest>().map_err(store_err)?;
+        let planner = memory.entry(Section::ProductionManifest).and_then(|e| e.metadata.as_ref()).map(|m| {
+            #[derive(serde::Deserialize, Default)]
+            struct PlannerNote {
+                #[serde(default)]
+                model_used: Option<String>,
+                #[serde(default)]
+                note: Option<String>,
+            }
+            let n: PlannerNote = serde_json::from_value(m.clone()).unwrap_or_default();
+            format!("{} ({})", n.model_used.as_deref().unwrap_or("?"), n.note.as_deref().unwrap_or(""))
+        });
         Ok(Summary {
             job_id: id.to_owned(),
             state: job.state.name().to_owned(),
@@ -95,43 +125,31 @@ impl Summary {
             path,
             stages,
             total_ms,
-            planner: memory
-                .get(&Section::ProductionManifest)
-                .and_then(|e| e.metadata.as_ref())
-                .map(|m| format!("{} ({})", m["model_used"].as_str().unwrap_or("?"), m["note"].as_str().unwrap_or(""))),
+            planner,
             technical,
-            semantic: content(Section::ConsistencyReport).and_then(|r| r["score"].as_f64()),
-            decision: content(Section::FinalApproval)
-                .and_then(|v| v["reasons"].as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|r| r.as_str().map(str::to_owned))
-                .collect(),
-            cost: content(Section::CostCertification).map(|c| c["certificate"].clone()),
-            tier_decision: content(Section::OptimizedBackendSelection).map(|s| {
-                serde_json::json!({
-                    "requested_tier": s["requested_tier"], "tier": s["tier"], "backend": s["backend"],
-                    "reason": s["orchestration"]["decision"]["reason"],
-                    "warnings": s["orchestration"]["decision"]["warnings"],
-                })
-            }),
-            cost_reconciliation: content(Section::DeliveryManifest)
-                .map(|d| d["cost"].clone())
-                .filter(|c| c.is_object()),
-            subtitles: content(Section::PromptBundle)
-                .and_then(|p| p["languages"].as_array().cloned())
+            semantic: memory.get::<agents::semantic::SemanticReport>().map_err(store_err)?.map(|r| r.score),
+            decision: memory
+                .get::<agents::supervisor::Verdict>()
+                .map_err(store_err)?
+                .map(|v| v.reasons)
                 .unwrap_or_default(),
-            render: content(Section::GeneratedAssets).map(|a| a["output"].clone()),
-            narration: content(Section::Narration).map(|n| {
-                let t = &n["tracks"][0];
-                serde_json::json!({
-                    "status": n["status"], "reason": n["reason"], "voice": t["voice"],
-                    "engine": t["engine_description"], "fallback": t["reason"], "rate": n["rate"],
-                    "total_duration_s": n["total_duration_s"], "real_time_factor": n["real_time_factor"],
-                    "shortened": n["shortened"],
-                })
+            cost: memory.get::<CostCertification>().map_err(store_err)?.map(|c| c.certificate),
+            tier_decision: memory.get::<BackendSelection>().map_err(store_err)?.map(|s| TierDecision {
+                requested_tier: s.requested_tier,
+                tier: s.tier,
+                backend: s.backend,
+                reason: s.orchestration.decision.reason,
+                warnings: s.orchestration.decision.warnings,
             }),
-            files,
+            cost_reconciliation: delivery.as_ref().and_then(|d| d.cost.reconciled().cloned()),
+            subtitles: memory
+                .get::<agents::visual::Translation>()
+                .map_err(store_err)?
+                .map(|t| t.languages)
+                .unwrap_or_default(),
+            render: memory.get::<GeneratedAssets>().map_err(store_err)?.map(|a| a.output),
+            narration: memory.get::<Narration>().map_err(store_err)?,
+            files: delivery.map(|d| d.files.into_iter().map(|f| f.path).collect()).unwrap_or_default(),
             job_dir: job_dir.to_path_buf(),
         })
     }
@@ -156,44 +174,38 @@ impl Summary {
             let _ = writeln!(
                 s,
                 "  render: {}x{} @ {} fps, {} frames, {:.1} s, encoded at {:.0} fps",
-                r["width"],
-                r["height"],
-                r["fps"],
-                r["frames"],
-                r["duration_s"].as_f64().unwrap_or(0.0),
-                r["encode_fps"].as_f64().unwrap_or(0.0)
+                r.width, r.height, r.fps, r.frames, r.duration_s, r.encode_fps
             );
         }
-        if let Some(n) = &self.narration {
-            if n["status"] == "narrated" {
+        match self.narration.as_ref().map(|n| (n, n.spoken())) {
+            Some((n, Some(track))) => {
                 let _ = writeln!(
                     s,
                     "  narration: {} — {}, rate {:.2}×, scenes fitted to {:.1} s, real-time factor {:.2}",
-                    n["voice"].as_str().unwrap_or("?"),
-                    n["engine"].as_str().unwrap_or("?"),
-                    n["rate"].as_f64().unwrap_or(1.0),
-                    n["total_duration_s"].as_f64().unwrap_or(0.0),
-                    n["real_time_factor"].as_f64().unwrap_or(0.0)
+                    track.voice.as_deref().unwrap_or("?"),
+                    track.engine_description.as_deref().unwrap_or("?"),
+                    n.rate,
+                    n.total_duration_s,
+                    n.real_time_factor.unwrap_or(0.0)
                 );
-                if let Some(f) = n["fallback"].as_str() {
-                    let _ = writeln!(s, "    {f}");
+                if let Some(why) = &track.reason {
+                    let _ = writeln!(s, "    {why}");
                 }
-                for dropped in n["shortened"].as_array().into_iter().flatten() {
+                for dropped in &n.shortened {
                     let _ = writeln!(s, "    dropped to fit: {dropped}");
                 }
-            } else {
-                let _ = writeln!(s, "  narration: none — {}", n["reason"].as_str().unwrap_or("?"));
             }
+            Some((n, None)) => {
+                let what = if n.status == NarrationStatus::Disabled { "off" } else { "none" };
+                let _ = writeln!(s, "  narration: {what} — {}", n.reason.as_deref().unwrap_or("?"));
+            }
+            None => {}
         }
-        if let Some(l) = self.render.as_ref().map(|r| &r["loudness"]).filter(|l| l.is_object()) {
+        if let Some(l) = self.render.as_ref().and_then(|r| r.loudness.as_ref()) {
             let _ = writeln!(
                 s,
-                "  mix: {:.1} LUFS integrated, true peak {:.1} dBTP (target {} LUFS, ≤ {} dBTP), bed ducked {} dB under speech",
-                l["integrated_lufs"].as_f64().unwrap_or(f64::NAN),
-                l["true_peak_dbtp"].as_f64().unwrap_or(f64::NAN),
-                l["target_lufs"],
-                l["true_peak_limit_dbtp"],
-                l["duck_db"]
+                "  mix: {:.1} LUFS integrated, true peak {:.1} dBTP (target {} LUFS, ≤ {} dBTP), music ducked {} dB under speech",
+                l.integrated_lufs, l.true_peak_dbtp, l.target_lufs, l.true_peak_limit_dbtp, l.duck_db
             );
         }
         if let Some((score, passed, total)) = self.technical {
@@ -206,55 +218,42 @@ impl Summary {
             let _ = writeln!(s, "  decision: {reason}");
         }
         if let Some(c) = &self.cost {
-            let e = &c["estimate"];
             let _ = writeln!(
                 s,
                 "  cost estimate: ${:.4} (${:.4}/min of output; {} tier via {}, pricing {}; {})",
-                e["total"].as_f64().unwrap_or(0.0),
-                e["cost_per_minute"].as_f64().unwrap_or(0.0),
-                c["chosen_tier"].as_str().unwrap_or("?"),
-                c["backend"].as_str().unwrap_or("?"),
-                c["pricing_version"].as_str().unwrap_or("?"),
-                c["calibration"].as_str().unwrap_or("?"),
+                c.estimate.total,
+                c.estimate.cost_per_minute,
+                c.chosen_tier,
+                c.backend,
+                c.pricing_version,
+                c.calibration,
             );
         }
         if let Some(t) = &self.tier_decision
-            && t["requested_tier"] != t["tier"]
+            && t.requested_tier != t.tier
         {
-            let _ = writeln!(
-                s,
-                "  tier changed: {} → {} ({})",
-                t["requested_tier"].as_str().unwrap_or("?"),
-                t["tier"].as_str().unwrap_or("?"),
-                t["reason"].as_str().unwrap_or("")
-            );
+            let _ = writeln!(s, "  tier changed: {} → {} ({})", t.requested_tier, t.tier, t.reason);
         }
         if let Some(r) = &self.cost_reconciliation {
-            let a = &r["actual"];
-            let flag = if r["overrun_flagged"] == Value::Bool(true) {
-                format!(" — OVERRUN beyond the allowed {}%", r["max_overrun_pct"])
+            let flag = if r.overrun_flagged {
+                format!(" — OVERRUN beyond the allowed {}%", r.max_overrun_pct)
             } else {
                 String::new()
             };
             let _ = writeln!(
                 s,
                 "  cost actual: ${:.4} (${:.4}/min of output, {:.2} CPU-s), variance {:+.1}% vs estimate{flag}",
-                a["total"].as_f64().unwrap_or(0.0),
-                a["cost_per_minute"].as_f64().unwrap_or(0.0),
-                a["cpu_s"].as_f64().unwrap_or(0.0),
-                r["variance_pct"].as_f64().unwrap_or(0.0),
+                r.actual.total, r.actual.cost_per_minute, r.actual.cpu_s, r.variance_pct,
             );
         }
         for l in &self.subtitles {
-            let lang = l["lang"].as_str().unwrap_or("?");
-            match l["status"].as_str() {
-                Some("unavailable") => {
-                    let _ = writeln!(s, "  subtitles {lang}: unavailable — {}", l["reason"].as_str().unwrap_or(""));
+            match l.status.as_str() {
+                "unavailable" => {
+                    let _ = writeln!(s, "  subtitles {}: unavailable — {}", l.lang, l.reason.as_deref().unwrap_or(""));
                 }
-                Some(status) => {
-                    let _ = writeln!(s, "  subtitles {lang}: {status}");
+                status => {
+                    let _ = writeln!(s, "  subtitles {}: {status}", l.lang);
                 }
-                None => {}
             }
         }
         let dir = out.unwrap_or(&self.job_dir);

@@ -9,9 +9,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::pricing::PricingTable;
-use crate::store::StoreError;
-
 /// The hash the first entry points back to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -101,16 +98,6 @@ pub fn verify(entries: &[AuditEntry]) -> Result<usize, Tampered> {
         prev = e.hash.clone();
     }
     Ok(entries.len())
-}
-
-/// Where the audit trail lives. Implemented for the SQLite store (`store::finance`).
-pub trait CostLedger: Send + Sync {
-    /// Append an entry chained to the last one, in one transaction.
-    fn append(&self, kind: AuditKind, job_id: Option<&str>, payload: &Value) -> Result<AuditEntry, StoreError>;
-    /// Every entry in order.
-    fn entries(&self) -> Result<Vec<AuditEntry>, StoreError>;
-    /// The table of the latest `pricing_update` entry, if any.
-    fn latest_pricing(&self) -> Result<Option<PricingTable>, StoreError>;
 }
 
 /// The time format entries store.

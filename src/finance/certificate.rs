@@ -129,7 +129,7 @@ pub struct Certificate {
     /// The chosen tier.
     pub chosen_tier: String,
     /// The chosen backend (`local-cpu` or `remote:<name>`).
-    pub backend: String,
+    pub backend: super::Backend,
     /// Where the coefficients came from (measured or defaults, with the note).
     pub calibration: String,
     /// When it was issued (RFC 3339).
@@ -201,14 +201,21 @@ mod tests {
 
     fn cert() -> Certificate {
         let c = Config::builtin();
-        let work = Workload { width: 1280, height: 720, fps: 25, duration_s: 20.0, tokens: Default::default() };
+        let work = Workload {
+            width: 1280,
+            height: 720,
+            fps: 25,
+            duration_s: 20.0,
+            tokens: Default::default(),
+            measured: Default::default(),
+        };
         Certificate {
             job: "job-1".into(),
             inputs_hash: inputs_hash(&serde_json::json!({"a": 1})),
             pricing_version: c.pricing.table.version.clone(),
             estimate: predict(&Calibration::defaults(), &c.pricing.table, "standard", &work, None),
             chosen_tier: "standard".into(),
-            backend: "local-cpu".into(),
+            backend: crate::finance::Backend::LocalCpu,
             calibration: "defaults".into(),
             issued_at: "2026-11-21T00:00:00Z".into(),
             key_id: String::new(),

@@ -1,8 +1,9 @@
 //! The daily budget guard: today's spend (UTC day) against `financial.dailyLimit`.
 //!
-//! The spend is read from the store, so it survives a restart: for each job created today,
-//! its reconciled actual cost when it was delivered, else its journaled CPU time (`cpu_ms` in
-//! the history) priced with the table in force.
+//! The spend is read from the store, so it survives a restart: for the jobs created today,
+//! their reconciled actual cost when they were delivered, else their journaled CPU time
+//! (`cpu_ms` in the history) priced with the table in force — one aggregate query
+//! ([`crate::store::Store::day_spend`]), not one query per job.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,8 +12,7 @@ use super::model::{self, CostBreakdown};
 use super::pricing::PricingTable;
 use super::routing::DailyLevel;
 use crate::config::Config;
-use crate::memory::Section;
-use crate::store::{HistoryEvent, Store, StoreError};
+use crate::store::{DaySpend, HistoryEvent, Store, StoreError};
 
 /// Where today's spend stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,28 +113,20 @@ pub fn status(
     now: DateTime<Utc>,
 ) -> Result<DailyStatus, StoreError> {
     let day = now.date_naive();
-    let mut spent = 0.0;
-    let mut jobs = 0;
-    for job in store.list_jobs()? {
-        if job.created_at.date_naive() != day {
-            continue;
-        }
-        jobs += 1;
-        let reconciled = store
-            .section(&job.id, Section::DeliveryManifest)?
-            .and_then(|m| m.content.pointer("/cost/actual/total").and_then(|v| v.as_f64()));
-        spent += match reconciled {
-            Some(total) => total,
-            None => actual_from_history(pricing, &store.history(&job.id)?, 0.0).total,
-        };
-    }
+    Ok(from_spend(config, pricing, day, &store.day_spend(day)?))
+}
+
+/// The day's status from its aggregated spend: reconciled totals plus the other jobs' CPU
+/// time priced with `pricing`.
+pub fn from_spend(config: &Config, pricing: &PricingTable, day: NaiveDate, spend: &DaySpend) -> DailyStatus {
+    let spent = spend.reconciled_usd + spend.unreconciled_cpu_s * pricing.cpu_second;
     let limit = config.financial.daily_limit;
-    Ok(DailyStatus {
+    DailyStatus {
         day,
         spent: model::usd(spent),
         limit,
         fraction: spent / limit,
-        level: DailyLevel::of(spent, limit),
-        jobs,
-    })
+        level: DailyLevel::of(spent, limit, config.financial.cost_controls.alert_threshold),
+        jobs: spend.jobs,
+    }
 }

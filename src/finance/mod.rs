@@ -3,7 +3,7 @@
 //!
 //! - [`pricing`]: the versioned pricing table and its dynamic refresh (file or URL).
 //! - [`model`]: per-stage CPU-time model with calibrated coefficients; estimate and actual.
-//! - [`calibration`]: `aiprod calibrate` — measures real renders at every tier.
+//! - `aiprod calibrate` (measuring real renders at every tier) is a use case: `app::calibrate`.
 //! - [`routing`]: the pure tier/backend selection rules (FinancialOrchestrator).
 //! - [`daily`]: the daily budget guard and its refusal error.
 //! - [`certificate`]: HMAC-signed cost certificates.
@@ -15,7 +15,6 @@
 //! [`daily::status`] and [`daily::BudgetRefused`] (admission, `402`).
 
 pub mod audit;
-pub mod calibration;
 pub mod certificate;
 pub mod cpu;
 pub mod daily;
@@ -37,6 +36,60 @@ use routing::{Candidate, DailyLevel, Decision, Rules};
 
 /// The render backend name of local tiers.
 pub const LOCAL_BACKEND: &str = "local-cpu";
+
+/// Where a job renders: on this machine's CPU, or on a priced remote backend. Stored and shown
+/// as `local-cpu` / `remote:<name>` (the strings certificates have always signed).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// The local renderer.
+    LocalCpu,
+    /// A remote backend from the pricing table, by name.
+    Remote(String),
+}
+
+impl Backend {
+    /// The backend of a routing candidate (`remote:<name>` candidates are remote).
+    pub fn of_candidate(name: &str) -> Self {
+        match name.strip_prefix("remote:") {
+            Some(remote) => Backend::Remote(remote.to_owned()),
+            None => Backend::LocalCpu,
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::LocalCpu => f.write_str(LOCAL_BACKEND),
+            Backend::Remote(name) => write!(f, "remote:{name}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            LOCAL_BACKEND => Ok(Backend::LocalCpu),
+            _ => match s.strip_prefix("remote:") {
+                Some(name) if !name.is_empty() => Ok(Backend::Remote(name.to_owned())),
+                _ => Err(format!("unknown backend '{s}' (expected {LOCAL_BACKEND} or remote:<name>)")),
+            },
+        }
+    }
+}
+
+impl Serialize for Backend {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Backend {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// Why a cost decision could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -72,12 +125,14 @@ pub fn quotes(
     aspect: AspectRatio,
     duration_s: f64,
     tokens: &BTreeMap<String, u64>,
+    measured: &BTreeMap<String, f64>,
 ) -> Vec<Quote> {
     let mapping = &config.financial.quality_to_cost_mapping;
     let mut out = Vec::new();
     for (name, tier) in &config.render.tiers {
         let (width, height) = aspect.frame_size(tier.short_side);
-        let work = Workload { width, height, fps: tier.fps, duration_s, tokens: tokens.clone() };
+        let work =
+            Workload { width, height, fps: tier.fps, duration_s, tokens: tokens.clone(), measured: measured.clone() };
         let breakdown = model::predict(calibration, pricing, name, &work, None);
         out.push(Quote {
             candidate: Candidate {
@@ -105,7 +160,8 @@ pub fn quotes(
             .unwrap_or_else(|| "economy".into());
         let Some(t) = config.render.tiers.get(&tier) else { continue };
         let (width, height) = aspect.frame_size(t.short_side);
-        let work = Workload { width, height, fps: t.fps, duration_s, tokens: tokens.clone() };
+        let work =
+            Workload { width, height, fps: t.fps, duration_s, tokens: tokens.clone(), measured: measured.clone() };
         let breakdown = model::predict(calibration, pricing, &tier, &work, Some((name, backend)));
         out.push(Quote {
             candidate: Candidate {
@@ -165,8 +221,8 @@ pub struct Orchestration {
 }
 
 /// Decide tier and backend for a brief of `duration_s` seconds: price every option, apply the
-/// routing rules (budget, ceilings, quality floor, daily guard, auto-downgrade). The costing
-/// stage calls it with the plan's duration; `POST /cost-estimate` with the brief's.
+/// routing rules (budget, ceilings, quality floor, daily guard, auto-downgrade). `POST
+/// /cost-estimate` calls it with the brief's duration and nothing measured yet.
 pub fn orchestrate(
     config: &Config,
     pricing: &PricingTable,
@@ -175,8 +231,23 @@ pub fn orchestrate(
     duration_s: f64,
     daily: DailyLevel,
 ) -> Result<Orchestration, FinanceError> {
+    orchestrate_measured(config, pricing, calibration, brief, duration_s, daily, &BTreeMap::new())
+}
+
+/// [`orchestrate`] with the CPU-seconds of the stages that already ran (state name →
+/// seconds), priced as measured: the costing stage passes the job's history so far, so the
+/// planning stage's LLM time is in the certified estimate instead of an overrun later.
+pub fn orchestrate_measured(
+    config: &Config,
+    pricing: &PricingTable,
+    calibration: &Calibration,
+    brief: &SanitizedInput,
+    duration_s: f64,
+    daily: DailyLevel,
+    measured: &BTreeMap<String, f64>,
+) -> Result<Orchestration, FinanceError> {
     let tokens = BTreeMap::new();
-    let quotes = quotes(config, pricing, calibration, brief.aspect_ratio, duration_s, &tokens);
+    let quotes = quotes(config, pricing, calibration, brief.aspect_ratio, duration_s, &tokens, measured);
     let rules = Rules {
         requested: brief.tier.clone(),
         quality_floor: config.presets.get(&brief.preset).map(|p| p.min_quality).unwrap_or(0.0),
@@ -241,7 +312,14 @@ pub fn preset_estimates(config: &Config, pricing: &PricingTable, calibration: &C
             let tier = config.render.tiers.get(&p.default_tier)?;
             let (width, height) = AspectRatio::Landscape16x9.frame_size(tier.short_side);
             let at = |d: f64| {
-                let work = Workload { width, height, fps: tier.fps, duration_s: d, tokens: BTreeMap::new() };
+                let work = Workload {
+                    width,
+                    height,
+                    fps: tier.fps,
+                    duration_s: d,
+                    tokens: BTreeMap::new(),
+                    measured: BTreeMap::new(),
+                };
                 model::predict(calibration, pricing, &p.default_tier, &work, None)
             };
             let minute = at(60.0f64.min(p.max_duration_sec as f64));
@@ -328,7 +406,7 @@ pub struct CostQuote {
     /// The tier the brief asked for.
     pub requested_tier: String,
     /// `local` or `remote:<name>`.
-    pub backend: String,
+    pub backend: Backend,
     /// Estimated total, USD.
     pub estimate: f64,
     /// Always `USD`: every price in the pricing table is in dollars.
@@ -357,7 +435,7 @@ impl From<Orchestration> for CostQuote {
         Self {
             tier: chosen.tier.clone(),
             requested_tier: o.rules.requested.clone(),
-            backend: if chosen.name.starts_with("remote:") { chosen.name.clone() } else { LOCAL_BACKEND.into() },
+            backend: Backend::of_candidate(&chosen.name),
             estimate: o.estimate.total,
             currency: "USD",
             cost_per_minute: o.estimate.cost_per_minute,
@@ -379,10 +457,10 @@ pub fn quote_brief(
     config: &Config,
     store: &dyn crate::store::Store,
     data_dir: &std::path::Path,
-    ledger: Option<&dyn audit::CostLedger>,
+    ledger: Option<&dyn crate::store::CostLedger>,
     brief: &SanitizedInput,
 ) -> Result<CostQuote, QuoteError> {
-    let prices = pricing::current(config, ledger);
+    let prices = crate::store::pricing_in_force(config, ledger);
     let level = daily::status(store, config, &prices, chrono::Utc::now())?.level;
     let calibration = Calibration::load_or_default(data_dir);
     Ok(orchestrate(config, &prices, &calibration, brief, brief.duration_sec as f64, level)?.into())

@@ -42,6 +42,11 @@ pub struct Workload {
     pub duration_s: f64,
     /// Tokens each model will process (none while every agent is model-free).
     pub tokens: BTreeMap<String, u64>,
+    /// CPU-seconds already measured for stages that have run (state name → seconds). The
+    /// costing stage runs after planning and translating, whose CPU time depends on the local
+    /// models (a 135M LLM planning for a minute); those are priced as measured, not modelled.
+    #[serde(default)]
+    pub measured: BTreeMap<String, f64>,
 }
 
 impl Workload {
@@ -320,10 +325,11 @@ pub fn predict(
     let stage_cpu: Vec<(String, f64)> = STAGES
         .iter()
         .map(|s| {
-            let cpu = match coef.stages.get(*s) {
-                Some(_) if remote.is_some() && *s == "rendering" => 0.0,
-                Some(l) => l.at(mpf),
-                None => 0.0,
+            let cpu = match (work.measured.get(*s), coef.stages.get(*s)) {
+                (Some(measured), _) => *measured,
+                (None, Some(_)) if remote.is_some() && *s == "rendering" => 0.0,
+                (None, Some(l)) => l.at(mpf),
+                (None, None) => 0.0,
             };
             (s.to_string(), cpu)
         })
@@ -339,7 +345,7 @@ mod tests {
 
     fn work(short: u32) -> Workload {
         let (w, h) = agents::domain::AspectRatio::Landscape16x9.frame_size(short);
-        Workload { width: w, height: h, fps: 25, duration_s: 20.0, tokens: BTreeMap::new() }
+        Workload { width: w, height: h, fps: 25, duration_s: 20.0, tokens: BTreeMap::new(), measured: BTreeMap::new() }
     }
 
     #[test]

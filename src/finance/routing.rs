@@ -40,9 +40,9 @@ pub struct Candidate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DailyLevel {
-    /// Below 70 %.
+    /// Below `financial.costControls.alertThreshold`.
     Normal,
-    /// 70 % or more: warn.
+    /// At or above `alertThreshold` (0.8 as shipped): warn.
     Warn,
     /// 90 % or more: new jobs take the economy tier.
     Economy,
@@ -51,14 +51,15 @@ pub enum DailyLevel {
 }
 
 impl DailyLevel {
-    /// The level for `spent` of `limit`.
-    pub fn of(spent: f64, limit: f64) -> Self {
+    /// The level for `spent` of `limit`, warning from `alert_at` (the fraction
+    /// `financial.costControls.alertThreshold`).
+    pub fn of(spent: f64, limit: f64, alert_at: f64) -> Self {
         let f = if limit > 0.0 { spent / limit } else { f64::INFINITY };
         if f >= 1.0 {
             DailyLevel::Refuse
         } else if f >= 0.9 {
             DailyLevel::Economy
-        } else if f >= 0.7 {
+        } else if f >= alert_at {
             DailyLevel::Warn
         } else {
             DailyLevel::Normal
@@ -179,7 +180,8 @@ pub fn decide(candidates: &[Candidate], rules: &Rules) -> Result<Decision, Routi
         ));
     }
     match rules.daily {
-        DailyLevel::Warn => warnings.push("today's spend has reached 70 % of financial.dailyLimit".into()),
+        DailyLevel::Warn => warnings
+            .push("today's spend has reached financial.costControls.alertThreshold of financial.dailyLimit".into()),
         DailyLevel::Economy | DailyLevel::Refuse => {
             warnings.push("today's spend has reached 90 % of financial.dailyLimit".into())
         }
@@ -390,12 +392,13 @@ mod tests {
 
     #[test]
     fn daily_levels_at_their_boundaries() {
-        assert_eq!(DailyLevel::of(69.99, 100.0), DailyLevel::Normal);
-        assert_eq!(DailyLevel::of(70.0, 100.0), DailyLevel::Warn);
-        assert_eq!(DailyLevel::of(89.99, 100.0), DailyLevel::Warn);
-        assert_eq!(DailyLevel::of(90.0, 100.0), DailyLevel::Economy);
-        assert_eq!(DailyLevel::of(99.99, 100.0), DailyLevel::Economy);
-        assert_eq!(DailyLevel::of(100.0, 100.0), DailyLevel::Refuse);
+        assert_eq!(DailyLevel::of(79.99, 100.0, 0.8), DailyLevel::Normal);
+        assert_eq!(DailyLevel::of(80.0, 100.0, 0.8), DailyLevel::Warn);
+        assert_eq!(DailyLevel::of(70.0, 100.0, 0.7), DailyLevel::Warn, "the threshold is config's");
+        assert_eq!(DailyLevel::of(89.99, 100.0, 0.8), DailyLevel::Warn);
+        assert_eq!(DailyLevel::of(90.0, 100.0, 0.8), DailyLevel::Economy);
+        assert_eq!(DailyLevel::of(99.99, 100.0, 0.8), DailyLevel::Economy);
+        assert_eq!(DailyLevel::of(100.0, 100.0, 0.8), DailyLevel::Refuse);
     }
 
     #[test]
@@ -407,7 +410,7 @@ mod tests {
         r.daily = DailyLevel::Warn;
         let d = decide(&tiers(), &r).unwrap();
         assert_eq!(d.chosen.name, "premium");
-        assert!(d.warnings.iter().any(|w| w.contains("70 %")));
+        assert!(d.warnings.iter().any(|w| w.contains("alertThreshold")));
     }
 
     #[test]

@@ -1,30 +1,38 @@
 //! The driver: the only part of the pipeline that does IO around the pure machine.
 //!
 //! For each working state it runs the state's stage with a timeout and the retry policy,
-//! computes the next state with the [`Machine`], then commits the stage's memory writes, the
-//! history line and the new state in one store transaction. A process that dies mid-stage
-//! leaves the job at its last committed state; the next `drive` re-runs only that stage.
+//! computes the next state with the [`Machine`], then commits the stage's outcome — memory
+//! writes, audit and cache entries — with the history line and the new state in one store
+//! transaction, and only then promotes the files the stage finished. A process that dies
+//! mid-stage leaves the job at its last committed state; the next `drive` re-runs only that
+//! stage.
+//!
+//! Stages run through a [`StageRunner`] (the real one is [`PipelineStages`]), so the retry,
+//! timeout, cancel, shutdown and rejection logic can be tested with a scripted runner in
+//! milliseconds.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use agents::{AgentContext, CancelToken, Progress};
 use backon::Retryable;
+use futures_util::future::BoxFuture;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::machine::{Event, Machine, Rejection, Stage, State};
 use super::retry::{StageError, backoff};
-use super::stages::{self, StageInput};
+use super::stages::{self, Effect, StageInput, StageOutcome};
 use crate::config::Config;
-use crate::finance::audit::CostLedger;
+use crate::finance::cpu;
 use crate::finance::daily::{self, BudgetRefused};
-use crate::finance::{cpu, pricing};
-use crate::sanitize::{self, BriefRequest, FieldError};
-use crate::store::{JobRecord, NewEvent, NewJob, StepCommit, Store, StoreError};
+use crate::memory::{Memory, MemoryWrite};
+use crate::sanitize::{self, BriefRequest, FieldError, SanitizedInput};
+use crate::store::cache::ConsistencyCache;
+use crate::store::{CostLedger, JobRecord, NewEvent, NewJob, StepCommit, Store, StoreError};
 
 /// Why driving a job stopped abnormally (stage failures are not errors: they end the job in
 /// `Failed`).
@@ -42,6 +50,15 @@ pub enum DriverError {
     /// Today's spend has reached `financial.dailyLimit`; no job was created.
     #[error(transparent)]
     BudgetRefused(#[from] BudgetRefused),
+    /// The preset asks for two distinct approvers (`multiReview`) and this person already
+    /// approved; nothing changes.
+    #[error("job {job} needs a second approver: {author} has already approved it (presets.*.multiReview)")]
+    SameApprover {
+        /// The job.
+        job: String,
+        /// Who approved twice.
+        author: String,
+    },
 }
 
 /// Watches a job's progress: the CLI draws progress bars, the server forwards events.
@@ -60,6 +77,31 @@ pub trait Observer: Send + Sync {
 pub struct NoObserver;
 impl Observer for NoObserver {}
 
+/// Runs the stage of a state. The driver owns timeouts, retries, cancellation and the commit;
+/// the runner only turns inputs into an outcome. Injected so the driver's policy is testable
+/// without rendering anything.
+pub trait StageRunner: Send + Sync {
+    /// Run the stage for `state` once.
+    fn run<'a>(
+        &'a self,
+        state: &'a State,
+        input: &'a StageInput<'a>,
+    ) -> BoxFuture<'a, Result<StageOutcome, StageError>>;
+}
+
+/// The real stages ([`stages::run`]).
+pub struct PipelineStages;
+
+impl StageRunner for PipelineStages {
+    fn run<'a>(
+        &'a self,
+        state: &'a State,
+        input: &'a StageInput<'a>,
+    ) -> BoxFuture<'a, Result<StageOutcome, StageError>> {
+        Box::pin(stages::run(state, input))
+    }
+}
+
 /// Runs jobs to completion (or to a human decision) against a store.
 pub struct Driver {
     config: Arc<Config>,
@@ -67,7 +109,15 @@ pub struct Driver {
     data_dir: PathBuf,
     observer: Arc<dyn Observer>,
     ledger: Option<Arc<dyn CostLedger>>,
+    cache: Option<ConsistencyCache>,
+    runner: Arc<dyn StageRunner>,
     shutdown: Option<CancelToken>,
+}
+
+/// A duration in seconds as people write it: `600 s`, `0.25 s`.
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 { format!("{s:.0} s") } else { format!("{s:.2} s") }
 }
 
 /// The seed for a job's randomness: the first 8 bytes of SHA-256(job id), so a re-run stage
@@ -80,7 +130,35 @@ pub fn seed_for(job_id: &str) -> u64 {
 impl Driver {
     /// A driver over `store`, writing artifacts under `data_dir/jobs/<id>/`.
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>, data_dir: impl Into<PathBuf>) -> Self {
-        Self { config, store, data_dir: data_dir.into(), observer: Arc::new(NoObserver), ledger: None, shutdown: None }
+        Self {
+            config,
+            store,
+            data_dir: data_dir.into(),
+            observer: Arc::new(NoObserver),
+            ledger: None,
+            cache: None,
+            runner: Arc::new(PipelineStages),
+            shutdown: None,
+        }
+    }
+
+    /// Use the process's consistency cache (opened at start-up on this driver's store): brand
+    /// markers are looked up in it and identical requests reuse delivered jobs. Without one,
+    /// neither happens, and the planning stage says so in memory.
+    pub fn with_cache(mut self, cache: ConsistencyCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The consistency cache, when the driver has one.
+    pub fn cache(&self) -> Option<&ConsistencyCache> {
+        self.cache.as_ref()
+    }
+
+    /// Run stages with `runner` instead of the real ones (tests of the driver's policy).
+    pub fn with_runner(mut self, runner: Arc<dyn StageRunner>) -> Self {
+        self.runner = runner;
+        self
     }
 
     /// Record cost decisions in (and read the pricing table in force from) this audit trail.
@@ -119,8 +197,46 @@ impl Driver {
             Event::Reject { reason } => Some(reason.clone()),
             _ => None,
         };
-        self.commit(&job, event, vec![], 0, 0, error, Some(json!({"author": author})))?;
+        let mut detail = json!({"author": author});
+        if matches!(event, Event::Approve) && job.state.awaits_human() && self.multi_review(&job) {
+            match self.approvals_so_far(&job)? {
+                approvers if approvers.iter().any(|a| a == author) => {
+                    return Err(DriverError::SameApprover { job: job.id.clone(), author: author.to_owned() });
+                }
+                approvers if approvers.is_empty() => {
+                    // The first of two approvals: journaled, the job waits for the second.
+                    let line = NewEvent {
+                        event: "approval_recorded".into(),
+                        duration_ms: 0,
+                        attempt: 0,
+                        error: None,
+                        detail: Some(json!({"author": author, "approvals_needed": 2})),
+                    };
+                    self.store.append_event(&job.id, &job.state, &line)?;
+                    info!(job = %job.id, author, "first of two approvals recorded (multiReview)");
+                    return Ok(job.state);
+                }
+                approvers => detail = json!({"author": author, "approvers": [approvers[0].as_str(), author]}),
+            }
+        }
+        self.commit(&job, event, vec![], 0, 0, error, Some(detail))?;
         Ok(self.store.job(id)?.state)
+    }
+
+    /// Whether the job's preset asks for two distinct approvers (`presets.*.multiReview`).
+    fn multi_review(&self, job: &JobRecord) -> bool {
+        job.preset.as_deref().and_then(|p| self.config.presets.get(p)).is_some_and(|p| p.multi_review)
+    }
+
+    /// Who approved the job since it entered its current (waiting) state.
+    fn approvals_so_far(&self, job: &JobRecord) -> Result<Vec<String>, StoreError> {
+        let history = self.store.history(&job.id)?;
+        let entered = history.iter().rposition(|h| h.from != h.to && h.to == job.state.name()).map_or(0, |i| i + 1);
+        Ok(history[entered..]
+            .iter()
+            .filter(|h| h.event == "approval_recorded")
+            .filter_map(|h| h.detail.as_ref()?.get("author")?.as_str().map(str::to_owned))
+            .collect())
     }
 
     /// Report progress to `observer`.
@@ -143,7 +259,18 @@ impl Driver {
     /// today's spend has reached `financial.dailyLimit` ([`DriverError::BudgetRefused`]).
     pub fn submit(&self, request: &BriefRequest, auto_approve: bool) -> Result<JobRecord, DriverError> {
         let clean = sanitize::sanitize(request, &self.config)?;
-        let prices = pricing::current(&self.config, self.ledger.as_deref());
+        self.submit_sanitized(request, &clean, auto_approve)
+    }
+
+    /// [`Driver::submit`] for a brief the caller already sanitised (the CLI and the API check
+    /// it first, for identical-request reuse): the brief is sanitised once per submission.
+    pub fn submit_sanitized(
+        &self,
+        request: &BriefRequest,
+        clean: &SanitizedInput,
+        auto_approve: bool,
+    ) -> Result<JobRecord, DriverError> {
+        let prices = crate::store::pricing_in_force(&self.config, self.ledger.as_deref());
         daily::status(self.store.as_ref(), &self.config, &prices, chrono::Utc::now())?.admit()?;
         let job = self.store.create_job(&NewJob {
             id: uuid::Uuid::new_v4().to_string(),
@@ -161,30 +288,33 @@ impl Driver {
     pub async fn resume_all(&self, cancel: &CancelToken) -> Result<Vec<(String, State)>, DriverError> {
         let mut out = Vec::new();
         for job in self.store.resumable_jobs()? {
-            let event = NewEvent {
-                event: "resumed".into(),
-                duration_ms: 0,
-                attempt: 0,
-                error: None,
-                detail: Some(json!({"at_state": job.state.name()})),
-            };
-            self.store.append_event(&job.id, &job.state, &event)?;
-            info!(job = %job.id, state = job.state.name(), "resuming job from its last committed state");
+            self.mark_resumed(&job, "resume")?;
             out.push((job.id.clone(), self.drive(&job.id, cancel).await?));
         }
         Ok(out)
     }
 
+    /// Journal that `job` is picked up again from its last committed state (a `resumed` line
+    /// naming the state and who resumed it: `aiprod resume` or the service's start-up).
+    pub fn mark_resumed(&self, job: &JobRecord, by: &str) -> Result<(), StoreError> {
+        let event = NewEvent {
+            event: "resumed".into(),
+            duration_ms: 0,
+            attempt: 0,
+            error: None,
+            detail: Some(json!({"at_state": job.state.name(), "by": by})),
+        };
+        self.store.append_event(&job.id, &job.state, &event)?;
+        info!(job = %job.id, state = job.state.name(), by, "resuming job from its last committed state");
+        Ok(())
+    }
+
     /// Run a job until it ends or waits for a human. Returns the state it stopped in.
     pub async fn drive(&self, id: &str, cancel: &CancelToken) -> Result<State, DriverError> {
-        let mut ran = false;
         loop {
             let job = self.store.job(id)?;
             let state = job.state.clone();
             if state.is_terminal() {
-                if ran && matches!(state, State::Delivered {}) {
-                    crate::pipeline::reuse::record_delivery(&self.config, self.store.as_ref(), id).await;
-                }
                 return Ok(state);
             }
             if self.shutting_down() {
@@ -203,7 +333,6 @@ impl Driver {
                 return Ok(state);
             };
             self.run_stage(&job, stage, cancel).await?;
-            ran = true;
         }
     }
 
@@ -211,7 +340,18 @@ impl Driver {
         let job_dir = self.job_dir(&job.id);
         std::fs::create_dir_all(&job_dir)
             .map_err(|e| StoreError::Setup(format!("create {}: {e}", job_dir.display())))?;
-        let timeout = self.config.orchestrator.timeout(stage.name());
+        let timeout = self.config.orchestrator.timeout(stage);
+        // What the stage may read, read once before its first attempt: memory does not change
+        // while the job sits in this state (only this driver, the job's owner, commits).
+        let memory = Memory::new(self.store.memory(&job.id)?);
+        // Costing prices the stages that already ran as measured; delivery reconciles them all.
+        let history =
+            if matches!(stage, Stage::Cost | Stage::Deliver) { self.store.history(&job.id)? } else { Vec::new() };
+        let prices = crate::store::pricing_in_force(&self.config, self.ledger.as_deref());
+        let day = match stage {
+            Stage::Cost => Some(daily::status(self.store.as_ref(), &self.config, &prices, chrono::Utc::now())?),
+            _ => None,
+        };
         let attempts = AtomicU32::new(0);
         let started = Instant::now();
         // Process CPU time around the whole stage (all attempts): the actual cost's input.
@@ -224,26 +364,32 @@ impl Driver {
             let job_id = job.id.clone();
             let input = StageInput {
                 config: &self.config,
-                store: self.store.as_ref(),
                 job,
+                memory: &memory,
+                history: &history,
                 job_dir: &job_dir,
                 data_dir: &self.data_dir,
-                ledger: self.ledger.as_deref(),
+                prices: &prices,
+                audited: self.ledger.is_some(),
+                daily: day.as_ref(),
+                cache: self.cache.as_ref(),
                 agent: AgentContext {
                     seed: seed_for(&job.id),
                     cancel: token.clone(),
                     progress: Progress::new(move |f| observer.progress(&job_id, stage, f)),
                 },
             };
-            match tokio::time::timeout(timeout, stages::run(&job.state, &input)).await {
-                Ok(result) => result,
-                Err(_) => {
+            let attempt_future = self.runner.run(&job.state, &input);
+            tokio::pin!(attempt_future);
+            tokio::select! {
+                result = &mut attempt_future => result,
+                _ = tokio::time::sleep(timeout) => {
+                    // Cancel the attempt and wait for it to stop, so a retry never runs next
+                    // to a timed-out attempt that is still working (blocking work ignores a
+                    // dropped future; it sees the token).
                     token.cancel();
-                    Err(StageError::Transient(format!(
-                        "{} timed out after {:.0} s",
-                        stage.name(),
-                        timeout.as_secs_f64()
-                    )))
+                    let _ = attempt_future.await;
+                    Err(StageError::Transient(format!("{} timed out after {}", stage.name(), seconds(timeout))))
                 }
             }
         };
@@ -279,7 +425,10 @@ impl Driver {
         };
         let attempt = attempts.load(Ordering::SeqCst);
         match result {
-            Ok(out) => self.commit(job, out.event, out.writes, duration_ms, attempt, None, with_cpu(out.detail)),
+            Ok(out) => {
+                let detail = with_cpu(out.detail);
+                self.commit_outcome(job, out.event, out.writes, out.effects, duration_ms, attempt, detail).await
+            }
             Err(StageError::Cancelled) if self.shutting_down() => {
                 let event = NewEvent {
                     event: "interrupted".into(),
@@ -309,12 +458,64 @@ impl Driver {
         }
     }
 
+    /// Commit a stage's outcome: audit and cache entries go into the step's transaction; the
+    /// in-memory cache and the promoted files follow only once it committed. A step that does
+    /// not commit leaves its `.partial` files behind, never a final one.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_outcome(
+        &self,
+        job: &JobRecord,
+        event: Event,
+        writes: Vec<MemoryWrite>,
+        effects: Vec<Effect>,
+        duration_ms: u64,
+        attempt: u32,
+        detail: Option<serde_json::Value>,
+    ) -> Result<(), DriverError> {
+        let (mut audit, mut cache, mut promote) = (Vec::new(), Vec::new(), Vec::new());
+        for effect in effects {
+            match effect {
+                Effect::Audit(a) => audit.push(a),
+                Effect::Cache(c) => cache.push(c),
+                Effect::Promote { from, to } => promote.push((from, to)),
+            }
+        }
+        self.commit_with(job, event, writes, audit, cache.clone(), duration_ms, attempt, None, detail)?;
+        if let Some(c) = &self.cache {
+            for entry in cache {
+                c.remember(entry).await;
+            }
+        }
+        for (from, to) in promote {
+            if let Err(e) = std::fs::rename(&from, &to) {
+                warn!(job = %job.id, from = %from.display(), to = %to.display(), error = %e, "could not promote a finished file");
+            }
+        }
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn commit(
         &self,
         job: &JobRecord,
         event: Event,
-        writes: Vec<crate::memory::MemoryWrite>,
+        writes: Vec<MemoryWrite>,
+        duration_ms: u64,
+        attempt: u32,
+        error: Option<String>,
+        detail: Option<serde_json::Value>,
+    ) -> Result<(), DriverError> {
+        self.commit_with(job, event, writes, vec![], vec![], duration_ms, attempt, error, detail)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn commit_with(
+        &self,
+        job: &JobRecord,
+        event: Event,
+        writes: Vec<MemoryWrite>,
+        audit: Vec<crate::store::AuditAppend>,
+        cache: Vec<crate::store::cache::CacheEntry>,
         duration_ms: u64,
         attempt: u32,
         error: Option<String>,
@@ -345,6 +546,8 @@ impl Driver {
             to: to.clone(),
             event: NewEvent { event: event.name().into(), duration_ms, attempt, error, detail },
             writes,
+            audit,
+            cache,
         })?;
         info!(job = %job.id, from = job.state.name(), to = to.name(), event = event.name(), duration_ms, attempt, "transition");
         self.observer.transitioned(&job.id, &job.state, &to, &event, duration_ms);
@@ -352,18 +555,408 @@ impl Driver {
     }
 }
 
-/// The data directory's SQLite file.
-pub fn database_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("aiprod.db")
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
     use super::*;
+    use crate::finance::audit::AuditKind;
+    use crate::store::cache::{self, CacheStore};
+    use crate::store::{AuditAppend, SqliteStore};
+
+    type Script =
+        dyn Fn(State, PathBuf, CancelToken) -> BoxFuture<'static, Result<StageOutcome, StageError>> + Send + Sync;
+
+    /// A stage runner that plays a script instead of running stages.
+    struct Scripted(Box<Script>);
+
+    impl StageRunner for Scripted {
+        fn run<'a>(
+            &'a self,
+            state: &'a State,
+            input: &'a StageInput<'a>,
+        ) -> BoxFuture<'a, Result<StageOutcome, StageError>> {
+            (self.0)(state.clone(), input.job_dir.to_path_buf(), input.agent.cancel.clone())
+        }
+    }
+
+    fn scripted(
+        f: impl Fn(State, PathBuf, CancelToken) -> BoxFuture<'static, Result<StageOutcome, StageError>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Arc<dyn StageRunner> {
+        Arc::new(Scripted(Box::new(f)))
+    }
+
+    fn config(edit: impl FnOnce(&mut Config)) -> Arc<Config> {
+        let mut c = Config::builtin();
+        c.orchestrator.retry_policy.backoff_sec = 0.0;
+        c.orchestrator.retry_policy.max_backoff_sec = 0.0;
+        edit(&mut c);
+        Arc::new(c)
+    }
+
+    struct Fixture {
+        store: Arc<SqliteStore>,
+        dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Self { store: Arc::new(SqliteStore::in_memory().unwrap()), dir: tempfile::tempdir().unwrap() }
+        }
+
+        fn driver(&self, config: Arc<Config>, runner: Arc<dyn StageRunner>) -> Driver {
+            Driver::new(config, self.store.clone(), self.dir.path()).with_runner(runner).with_ledger(self.store.clone())
+        }
+
+        /// A job moved straight into `state` (as if the earlier stages had run).
+        fn job_in(&self, state: State) -> String {
+            let id = uuid::Uuid::new_v4().to_string();
+            let new = NewJob { id: id.clone(), request: json!({}), preset: None, brand_id: None, auto_approve: false };
+            self.store.create_job(&new).unwrap();
+            let event = NewEvent { event: "setup".into(), duration_ms: 0, attempt: 0, error: None, detail: None };
+            let step = StepCommit {
+                job_id: id.clone(),
+                from: State::Init {},
+                to: state,
+                event,
+                writes: vec![],
+                audit: vec![],
+                cache: vec![],
+            };
+            self.store.commit_step(&step).unwrap();
+            id
+        }
+
+        fn events(&self, id: &str) -> Vec<crate::store::HistoryEvent> {
+            self.store.history(id).unwrap()
+        }
+    }
+
+    fn ok(event: Event) -> Result<StageOutcome, StageError> {
+        Ok(StageOutcome::new(event, vec![], None))
+    }
+
+    /// Every stage after the one under test fails permanently, so a drive stops right after it.
+    fn stop() -> Result<StageOutcome, StageError> {
+        Err(StageError::Permanent("script ends here".into()))
+    }
+
+    /// Drive with a generous outer bound: a driver bug fails the test instead of hanging it.
+    async fn drive(driver: &Driver, id: &str, cancel: &CancelToken) -> Result<State, DriverError> {
+        tokio::time::timeout(Duration::from_secs(60), driver.drive(id, cancel)).await.expect("drive finished")
+    }
+
+    /// Wait until the attempt's token is cancelled, then take `linger` to stop (as a blocking
+    /// stage would), answering `Cancelled`.
+    async fn until_cancelled(token: CancelToken, linger: Duration) -> Result<StageOutcome, StageError> {
+        while !token.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(linger).await;
+        Err(StageError::Cancelled)
+    }
 
     #[test]
     fn seeds_are_stable_per_job() {
         assert_eq!(seed_for("a"), seed_for("a"));
         assert_ne!(seed_for("a"), seed_for("b"));
+    }
+
+    #[tokio::test]
+    async fn the_technical_qa_timeout_from_config_is_the_one_applied() {
+        let f = Fixture::new();
+        // Every other stage gets an hour: if the driver looked up the wrong key, the QA stage
+        // would get the longest timeout and the outer bound would fail the test.
+        let config = config(|c| {
+            for stage in Stage::ALL {
+                c.orchestrator.stage_timeouts_sec.0.insert(stage, 3600.0);
+            }
+            c.orchestrator.stage_timeouts_sec.0.insert(Stage::TechnicalQa, 0.05);
+            c.orchestrator.retry_policy.max_retries = 0;
+        });
+        let runner = scripted(|state, _, token| {
+            Box::pin(async move {
+                match state {
+                    State::TechnicalQa { .. } => until_cancelled(token, Duration::ZERO).await,
+                    _ => stop(),
+                }
+            })
+        });
+        let driver = f.driver(config, runner);
+        let id = f.job_in(State::TechnicalQa { attempt: 1 });
+        let end = drive(&driver, &id, &CancelToken::new()).await.unwrap();
+        match end {
+            State::Failed { stage, error } => {
+                assert_eq!(stage, "technical_qa");
+                assert_eq!(error, "technical_qa timed out after 0.05 s");
+            }
+            other => panic!("expected a failed job, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_attempt_is_cancelled_and_awaited_before_the_retry() {
+        let f = Fixture::new();
+        let config = config(|c| {
+            c.orchestrator.stage_timeouts_sec.0.insert(Stage::Render, 0.02);
+            c.orchestrator.retry_policy.max_retries = 2;
+        });
+        let running = Arc::new(AtomicUsize::new(0));
+        let overlaps = Arc::new(AtomicUsize::new(0));
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let (r, o, a) = (running.clone(), overlaps.clone(), attempts.clone());
+        let runner = scripted(move |state, _, token| {
+            let (r, o, a) = (r.clone(), o.clone(), a.clone());
+            Box::pin(async move {
+                if !matches!(state, State::Rendering { .. }) {
+                    return stop();
+                }
+                a.fetch_add(1, Ordering::SeqCst);
+                if r.fetch_add(1, Ordering::SeqCst) > 0 {
+                    o.fetch_add(1, Ordering::SeqCst);
+                }
+                // Slow to stop: a retry started without awaiting this attempt would overlap.
+                let out = until_cancelled(token, Duration::from_millis(30)).await;
+                r.fetch_sub(1, Ordering::SeqCst);
+                out
+            })
+        });
+        let driver = f.driver(config, runner);
+        let id = f.job_in(State::Rendering { attempt: 1 });
+        let end = drive(&driver, &id, &CancelToken::new()).await.unwrap();
+        assert!(matches!(end, State::Failed { .. }), "{end:?}");
+        assert_eq!(attempts.load(Ordering::SeqCst), 3, "first attempt + 2 retries");
+        assert_eq!(overlaps.load(Ordering::SeqCst), 0, "an attempt started while a timed-out one still ran");
+        let retries = f.events(&id).iter().filter(|e| e.event == "retry").count();
+        assert_eq!(retries, 2);
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_and_journaled_then_the_stage_commits() {
+        let f = Fixture::new();
+        let config = config(|c| c.orchestrator.retry_policy.max_retries = 3);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let runner = scripted(move |state, _, _| {
+            let c = c.clone();
+            Box::pin(async move {
+                match state {
+                    State::Supervising {} if c.fetch_add(1, Ordering::SeqCst) < 2 => {
+                        Err(StageError::Transient("flaky".into()))
+                    }
+                    State::Supervising {} => ok(Event::Decided { decision: super::super::machine::Decision::Approve }),
+                    _ => stop(),
+                }
+            })
+        });
+        let driver = f.driver(config, runner);
+        let id = f.job_in(State::Supervising {});
+        let end = drive(&driver, &id, &CancelToken::new()).await.unwrap();
+        // Approved: delivering ran next and the script stopped it there.
+        assert!(matches!(&end, State::Failed { stage, .. } if stage == "delivering"), "{end:?}");
+        let history = f.events(&id);
+        let retries: Vec<_> = history.iter().filter(|e| e.event == "retry").collect();
+        assert_eq!(retries.len(), 2);
+        assert!(retries.iter().all(|e| e.error.as_deref() == Some("flaky")));
+        let decided = history.iter().find(|e| e.event == "decided").expect("decision committed");
+        assert_eq!(decided.attempt, 3);
+        assert!(decided.detail.as_ref().is_some_and(|d| d.get("cpu_ms").is_some()), "cpu time journaled");
+    }
+
+    #[tokio::test]
+    async fn permanent_failures_are_not_retried() {
+        let f = Fixture::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let runner = scripted(move |_, _, _| {
+            c.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Err(StageError::Permanent("bad input".into())) })
+        });
+        let driver = f.driver(config(|c| c.orchestrator.retry_policy.max_retries = 3), runner);
+        let id = f.job_in(State::Costing {});
+        let end = drive(&driver, &id, &CancelToken::new()).await.unwrap();
+        assert_eq!(end, State::Failed { stage: "costing".into(), error: "bad input".into() });
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_job_ends_cancelled_during_its_stage() {
+        let f = Fixture::new();
+        let runner = scripted(|_, _, token| Box::pin(until_cancelled(token, Duration::ZERO)));
+        let driver = f.driver(config(|_| {}), runner);
+        let id = f.job_in(State::Rendering { attempt: 1 });
+        let cancel = CancelToken::new();
+        let trip = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            trip.cancel();
+        });
+        let end = drive(&driver, &id, &cancel).await.unwrap();
+        assert_eq!(end, State::Cancelled {});
+        let last = f.events(&id).pop().unwrap();
+        assert_eq!(last.error.as_deref(), Some("cancelled during rendering"));
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_interrupts_the_stage_without_ending_the_job() {
+        let f = Fixture::new();
+        let shutdown = CancelToken::new();
+        let runner = scripted(|_, _, token| Box::pin(until_cancelled(token, Duration::ZERO)));
+        let driver = f.driver(config(|_| {}), runner).with_shutdown(shutdown.clone());
+        let id = f.job_in(State::Rendering { attempt: 1 });
+        let job_token = shutdown.child();
+        let trip = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            trip.cancel();
+        });
+        let end = drive(&driver, &id, &job_token).await.unwrap();
+        assert_eq!(end, State::Rendering { attempt: 1 }, "the job stays where it was, to be resumed");
+        let last = f.events(&id).pop().unwrap();
+        assert_eq!(last.event, "interrupted");
+    }
+
+    #[tokio::test]
+    async fn an_event_the_state_does_not_accept_is_rejected_and_journaled() {
+        let f = Fixture::new();
+        let runner = scripted(|_, _, _| Box::pin(async { ok(Event::Rendered) }));
+        let driver = f.driver(config(|_| {}), runner);
+        let id = f.job_in(State::Costing {});
+        let err = drive(&driver, &id, &CancelToken::new()).await.unwrap_err();
+        assert!(matches!(err, DriverError::Rejected(_)), "{err:?}");
+        assert_eq!(f.store.job(&id).unwrap().state, State::Costing {});
+        assert_eq!(f.events(&id).pop().unwrap().event, "rejected:rendered");
+    }
+
+    fn effects(job_dir: &std::path::Path, id: &str) -> Vec<Effect> {
+        std::fs::create_dir_all(job_dir).unwrap();
+        let partial = job_dir.join(".report.json.partial");
+        std::fs::write(&partial, b"{}").unwrap();
+        vec![
+            Effect::Audit(AuditAppend { kind: AuditKind::CostDecision, payload: json!({"estimate": 0.25}) }),
+            Effect::Cache(cache::delivered_entry("request-key", id)),
+            Effect::Promote { from: partial, to: job_dir.join("report.json") },
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_stages_audit_and_cache_effects_commit_with_its_step() {
+        let f = Fixture::new();
+        let runner = scripted(|state, job_dir, _| {
+            Box::pin(async move {
+                match state {
+                    State::Costing {} => {
+                        let id = job_dir.file_name().unwrap().to_string_lossy().into_owned();
+                        let effects = effects(&job_dir, &id);
+                        Ok(StageOutcome {
+                            event: Event::Costed { plan_review: false },
+                            writes: vec![],
+                            effects,
+                            detail: None,
+                        })
+                    }
+                    _ => stop(),
+                }
+            })
+        });
+        let driver = f.driver(config(|_| {}), runner);
+        let id = f.job_in(State::Costing {});
+        drive(&driver, &id, &CancelToken::new()).await.unwrap();
+        let audit = f.store.entries().unwrap();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].job_id.as_deref(), Some(id.as_str()));
+        let costed = f.events(&id).into_iter().find(|e| e.event == "costed").unwrap();
+        assert_eq!(costed.detail.unwrap()["audit"][0]["seq"], 1, "the step names the entry it appended");
+        let cached = f.store.cache_since(cache::KIND_DELIVERED, 0).unwrap();
+        assert_eq!(cached.len(), 1);
+        assert!(driver.job_dir(&id).join("report.json").is_file(), "the finished file was promoted");
+    }
+
+    #[tokio::test]
+    async fn a_step_that_does_not_commit_leaves_no_audit_cache_or_final_file() {
+        let f = Fixture::new();
+        let store = f.store.clone();
+        let moved = Arc::new(Mutex::new(None::<String>));
+        let m = moved.clone();
+        // The job moves on while the stage runs (another writer; or a process killed between
+        // the stage's end and its commit, whose successor re-runs the stage): the commit
+        // conflicts and must take the stage's effects down with it.
+        let runner = scripted(move |state, job_dir, _| {
+            let (store, m) = (store.clone(), m.clone());
+            Box::pin(async move {
+                let id = job_dir.file_name().unwrap().to_string_lossy().into_owned();
+                assert_eq!(state, State::Costing {});
+                let event =
+                    NewEvent { event: "elsewhere".into(), duration_ms: 0, attempt: 0, error: None, detail: None };
+                store
+                    .commit_step(&StepCommit {
+                        job_id: id.clone(),
+                        from: State::Costing {},
+                        to: State::Cancelled {},
+                        event,
+                        writes: vec![],
+                        audit: vec![],
+                        cache: vec![],
+                    })
+                    .unwrap();
+                *m.lock().unwrap() = Some(id.clone());
+                let effects = effects(&job_dir, &id);
+                Ok(StageOutcome { event: Event::Costed { plan_review: false }, writes: vec![], effects, detail: None })
+            })
+        });
+        let driver = f.driver(config(|_| {}), runner);
+        let id = f.job_in(State::Costing {});
+        let err = drive(&driver, &id, &CancelToken::new()).await.unwrap_err();
+        assert!(matches!(err, DriverError::Store(StoreError::Conflict { .. })), "{err:?}");
+        assert_eq!(moved.lock().unwrap().as_deref(), Some(id.as_str()));
+        assert!(f.store.entries().unwrap().is_empty(), "no audit entry without its step");
+        assert!(f.store.cache_since(cache::KIND_DELIVERED, 0).unwrap().is_empty(), "no cache entry without its step");
+        assert!(!driver.job_dir(&id).join("report.json").exists(), "nothing promoted without its step");
+        assert!(f.events(&id).iter().all(|e| e.event != "costed"));
+    }
+
+    fn waiting_job(f: &Fixture, preset: &str) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        let new = NewJob {
+            id: id.clone(),
+            request: json!({}),
+            preset: Some(preset.into()),
+            brand_id: None,
+            auto_approve: false,
+        };
+        f.store.create_job(&new).unwrap();
+        let event = NewEvent { event: "setup".into(), duration_ms: 0, attempt: 0, error: None, detail: None };
+        let to = State::AwaitingReview {};
+        let step = StepCommit {
+            job_id: id.clone(),
+            from: State::Init {},
+            to,
+            event,
+            writes: vec![],
+            audit: vec![],
+            cache: vec![],
+        };
+        f.store.commit_step(&step).unwrap();
+        id
+    }
+
+    #[test]
+    fn multi_review_presets_need_two_distinct_approvers() {
+        let f = Fixture::new();
+        let driver = f.driver(config(|_| {}), scripted(|_, _, _| Box::pin(async { stop() })));
+        let id = waiting_job(&f, "premium_spot");
+        assert_eq!(driver.apply_human(&id, Event::Approve, "ann").unwrap(), State::AwaitingReview {});
+        let err = driver.apply_human(&id, Event::Approve, "ann").unwrap_err();
+        assert!(matches!(err, DriverError::SameApprover { .. }), "{err:?}");
+        assert_eq!(driver.apply_human(&id, Event::Approve, "bob").unwrap(), State::Delivering {});
+        let approve = f.events(&id).pop().unwrap();
+        assert_eq!(approve.detail.unwrap()["approvers"], json!(["ann", "bob"]));
+        // One approver is enough without multiReview.
+        let single = waiting_job(&f, "brand_campaign");
+        assert_eq!(driver.apply_human(&single, Event::Approve, "ann").unwrap(), State::Delivering {});
     }
 }

@@ -334,7 +334,7 @@ impl JobMachine {
 }
 
 /// The stages the driver runs; one per working state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// InputSanitizer.
@@ -362,7 +362,38 @@ pub enum Stage {
 }
 
 impl Stage {
-    /// The stage's name in config (timeouts), logs and memory.
+    /// Every stage in pipeline order (config validation lists them in its errors).
+    pub const ALL: [Stage; 11] = [
+        Stage::Sanitize,
+        Stage::Route,
+        Stage::Plan,
+        Stage::Translate,
+        Stage::Cost,
+        Stage::Voice,
+        Stage::Render,
+        Stage::TechnicalQa,
+        Stage::SemanticQa,
+        Stage::Supervise,
+        Stage::Deliver,
+    ];
+
+    /// The stage's key in config (`orchestrator.stageTimeoutsSec`): its name in camelCase,
+    /// like every other key of the file. Parsing goes through this one function so a key the
+    /// driver would never look up is a config error, not a silently ignored timeout.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            Stage::TechnicalQa => "technicalQa",
+            Stage::SemanticQa => "semanticQa",
+            other => other.name(),
+        }
+    }
+
+    /// The stage whose config key is `key`, if any.
+    pub fn from_config_key(key: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.config_key() == key)
+    }
+
+    /// The stage's name in logs, history and memory authorship.
     pub fn name(self) -> &'static str {
         match self {
             Stage::Sanitize => "sanitize",

@@ -1,6 +1,8 @@
 //! The pipeline: a pure state machine ([`machine`]), the retry policy ([`retry`]), one
-//! function per stage ([`stages`]) and the driver that runs stages and journals them
-//! ([`driver`]), and identical-request reuse of delivered jobs ([`reuse`]).
+//! function per stage ([`stages`]) returning its effects as data, the driver that runs stages
+//! and commits them ([`driver`]), the one way off the async runtime ([`blocking`]), and
+//! identical-request reuse of delivered jobs ([`reuse`]).
+pub mod blocking;
 pub mod driver;
 pub mod machine;
 pub mod retry;

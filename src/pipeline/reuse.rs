@@ -12,10 +12,11 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::memory::Section;
+use crate::memory::is_human_author;
 use crate::pipeline::machine::State;
-use crate::pipeline::stages::{consistency_cache, is_human_author};
 use crate::sanitize::SanitizedInput;
 use crate::store::Store;
+use crate::store::cache::ConsistencyCache;
 
 /// The request's identity: sha256 over the sanitised input, the config version and the
 /// versions of every agent and model that shapes the output.
@@ -39,9 +40,12 @@ pub fn request_key(config: &Config, input: &SanitizedInput) -> String {
 }
 
 /// The delivered job an identical request can reuse, if any (counts a hit or a miss).
-/// `None` as well when the consistency cache is switched off (`reuseAcrossJobs: false`).
+/// `None` as well when the consistency cache is switched off (`reuseAcrossJobs: false`) or
+/// the caller has none. The delivering stage records deliveries (a cache effect committed
+/// with its step).
 pub async fn reusable_job(
     config: &Config,
+    cache: Option<&ConsistencyCache>,
     store: &dyn Store,
     data_dir: &Path,
     input: &SanitizedInput,
@@ -49,7 +53,7 @@ pub async fn reusable_job(
     if !config.consistency_cache.reuse_across_jobs {
         return None;
     }
-    let cache = consistency_cache(config).await?;
+    let cache = cache?;
     let found = match cache.delivered(&request_key(config, input)).await {
         Some(id) if usable(store, data_dir, &id) => Some(id),
         _ => None,
@@ -64,27 +68,4 @@ fn usable(store: &dyn Store, data_dir: &Path, id: &str) -> bool {
     let edited =
         store.section(id, Section::ProductionManifest).ok().flatten().is_some_and(|e| is_human_author(&e.author));
     delivered && video && !edited
-}
-
-/// Remember that `job_id` delivered its request, so identical requests can reuse it (best
-/// effort: a failure only costs a future re-run, and is logged).
-pub async fn record_delivery(config: &Config, store: &dyn Store, job_id: &str) {
-    if !config.consistency_cache.reuse_across_jobs {
-        return;
-    }
-    let input = store
-        .section(job_id, Section::SanitizedInput)
-        .map_err(|e| e.to_string())
-        .and_then(|entry| entry.ok_or_else(|| "no sanitized input".to_owned()))
-        .and_then(|entry| serde_json::from_value::<SanitizedInput>(entry.content).map_err(|e| e.to_string()));
-    let recorded = match (input, consistency_cache(config).await) {
-        (Ok(input), Some(cache)) => {
-            cache.put_delivered(&request_key(config, &input), job_id).await.map_err(|e| e.to_string())
-        }
-        (Err(e), _) => Err(e),
-        (_, None) => Err("the consistency cache is unavailable".to_owned()),
-    };
-    if let Err(e) = recorded {
-        tracing::warn!(job = job_id, "delivery not recorded for identical-request reuse: {e}");
-    }
 }

@@ -1,7 +1,9 @@
-//! One function per stage: read what the stage needs from the job's memory, run the agent or
-//! deterministic function, and return the event plus the memory sections to write. Stages
-//! never write to the store themselves — the driver commits their output atomically — and
-//! are idempotent: the seed comes from the job id, outputs overwrite their own files.
+//! One function per stage: read what the stage needs from the job's memory snapshot, run the
+//! agent or deterministic function, and return a [`StageOutcome`]: the event, the memory
+//! sections to write and the side effects (audit entries, cache entries, files to promote)
+//! as data. Stages hold no store handle — the driver commits the whole outcome in the step's
+//! transaction — and are idempotent: the seed comes from the job id, outputs overwrite their
+//! own files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,99 +13,129 @@ use agents::director::{CreativeDirector, DirectorSettings};
 use agents::domain::{ProductionManifest, RenderPlan, VideoSettings};
 use agents::models;
 use agents::planner::{self, PlanLimits, PlanRequest, Planner};
-use agents::render::{self, PreviewSettings, RenderOutput, RenderRequest};
+use agents::render::{self, PreviewSettings, RenderRequest};
 use agents::semantic::{self, CriterionConfig, NarrativeSimilarities, SemanticReport, SemanticRequest};
 use agents::supervisor::{self, Inputs, Thresholds};
 use agents::translate::marian::MarianTranslator;
 use agents::translate::{self, LlmTranslator, Translator};
 use agents::visual::{TranslateRequest, TranslatedCaptions, Translation, VisualTranslator};
-use agents::voice::narrate::{self, Narration, NarrationRequest, NarrationStatus, SceneText};
+use agents::voice::narrate::{self, Narration, NarrationRequest, NarrationStatus, NarrationTrack, SceneText};
 use agents::{Agent, AgentContext, AgentMetadata};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::blocking;
 use super::machine::{Event, Stage, State};
 use super::retry::StageError;
 use crate::config::{Config, PipelineKind};
-use crate::finance::audit::{AuditKind, CostLedger};
+use crate::finance::audit::AuditKind;
 use crate::finance::certificate::{self, Certificate, CostKey};
+use crate::finance::daily::DailyStatus;
 use crate::finance::model::Calibration;
-use crate::finance::{self, FastTrackCheck, Orchestration, Reconciliation, daily, pricing, routing};
-use crate::memory::{MemoryWrite, Section};
+use crate::finance::pricing::PricingTable;
+use crate::finance::{self, FastTrackCheck, Reconciliation, routing};
+pub use crate::memory::sections::{
+    BackendSelection, CostCertification, Deliverable, DeliveryCost, DeliveryManifest, GeneratedAssets, Routing,
+};
+use crate::memory::{Memory, MemoryWrite, Section, SectionDoc, decode};
 use crate::qa_gate::{self, Expectations, TechnicalReport};
 use crate::sanitize::{self, BriefRequest, SanitizedInput};
-use crate::store::cache::ConsistencyCache;
-use crate::store::{JobRecord, Store};
+use crate::store::cache::{self, CacheEntry, ConsistencyCache};
+use crate::store::{AuditAppend, HistoryEvent, JobRecord};
 
-/// Everything a stage may read.
+/// Everything a stage may read: typed values the driver read before the stage started. A
+/// stage never reaches the store; what it wants written comes back in its [`StageOutcome`].
 pub struct StageInput<'a> {
     /// Configuration.
     pub config: &'a Config,
-    /// Where memory is read from.
-    pub store: &'a dyn Store,
     /// The job, as read at the start of the stage.
     pub job: &'a JobRecord,
+    /// The job's memory at the start of the stage.
+    pub memory: &'a Memory,
+    /// The job's history at the start of the costing and delivering stages (empty for the
+    /// others): the CPU time already spent is priced as measured, then reconciled.
+    pub history: &'a [HistoryEvent],
     /// The job's artifact directory.
     pub job_dir: &'a Path,
     /// The data directory (calibration file, signing key).
     pub data_dir: &'a Path,
-    /// The cost audit trail, when the driver has one.
-    pub ledger: Option<&'a dyn CostLedger>,
+    /// The pricing table in force.
+    pub prices: &'a PricingTable,
+    /// Whether the driver records cost decisions in an audit trail (stages then return
+    /// [`Effect::Audit`] entries; without one they say in memory that nothing was audited).
+    pub audited: bool,
+    /// Today's spend, read by the driver for the costing stage (`None` for the others).
+    pub daily: Option<&'a DailyStatus>,
+    /// The process's consistency cache, when the driver has one (read-only here).
+    pub cache: Option<&'a ConsistencyCache>,
     /// Seed, cancellation and progress for agents.
     pub agent: AgentContext,
 }
 
-/// What a stage produced.
+/// A side effect of a stage, carried as data so the driver can commit it with the step — or
+/// not at all.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Append an entry to the cost audit trail (in the step's transaction).
+    Audit(AuditAppend),
+    /// Write a consistency-cache entry (in the step's transaction; mirrored into the
+    /// in-memory cache after the commit).
+    Cache(CacheEntry),
+    /// Rename a finished file into place after the step committed (a `.partial` the stage
+    /// wrote, so a step that never commits leaves no final file behind).
+    Promote {
+        /// The file the stage wrote.
+        from: PathBuf,
+        /// Its final name.
+        to: PathBuf,
+    },
+}
+
+/// What a stage produced: everything the driver commits for it, in one transaction.
 #[derive(Debug)]
-pub struct StageOutput {
+pub struct StageOutcome {
     /// The event to feed the machine.
     pub event: Event,
     /// Memory sections to write.
     pub writes: Vec<MemoryWrite>,
+    /// Side effects to commit with the step.
+    pub effects: Vec<Effect>,
     /// Extra detail for the history line.
     pub detail: Option<Value>,
 }
 
-impl<'a> StageInput<'a> {
-    fn read<T: DeserializeOwned>(&self, section: Section) -> Result<T, StageError> {
-        let entry = self
-            .store
-            .section(&self.job.id, section)
-            .map_err(|e| StageError::Transient(format!("reading {section}: {e}")))?
-            .ok_or_else(|| StageError::Permanent(format!("memory section {section} has not been written")))?;
-        serde_json::from_value(entry.content)
-            .map_err(|e| StageError::Permanent(format!("memory section {section} is malformed: {e}")))
-    }
-
-    /// A section that may legitimately be absent (jobs journaled before it existed).
-    fn read_optional<T: DeserializeOwned>(&self, section: Section) -> Result<Option<T>, StageError> {
-        match self.store.section(&self.job.id, section) {
-            Ok(Some(entry)) => serde_json::from_value(entry.content)
-                .map(Some)
-                .map_err(|e| StageError::Permanent(format!("memory section {section} is malformed: {e}"))),
-            Ok(None) => Ok(None),
-            Err(e) => Err(StageError::Transient(format!("reading {section}: {e}"))),
-        }
-    }
-
-    fn write(
-        &self,
-        section: Section,
-        stage: Stage,
-        content: &impl Serialize,
-        metadata: Option<&AgentMetadata>,
-    ) -> Result<MemoryWrite, StageError> {
-        let content =
-            serde_json::to_value(content).map_err(|e| StageError::Permanent(format!("serialising {section}: {e}")))?;
-        let metadata = metadata.map(|m| serde_json::to_value(m).unwrap_or(Value::Null));
-        Ok(MemoryWrite::by_stage(section, stage.name(), content, metadata))
+impl StageOutcome {
+    /// An outcome with writes and detail but no side effects.
+    pub fn new(event: Event, writes: Vec<MemoryWrite>, detail: Option<Value>) -> Self {
+        Self { event, writes, effects: Vec::new(), detail }
     }
 }
 
+impl<'a> StageInput<'a> {
+    fn read<T: SectionDoc>(&self) -> Result<T, StageError> {
+        self.memory.read::<T>().map_err(|e| StageError::Permanent(e.to_string()))
+    }
+
+    fn write<T: SectionDoc>(
+        &self,
+        stage: Stage,
+        content: &T,
+        metadata: Option<&AgentMetadata>,
+    ) -> Result<MemoryWrite, StageError> {
+        let metadata = metadata.map(|m| serde_json::to_value(m).unwrap_or(Value::Null));
+        write_doc(stage, content, metadata)
+    }
+}
+
+/// A stage's typed write with free-form metadata.
+fn write_doc<T: SectionDoc>(stage: Stage, content: &T, metadata: Option<Value>) -> Result<MemoryWrite, StageError> {
+    MemoryWrite::of(stage.name(), content, metadata)
+        .map_err(|e| StageError::Permanent(format!("serialising {}: {e}", T::SECTION)))
+}
+
 /// Run the stage for `state`.
-pub async fn run(state: &State, input: &StageInput<'_>) -> Result<StageOutput, StageError> {
+pub async fn run(state: &State, input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
     match state {
         State::Init {} => sanitize_stage(input),
         State::Sanitized {} => route(input),
@@ -115,45 +147,26 @@ pub async fn run(state: &State, input: &StageInput<'_>) -> Result<StageOutput, S
         State::TechnicalQa { .. } => technical_qa(input).await,
         State::SemanticQa {} => semantic_qa(input).await,
         State::Supervising {} => supervise(input),
-        State::Delivering {} => deliver(input),
+        State::Delivering {} => deliver(input).await,
         other => Err(StageError::Permanent(format!("state '{}' has no stage", other.name()))),
     }
 }
 
-fn sanitize_stage(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
+fn sanitize_stage(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
     let request: BriefRequest = serde_json::from_value(input.job.request.clone())
         .map_err(|e| StageError::Permanent(format!("stored request is not a brief: {e}")))?;
     let clean = sanitize::sanitize(&request, input.config).map_err(|e| StageError::Permanent(e.to_string()))?;
-    Ok(StageOutput {
-        event: Event::InputAccepted,
-        writes: vec![input.write(Section::SanitizedInput, Stage::Sanitize, &clean, None)?],
-        detail: None,
-    })
-}
-
-/// The routing decision, journaled in the `routing` section.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Routing {
-    /// The complexity score and its parts.
-    pub complexity: planner::Complexity,
-    /// Whether the fast track was chosen.
-    pub fast_track: bool,
-    /// Why, in words.
-    pub reason: String,
-    /// The `forceFastTrackIfCostExceeds` check on the brief's estimate.
-    #[serde(default)]
-    pub cost_check: Option<FastTrackCheck>,
+    Ok(StageOutcome::new(Event::InputAccepted, vec![input.write(Stage::Sanitize, &clean, None)?], None))
 }
 
 /// The brief's estimate on its requested tier, checked against
 /// `financial.forceFastTrackIfCostExceeds`. Done here, before planning, because the fast track
 /// is a planning decision; the costing stage records the same check on the final plan.
 fn fast_track_cost_check(input: &StageInput<'_>, brief: &SanitizedInput) -> Option<FastTrackCheck> {
-    let prices = pricing::current(input.config, input.ledger);
     let calibration = Calibration::load_or_default(input.data_dir);
     finance::orchestrate(
         input.config,
-        &prices,
+        input.prices,
         &calibration,
         brief,
         brief.duration_sec as f64,
@@ -163,8 +176,8 @@ fn fast_track_cost_check(input: &StageInput<'_>, brief: &SanitizedInput) -> Opti
     .map(|o| o.fast_track_check)
 }
 
-fn route(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
-    let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
+fn route(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
+    let brief: SanitizedInput = input.read()?;
     let c = planner::complexity(&brief.content, brief.duration_sec);
     let ft = &input.config.fast_track;
     let preset_fast = input.config.presets.get(&brief.preset).is_some_and(|p| p.pipeline == PipelineKind::Fast);
@@ -190,13 +203,11 @@ fn route(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
         (true, format!("complexity {:.3} < {}", c.score, ft.activation_complexity_max))
     };
     let routing = Routing { complexity: c, fast_track, reason, cost_check };
-    Ok(StageOutput {
-        event: Event::Routed { fast_track },
-        detail: Some(
-            json!({"complexity": routing.complexity.score, "fast_track": fast_track, "reason": routing.reason}),
-        ),
-        writes: vec![input.write(Section::Routing, Stage::Route, &routing, None)?],
-    })
+    Ok(StageOutcome::new(
+        Event::Routed { fast_track },
+        vec![input.write(Stage::Route, &routing, None)?],
+        Some(json!({"complexity": routing.complexity.score, "fast_track": fast_track, "reason": routing.reason})),
+    ))
 }
 
 /// The storyboard limits for a brief: the fast track's scene cap or eight, captions short
@@ -215,49 +226,25 @@ fn readable_caption_chars(duration_s: u32, scenes: usize) -> usize {
     ((duration_s as usize * 15) / scenes.max(1)).clamp(24, 72)
 }
 
-/// Whether a memory entry was written by a person (plan review) rather than a stage.
-pub fn is_human_author(author: &str) -> bool {
-    !author.starts_with("stage:")
-}
+pub use crate::memory::is_human_author;
 
-/// The process-wide consistency cache for a data directory (opened on first use).
-pub(crate) async fn consistency_cache(config: &Config) -> Option<ConsistencyCache> {
-    static ALL: std::sync::Mutex<BTreeMap<PathBuf, ConsistencyCache>> = std::sync::Mutex::new(BTreeMap::new());
-    let dir = config.storage.data_dir.clone();
-    if let Some(c) = ALL.lock().unwrap_or_else(|p| p.into_inner()).get(&dir) {
-        return Some(c.clone());
-    }
-    let ttl = std::time::Duration::from_secs(config.consistency_cache.ttl_hours * 3600);
-    match ConsistencyCache::open_at(&dir, ttl, config.consistency_cache.similarity_threshold as f32).await {
-        Ok(c) => Some(ALL.lock().unwrap_or_else(|p| p.into_inner()).entry(dir).or_insert(c).clone()),
-        Err(e) => {
-            tracing::warn!("consistency cache unavailable: {e}");
-            None
-        }
-    }
-}
-
-async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, StageError> {
+async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutcome, StageError> {
     // A reviewer's edited manifest is the plan: keep it instead of planning again (the
     // job comes back here after "request changes" with edits).
-    let latest = input
-        .store
-        .section(&input.job.id, Section::ProductionManifest)
-        .map_err(|e| StageError::Transient(format!("reading {}: {e}", Section::ProductionManifest)))?;
+    let latest = input.memory.entry(Section::ProductionManifest);
     if let Some(entry) = latest.filter(|e| is_human_author(&e.author)) {
-        let manifest: ProductionManifest = serde_json::from_value(entry.content).map_err(|e| {
-            StageError::Permanent(format!("the human-edited {} is malformed: {e}", Section::ProductionManifest))
-        })?;
-        return Ok(StageOutput {
-            event: Event::Planned,
-            detail: Some(json!({
+        let manifest: ProductionManifest =
+            decode(entry).map_err(|e| StageError::Permanent(format!("the human-edited manifest: {e}")))?;
+        return Ok(StageOutcome::new(
+            Event::Planned,
+            vec![input.write(Stage::Plan, &manifest.markers, None)?],
+            Some(json!({
                 "kept_human_manifest": {"version": entry.version, "author": entry.author},
                 "scenes": manifest.scenes.len(),
             })),
-            writes: vec![input.write(Section::ConsistencyMarkers, Stage::Plan, &manifest.markers, None)?],
-        });
+        ));
     }
-    let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
+    let brief: SanitizedInput = input.read()?;
     let mut request = PlanRequest {
         brief: brief.content.clone(),
         duration_s: brief.duration_sec,
@@ -274,11 +261,16 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, S
     let cache_wanted = input.config.consistency_cache.reuse_across_jobs
         && input.config.presets.get(&brief.preset).is_none_or(|p| p.cache);
     let cache = match (&brief.brand_id, cache_wanted) {
-        (Some(_), true) => consistency_cache(input.config).await,
+        (Some(_), true) => input.cache,
         _ => None,
     };
     if let (Some(brand), Some(cache)) = (&brief.brand_id, &cache) {
-        match registry.embedder().and_then(|(e, _)| e.embed(&[brief.content.as_str()])) {
+        let (reg, content) = (registry.clone(), brief.content.clone());
+        let embedded = blocking::run("brief embedding", &input.agent, move |_| {
+            reg.embedder().and_then(|(e, _)| e.embed(&[content.as_str()]))
+        })
+        .await?;
+        match embedded {
             Ok(mut v) => {
                 let emb = v.remove(0);
                 match cache.find_markers(brand, &emb, &input.job.id) {
@@ -313,17 +305,17 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, S
                         repair_rounds: input.config.models.director_repair_rounds,
                     },
                 };
-                let (req, ctx) = (request.clone(), input.agent.clone());
-                match tokio::task::spawn_blocking(move || {
+                let req = request.clone();
+                let directed = blocking::run("the creative director", &input.agent, move |ctx| {
                     let started = std::time::Instant::now();
-                    director.direct(&req, &ctx).map(|d| (d, started.elapsed()))
+                    director.direct(&req, ctx).map(|d| (d, started.elapsed()))
                 })
-                .await
-                {
+                .await;
+                match directed {
                     Ok(Ok(d)) => Ok(d),
                     Ok(Err(agents::AgentError::Cancelled)) => return Err(StageError::Cancelled),
                     Ok(Err(e)) => Err(format!("the creative director produced no valid storyboard: {e}")),
-                    Err(e) => Err(format!("the creative director's task failed: {e}")),
+                    Err(e) => Err(e.to_string()),
                 }
             }
         };
@@ -355,11 +347,14 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, S
             }
         }
     };
-    if let (Some(brand), Some(cache), Some(emb)) = (&brief.brand_id, &cache, brief_embedding)
+    let mut effects = Vec::new();
+    if let (Some(brand), Some(_), Some(emb)) = (&brief.brand_id, &cache, brief_embedding)
         && request.reuse_markers.is_none()
-        && let Err(e) = cache.put_markers(brand, &input.job.id, emb, &manifest.markers).await
     {
-        tracing::warn!("consistency cache write failed: {e}");
+        match cache::markers_entry(brand, &input.job.id, emb, &manifest.markers) {
+            Ok(entry) => effects.push(Effect::Cache(entry)),
+            Err(e) => tracing::warn!("consistency cache entry not built: {e}"),
+        }
     }
     let mut meta = serde_json::to_value(&metadata).unwrap_or(Value::Null);
     meta["note"] = Value::String(note);
@@ -367,15 +362,16 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutput, S
     if let Some(r) = &director_report {
         meta["director"] = to_value(r)?;
     }
-    Ok(StageOutput {
+    Ok(StageOutcome {
         event: Event::Planned,
         detail: Some(
             json!({"model_used": metadata.model_used, "scenes": manifest.scenes.len(), "consistency_cache": cache_note}),
         ),
         writes: vec![
-            input.write(Section::ConsistencyMarkers, Stage::Plan, &manifest.markers, Some(&metadata))?,
-            MemoryWrite::by_stage(Section::ProductionManifest, Stage::Plan.name(), to_value(&manifest)?, Some(meta)),
+            input.write(Stage::Plan, &manifest.markers, Some(&metadata))?,
+            write_doc(Stage::Plan, &manifest, Some(meta))?,
         ],
+        effects,
     })
 }
 
@@ -417,9 +413,7 @@ pub async fn translation_for(
     let owned = config.clone();
     let src = source.clone();
     let (translations, unavailable) =
-        tokio::task::spawn_blocking(move || translate_captions(&owned, &captions, &src, &targets))
-            .await
-            .map_err(|e| StageError::Transient(format!("translation task failed: {e}")))?;
+        blocking::run("translation", ctx, move |_| translate_captions(&owned, &captions, &src, &targets)).await?;
     let request = TranslateRequest {
         manifest,
         video: video_settings(config, brief)?,
@@ -496,68 +490,38 @@ fn translate_captions(
     (done, missing)
 }
 
-async fn translate(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
-    let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
-    let manifest: ProductionManifest = input.read(Section::ProductionManifest)?;
+async fn translate(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
+    let brief: SanitizedInput = input.read()?;
+    let manifest: ProductionManifest = input.read()?;
     let out = translation_for(input.config, &brief, manifest, &input.agent).await?;
     let unavailable: Vec<&str> =
         out.value.languages.iter().filter(|l| l.status == "unavailable").map(|l| l.lang.as_str()).collect();
-    Ok(StageOutput {
-        event: Event::Translated,
-        detail: Some(json!({"subtitles_unavailable": unavailable})),
-        writes: vec![input.write(Section::PromptBundle, Stage::Translate, &out.value, Some(&out.metadata))?],
-    })
+    Ok(StageOutcome::new(
+        Event::Translated,
+        vec![input.write(Stage::Translate, &out.value, Some(&out.metadata))?],
+        Some(json!({"subtitles_unavailable": unavailable})),
+    ))
 }
 
-/// What the costing stage journals in `optimized_backend_selection`: the tier and backend
-/// chosen, the render settings that follow from them (the render and technical QA stages
-/// read `video` from here, so a tier change re-sizes the render), and the whole decision with
-/// the alternatives it rejected.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BackendSelection {
-    /// The tier rendered.
-    pub tier: String,
-    /// `local-cpu` or `remote:<name>`.
-    pub backend: String,
-    /// The tier the brief asked for.
-    pub requested_tier: String,
-    /// Encoder settings of the chosen tier, sized for the brief's aspect ratio.
-    pub video: VideoSettings,
-    /// The FinancialOrchestrator's decision, every option priced, the rules applied.
-    pub orchestration: Orchestration,
-    /// Sequence number of the audit entry recording the decision, or why there is none.
-    pub audit: Value,
-}
-
-/// What the costing stage journals in `cost_certification`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CostCertification {
-    /// The signed certificate (also written to `cost_certificate.json`).
-    pub certificate: Certificate,
-    /// The brief's budget.
-    pub budget: Option<f64>,
-    /// The chosen option breaks a money rule (the supervisor reviews it).
-    pub over_budget: bool,
-    /// The day's spend when the job was costed.
-    pub daily: daily::DailyStatus,
-    /// Where the signing key came from.
-    pub signing_key: String,
-}
-
-fn cost(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
-    let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
-    let translation: Translation = input.read(Section::PromptBundle)?;
-    let prices = pricing::current(input.config, input.ledger);
+fn cost(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
+    let brief: SanitizedInput = input.read()?;
+    let translation: Translation = input.read()?;
+    let prices = input.prices;
     let calibration = Calibration::load_or_default(input.data_dir);
-    let day = daily::status(input.store, input.config, &prices, chrono::Utc::now())
-        .map_err(|e| StageError::Transient(format!("reading today's spend: {e}")))?;
+    let day = input
+        .daily
+        .cloned()
+        .ok_or_else(|| StageError::Transient("the driver did not read today's spend for the costing stage".into()))?;
     let duration_s = translation.plan.duration_s();
-    let orch = finance::orchestrate(input.config, &prices, &calibration, &brief, duration_s, day.level)
-        .map_err(|e| StageError::Permanent(e.to_string()))?;
+    // The stages that already ran (sanitize … translating) are priced as measured.
+    let measured: BTreeMap<String, f64> = finance::daily::stage_cpu(input.history).into_iter().collect();
+    let orch =
+        finance::orchestrate_measured(input.config, prices, &calibration, &brief, duration_s, day.level, &measured)
+            .map_err(|e| StageError::Permanent(e.to_string()))?;
     let chosen = &orch.decision.chosen;
     let tier_brief = SanitizedInput { tier: chosen.tier.clone(), ..brief.clone() };
     let video = video_settings(input.config, &tier_brief)?;
-    let backend = if chosen.name.starts_with("remote:") { chosen.name.clone() } else { finance::LOCAL_BACKEND.into() };
+    let backend = finance::Backend::of_candidate(&chosen.name);
 
     let key = CostKey::load(input.data_dir).map_err(|e| StageError::Permanent(e.to_string()))?;
     let inputs = json!({
@@ -578,11 +542,14 @@ fn cost(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
     }
     .sign(&key)
     .map_err(|e| StageError::Permanent(e.to_string()))?;
-    cert.write(&input.job_dir.join("cost_certificate.json"))
-        .map_err(|e| StageError::Transient(format!("writing cost_certificate.json: {e}")))?;
+    // Written under a partial name and promoted by the driver once the step committed.
+    let (partial, certificate_file) =
+        (input.job_dir.join(".cost_certificate.json.partial"), input.job_dir.join("cost_certificate.json"));
+    cert.write(&partial).map_err(|e| StageError::Transient(format!("writing cost_certificate.json: {e}")))?;
+    let mut effects = vec![Effect::Promote { from: partial, to: certificate_file }];
 
-    let audit = match input.ledger {
-        Some(ledger) => {
+    let audit = match input.audited {
+        true => {
             let payload = json!({
                 "requested_tier": brief.tier, "chosen": chosen.name, "tier": chosen.tier, "backend": backend,
                 "estimate": orch.estimate.total, "cost_per_minute": orch.estimate.cost_per_minute,
@@ -596,12 +563,11 @@ fn cost(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
                 "daily": {"spent": day.spent, "limit": day.limit, "level": day.level},
                 "pricing_version": prices.version, "inputs_hash": cert.inputs_hash, "signature": cert.signature,
             });
-            let entry = ledger
-                .append(AuditKind::CostDecision, Some(&input.job.id), &payload)
-                .map_err(|e| StageError::Transient(format!("audit trail: {e}")))?;
-            json!({"seq": entry.seq, "hash": entry.hash})
+            effects.push(Effect::Audit(AuditAppend { kind: AuditKind::CostDecision, payload }));
+            json!({"kind": AuditKind::CostDecision.as_str(),
+                   "note": "appended in the costing step's transaction; the step's history line names its seq and hash"})
         }
-        None => json!({"seq": null, "note": "no audit trail attached to this driver; the decision was not audited"}),
+        false => json!({"seq": null, "note": "no audit trail attached to this driver; the decision was not audited"}),
     };
     let preset = input.config.presets.get(&brief.preset);
     let plan_review = preset.is_some_and(|p| p.plan_review) && !input.job.auto_approve;
@@ -625,26 +591,24 @@ fn cost(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
         orchestration: orch,
         audit,
     };
-    Ok(StageOutput {
+    Ok(StageOutcome {
         event: Event::Costed { plan_review },
         detail: Some(detail),
-        writes: vec![
-            input.write(Section::CostCertification, Stage::Cost, &certification, None)?,
-            input.write(Section::OptimizedBackendSelection, Stage::Cost, &selection, None)?,
-        ],
+        writes: vec![input.write(Stage::Cost, &certification, None)?, input.write(Stage::Cost, &selection, None)?],
+        effects,
     })
 }
 
 /// The encoder settings to render with: the costing stage's choice when it made one, else the
 /// render plan's own (jobs costed before tier selection existed).
 fn selected_video(input: &StageInput<'_>, plan_video: &VideoSettings) -> Result<VideoSettings, StageError> {
-    let entry = input
-        .store
-        .section(&input.job.id, Section::OptimizedBackendSelection)
-        .map_err(|e| StageError::Transient(format!("reading optimized_backend_selection: {e}")))?;
-    Ok(entry
-        .and_then(|e| serde_json::from_value::<VideoSettings>(e.content["video"].clone()).ok())
-        .unwrap_or_else(|| plan_video.clone()))
+    // A selection that does not decode (written before tier selection existed) is the same
+    // as none: the plan's own settings.
+    Ok(input.memory.get::<BackendSelection>().ok().flatten().map(|s| s.video).unwrap_or_else(|| plan_video.clone()))
+}
+
+fn relative(job_dir: &Path, p: &Path) -> PathBuf {
+    p.strip_prefix(job_dir).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// The voicing stage: the narrator speaks each scene of the approved plan (source language),
@@ -652,9 +616,9 @@ fn selected_video(input: &StageInput<'_>, plan_video: &VideoSettings) -> Result<
 /// section records voice, engine, timings and real-time factor — or why the video has music
 /// only. A narration that cannot fit even after dropping whole sentences fails the job with
 /// the numbers.
-async fn voice_stage(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
-    let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
-    let translation: Translation = input.read(Section::PromptBundle)?;
+async fn voice_stage(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
+    let brief: SanitizedInput = input.read()?;
+    let translation: Translation = input.read()?;
     let cfg = &input.config.voice;
     let request = NarrationRequest {
         scenes: translation
@@ -672,11 +636,8 @@ async fn voice_stage(input: &StageInput<'_>) -> Result<StageOutput, StageError> 
         fit: cfg.fit(),
         voices: cfg.settings(&input.config.models.dir),
     };
-    let ctx = input.agent.clone();
     let started = std::time::Instant::now();
-    let narration = tokio::task::spawn_blocking(move || narrate::narrate(&request, &ctx))
-        .await
-        .map_err(|e| StageError::Transient(format!("voicing task failed: {e}")))??;
+    let narration = blocking::run("voicing", &input.agent, move |ctx| narrate::narrate(&request, ctx)).await??;
     let track = narration.tracks.first();
     let metadata = AgentMetadata {
         model_used: track.and_then(|t| t.voice.clone()).unwrap_or_else(|| "none".into()),
@@ -692,11 +653,7 @@ async fn voice_stage(input: &StageInput<'_>) -> Result<StageOutput, StageError> 
         "real_time_factor": narration.real_time_factor,
         "reason": narration.reason,
     });
-    Ok(StageOutput {
-        event: Event::Voiced,
-        detail: Some(detail),
-        writes: vec![input.write(Section::Narration, Stage::Voice, &narration, Some(&metadata))?],
-    })
+    Ok(StageOutcome::new(Event::Voiced, vec![input.write(Stage::Voice, &narration, Some(&metadata))?], Some(detail)))
 }
 
 /// Loads the narrator's voice on a background thread so its one-off load (about a second for
@@ -715,14 +672,16 @@ pub fn prewarm_voice(config: &Config, brief: &SanitizedInput) {
 }
 
 /// The credit a narration's voice asks for in the delivery manifest.
-fn voice_credit(track: &agents::voice::narrate::NarrationTrack) -> String {
+fn voice_credit(track: &NarrationTrack) -> String {
     let voice = track.voice.as_deref().unwrap_or("?");
     match track.engine {
         Some(agents::voice::VoiceEngine::Piper) if voice == "piper:en_US-joe-medium" => format!(
             "Narration: {voice}, a Piper voice (rhasspy/piper-voices v1.0.0; dataset CC0, fine-tuned from the lessac \
              voice) run with ONNX Runtime (MIT)"
         ),
-        Some(agents::voice::VoiceEngine::Piper) => format!("Narration: {voice}, a Piper voice run with ONNX Runtime (MIT)"),
+        Some(agents::voice::VoiceEngine::Piper) => {
+            format!("Narration: {voice}, a Piper voice run with ONNX Runtime (MIT)")
+        }
         _ => format!("Narration: {voice}, espeak-ng formant synthesis (GPL-3.0, run as a separate program)"),
     }
 }
@@ -732,33 +691,19 @@ fn voice_credit(track: &agents::voice::narrate::NarrationTrack) -> String {
 /// speech, word timings, the clips, subtitles cut from the words). The translator's section
 /// itself is never rewritten.
 pub fn rendered_plan(input: &StageInput<'_>) -> Result<RenderPlan, StageError> {
-    let translation: Translation = input.read(Section::PromptBundle)?;
+    let translation: Translation = input.read()?;
     let mut plan = translation.plan;
     plan.video = selected_video(input, &plan.video)?;
     plan.mix = input.config.voice.mix();
-    if let Some(narration) = input.read_optional::<Narration>(Section::Narration)?
-        && narration.status == NarrationStatus::Narrated
-    {
-        narration.apply(&mut plan, input.job_dir, &input.config.voice.cue_rules());
+    // Jobs voiced before the section existed simply have none.
+    let narration = input.memory.get::<Narration>().map_err(|e| StageError::Permanent(e.to_string()))?;
+    if let Some(n) = narration.filter(|n| n.status == NarrationStatus::Narrated) {
+        n.apply(&mut plan, input.job_dir, &input.config.voice.cue_rules());
     }
     Ok(plan)
 }
 
-/// What the render stage journals: the render's output with paths relative to the job
-/// directory, so a data directory can be moved.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GeneratedAssets {
-    /// Which render of the job this is (1 = first).
-    pub attempt: u32,
-    /// The renderer's report, paths relative to the job directory.
-    pub output: RenderOutput,
-}
-
-fn relative(job_dir: &Path, p: &Path) -> PathBuf {
-    p.strip_prefix(job_dir).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf())
-}
-
-async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutput, StageError> {
+async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutcome, StageError> {
     let mut plan = rendered_plan(input)?;
     if attempt > 1 {
         // A re-render after a failed technical check: trade speed for robustness.
@@ -772,11 +717,8 @@ async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutpu
             short_side: input.config.render.preview_short_side,
         },
     };
-    let ctx = input.agent.clone();
     let started = std::time::Instant::now();
-    let mut output = tokio::task::spawn_blocking(move || render::render(&plan, &request, &ctx))
-        .await
-        .map_err(|e| StageError::Transient(format!("render task failed: {e}")))??;
+    let mut output = blocking::run("render", &input.agent, move |ctx| render::render(&plan, &request, ctx)).await??;
     let job_dir = input.job_dir;
     output.video = relative(job_dir, &output.video);
     output.preview = relative(job_dir, &output.preview);
@@ -787,37 +729,29 @@ async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutpu
         processing_ms: started.elapsed().as_millis() as u64,
         version: "1.0.0".into(),
     };
-    Ok(StageOutput {
-        event: Event::Rendered,
-        detail: Some(json!({"frames": output.frames, "encode_fps": output.encode_fps, "attempt": attempt})),
-        writes: vec![input.write(
-            Section::GeneratedAssets,
-            Stage::Render,
-            &GeneratedAssets { attempt, output },
-            Some(&metadata),
-        )?],
-    })
+    let detail = json!({"frames": output.frames, "encode_fps": output.encode_fps, "attempt": attempt});
+    Ok(StageOutcome::new(
+        Event::Rendered,
+        vec![input.write(Stage::Render, &GeneratedAssets { attempt, output }, Some(&metadata))?],
+        Some(detail),
+    ))
 }
 
-async fn technical_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
-    let assets: GeneratedAssets = input.read(Section::GeneratedAssets)?;
+async fn technical_qa(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
+    let assets: GeneratedAssets = input.read()?;
     let plan = rendered_plan(input)?;
     let expect = Expectations::from_plan(&plan);
     let path = input.job_dir.join(&assets.output.video);
     let cfg = input.config.technical_qa.clone();
     let gate = input.config.quality_gates.technical;
-    let report: TechnicalReport = tokio::task::spawn_blocking(move || qa_gate::inspect(&path, &expect, &cfg, gate))
-        .await
-        .map_err(|e| StageError::Transient(format!("QA task failed: {e}")))?;
+    let report: TechnicalReport =
+        blocking::run("QA", &input.agent, move |_| qa_gate::inspect(&path, &expect, &cfg, gate)).await?;
     let failed: Vec<String> =
         report.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
     let event =
         if report.passed { Event::TechnicalPassed } else { Event::TechnicalFailed { reason: failed.join("; ") } };
-    Ok(StageOutput {
-        event,
-        detail: Some(json!({"technical_score": report.technical_score, "failed_checks": failed})),
-        writes: vec![input.write(Section::TechnicalValidationReport, Stage::TechnicalQa, &report, None)?],
-    })
+    let detail = json!({"technical_score": report.technical_score, "failed_checks": failed});
+    Ok(StageOutcome::new(event, vec![input.write(Stage::TechnicalQa, &report, None)?], Some(detail)))
 }
 
 /// Embedding similarities for narrativeAdherence, or why they are unavailable.
@@ -846,18 +780,17 @@ fn narrative_similarities(
     ))
 }
 
-async fn semantic_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
-    let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
-    let manifest: ProductionManifest = input.read(Section::ProductionManifest)?;
+async fn semantic_qa(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
+    let brief: SanitizedInput = input.read()?;
+    let manifest: ProductionManifest = input.read()?;
     let plan = rendered_plan(input)?;
-    let assets: GeneratedAssets = input.read(Section::GeneratedAssets)?;
+    let assets: GeneratedAssets = input.read()?;
     let registry = models::Registry::shared(&input.config.models.settings());
     let captions: Vec<String> = plan.scenes.iter().map(|s| s.caption.clone()).collect();
     let (b, m) = (brief.content.clone(), manifest.clone());
     let started = std::time::Instant::now();
-    let embedded = tokio::task::spawn_blocking(move || narrative_similarities(&registry, &b, &m, &captions))
-        .await
-        .map_err(|e| StageError::Transient(format!("embedding task failed: {e}")))?;
+    let embedded =
+        blocking::run("embedding", &input.agent, move |_| narrative_similarities(&registry, &b, &m, &captions)).await?;
     let embed_ms = started.elapsed().as_millis() as u64;
     let (narrative_embeddings, embedding_note) = match embedded {
         Ok((sims, load_ms)) => (
@@ -881,29 +814,28 @@ async fn semantic_qa(input: &StageInput<'_>) -> Result<StageOutput, StageError> 
         gate: input.config.quality_gates.semantic,
         narrative_embeddings,
     };
-    let mut out = semantic::SemanticQa.run(request, &input.agent).await?;
+    // Decoding and scoring keyframes is CPU work: off the runtime like every other.
+    let mut out = blocking::run("semantic QA", &input.agent, move |ctx| {
+        tokio::runtime::Handle::current().block_on(semantic::SemanticQa.run(request, ctx))
+    })
+    .await??;
     if embedding_note["model"].is_string() {
         out.metadata.model_used = format!("signal-heuristics+{}", models::MINILM_ID);
     }
     let mut metadata = serde_json::to_value(&out.metadata).unwrap_or(Value::Null);
     metadata["embeddings"] = embedding_note;
-    Ok(StageOutput {
-        event: Event::SemanticScored,
-        detail: Some(json!({"semantic_score": out.value.score, "weakest_scenes": out.value.weakest_scenes})),
-        writes: vec![MemoryWrite::by_stage(
-            Section::ConsistencyReport,
-            Stage::SemanticQa.name(),
-            to_value(&out.value)?,
-            Some(metadata),
-        )],
-    })
+    Ok(StageOutcome::new(
+        Event::SemanticScored,
+        vec![write_doc(Stage::SemanticQa, &out.value, Some(metadata))?],
+        Some(json!({"semantic_score": out.value.score, "weakest_scenes": out.value.weakest_scenes})),
+    ))
 }
 
-fn supervise(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
-    let brief: SanitizedInput = input.read(Section::SanitizedInput)?;
-    let technical: TechnicalReport = input.read(Section::TechnicalValidationReport)?;
-    let semantic: SemanticReport = input.read(Section::ConsistencyReport)?;
-    let cost: CostCertification = input.read(Section::CostCertification)?;
+fn supervise(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
+    let brief: SanitizedInput = input.read()?;
+    let technical: TechnicalReport = input.read()?;
+    let semantic: SemanticReport = input.read()?;
+    let cost: CostCertification = input.read()?;
     let s = &input.config.supervisor;
     let verdict = supervisor::decide(
         &Inputs {
@@ -918,22 +850,11 @@ fn supervise(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
             reject_below_technical: s.reject_below_technical,
         },
     );
-    Ok(StageOutput {
-        event: Event::Decided { decision: verdict.decision.clone() },
-        detail: Some(json!({"reasons": verdict.reasons})),
-        writes: vec![input.write(Section::FinalApproval, Stage::Supervise, &verdict, None)?],
-    })
-}
-
-/// One deliverable in the delivery manifest.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Deliverable {
-    /// Path relative to the job directory.
-    pub path: String,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// SHA-256 of the content, hex.
-    pub sha256: String,
+    Ok(StageOutcome::new(
+        Event::Decided { decision: verdict.decision.clone() },
+        vec![input.write(Stage::Supervise, &verdict, None)?],
+        Some(json!({"reasons": verdict.reasons})),
+    ))
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {
@@ -973,57 +894,68 @@ fn list_files(dir: &Path, root: &Path, out: &mut Vec<Deliverable>) -> std::io::R
     Ok(())
 }
 
-/// Actual cost against the certified estimate; `Null` (with a note) for a job costed before
-/// certificates existed.
-fn reconcile(input: &StageInput<'_>, bytes: u64) -> Result<Value, StageError> {
-    let Some(entry) = input
-        .store
-        .section(&input.job.id, Section::CostCertification)
-        .map_err(|e| StageError::Transient(format!("reading cost_certification: {e}")))?
-    else {
-        return Ok(json!({"note": "no cost certificate: nothing to reconcile"}));
+/// Actual cost against the certified estimate, with its audit entry; a note for a job costed
+/// before certificates existed.
+fn reconcile(input: &StageInput<'_>, bytes: u64) -> (DeliveryCost, Option<Effect>) {
+    let cert = match input.memory.get::<CostCertification>() {
+        Ok(Some(cert)) => cert,
+        Ok(None) => {
+            return (DeliveryCost::NotReconciled { note: "no cost certificate: nothing to reconcile".into() }, None);
+        }
+        Err(_) => {
+            let note = "the cost certification predates the cost model: nothing to reconcile".into();
+            return (DeliveryCost::NotReconciled { note }, None);
+        }
     };
-    let Ok(cert) = serde_json::from_value::<CostCertification>(entry.content) else {
-        return Ok(json!({"note": "the cost certification predates the cost model: nothing to reconcile"}));
-    };
-    let history = input.store.history(&input.job.id).map_err(|e| StageError::Transient(format!("history: {e}")))?;
-    let prices = pricing::current(input.config, input.ledger);
-    let r: Reconciliation = finance::reconcile(input.config, &prices, &cert.certificate.estimate, &history, bytes);
-    if let Some(ledger) = input.ledger {
+    let prices = input.prices;
+    let r: Reconciliation = finance::reconcile(input.config, prices, &cert.certificate.estimate, input.history, bytes);
+    let audit = input.audited.then(|| {
         let payload = json!({
             "estimate": r.estimate, "actual": r.actual.total, "variance_pct": r.variance_pct,
             "overrun_flagged": r.overrun_flagged, "pricing_version": prices.version,
         });
-        ledger
-            .append(AuditKind::CostReconciled, Some(&input.job.id), &payload)
-            .map_err(|e| StageError::Transient(format!("audit trail: {e}")))?;
-    }
-    to_value(&r)
+        Effect::Audit(AuditAppend { kind: AuditKind::CostReconciled, payload })
+    });
+    (DeliveryCost::Reconciled(Box::new(r)), audit)
 }
 
-fn deliver(input: &StageInput<'_>) -> Result<StageOutput, StageError> {
-    let translation: Translation = input.read(Section::PromptBundle)?;
-    let mut files = Vec::new();
-    list_files(input.job_dir, input.job_dir, &mut files)
-        .map_err(|e| StageError::Transient(format!("listing {}: {e}", input.job_dir.display())))?;
+async fn deliver(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
+    let translation: Translation = input.read()?;
+    // Hashing every deliverable is blocking IO: off the runtime.
+    let dir = input.job_dir.to_path_buf();
+    let files = blocking::run("delivery listing", &input.agent, move |_| {
+        let mut files = Vec::new();
+        list_files(&dir, &dir, &mut files).map(|()| files)
+    })
+    .await?
+    .map_err(|e| StageError::Transient(format!("listing {}: {e}", input.job_dir.display())))?;
     if !files.iter().any(|f| f.path == "video.mp4") {
         return Err(StageError::Permanent(format!("{} has no video.mp4 to deliver", input.job_dir.display())));
     }
-    let reconciliation = reconcile(input, files.iter().map(|f| f.bytes).sum())?;
-    let narration: Option<Narration> = input.read_optional(Section::Narration)?;
-    let credits: Vec<String> = narration.as_ref().and_then(Narration::spoken).map(voice_credit).into_iter().collect();
-    let manifest = json!({
-        "job_id": input.job.id,
-        "directory": input.job_dir,
-        "files": files,
-        "subtitles": translation.languages,
-        "credits": credits,
-        "cost": reconciliation,
-    });
-    Ok(StageOutput {
+    let (cost, audit) = reconcile(input, files.iter().map(|f| f.bytes).sum());
+    let mut effects: Vec<Effect> = audit.into_iter().collect();
+    // Identical requests may reuse this delivery: recorded in the delivering step's
+    // transaction, so a job is reusable exactly when it is delivered.
+    if input.config.consistency_cache.reuse_across_jobs && input.cache.is_some() {
+        let brief: SanitizedInput = input.read()?;
+        let key = super::reuse::request_key(input.config, &brief);
+        effects.push(Effect::Cache(cache::delivered_entry(&key, &input.job.id)));
+    }
+    let narration = input.memory.get::<Narration>().map_err(|e| StageError::Permanent(e.to_string()))?;
+    let manifest = DeliveryManifest {
+        job_id: input.job.id.clone(),
+        directory: input.job_dir.to_path_buf(),
+        files,
+        subtitles: translation.languages,
+        cost,
+        credits: narration.as_ref().and_then(Narration::spoken).map(voice_credit).into_iter().collect(),
+        extra: Default::default(),
+    };
+    Ok(StageOutcome {
         event: Event::DeliveryPacked,
-        detail: Some(json!({"files": files.len()})),
-        writes: vec![MemoryWrite::by_stage(Section::DeliveryManifest, Stage::Deliver.name(), manifest, None)],
+        detail: Some(json!({"files": manifest.files.len()})),
+        writes: vec![input.write(Stage::Deliver, &manifest, None)?],
+        effects,
     })
 }
 

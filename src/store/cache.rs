@@ -5,7 +5,6 @@
 //! brief's reuses that brief's consistency markers. Hits and misses are counted process-wide
 //! ([`stats`]) for the CLI and the service.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -47,15 +46,20 @@ pub trait CacheStore {
     fn cache_since(&self, kind: &str, since: i64) -> Result<Vec<CacheEntry>, StoreError>;
 }
 
+/// Insert or replace an entry on `conn` (a plain connection or a step's transaction).
+pub(super) fn put_in(conn: &rusqlite::Connection, e: &CacheEntry) -> Result<(), StoreError> {
+    let embedding = e.embedding.as_ref().map(serde_json::to_string).transpose()?;
+    conn.execute(
+        "INSERT OR REPLACE INTO cache_entries (kind, key, brand, value, embedding, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![e.kind, e.key, e.brand, e.value.to_string(), embedding, e.created_at],
+    )?;
+    Ok(())
+}
+
 impl CacheStore for SqliteStore {
     fn cache_put(&self, e: &CacheEntry) -> Result<(), StoreError> {
-        let embedding = e.embedding.as_ref().map(serde_json::to_string).transpose()?;
-        self.conn().execute(
-            "INSERT OR REPLACE INTO cache_entries (kind, key, brand, value, embedding, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![e.kind, e.key, e.brand, e.value.to_string(), embedding, e.created_at],
-        )?;
-        Ok(())
+        put_in(&self.conn(), e)
     }
 
     fn cache_since(&self, kind: &str, since: i64) -> Result<Vec<CacheEntry>, StoreError> {
@@ -139,11 +143,14 @@ pub struct MarkersHit {
     pub similarity: f32,
 }
 
-/// Brand markers cache: moka in front, SQLite behind.
+/// Brand markers cache: moka in front, SQLite behind. One per process, opened at start-up on
+/// the store the driver journals into and handed to the driver: a stage only reads it, and
+/// its new entries are written by the step commit ([`super::StepCommit::cache`]) and
+/// mirrored here with [`ConsistencyCache::remember`] once committed.
 #[derive(Clone)]
 pub struct ConsistencyCache {
     memory: Cache<String, Arc<CacheEntry>>,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn CacheStore + Send + Sync>,
     ttl: Duration,
     threshold: f32,
 }
@@ -157,7 +164,11 @@ impl std::fmt::Debug for ConsistencyCache {
 impl ConsistencyCache {
     /// A cache over `store` with the given TTL and similarity threshold, warmed with every
     /// persisted entry younger than the TTL.
-    pub async fn open(store: Arc<SqliteStore>, ttl: Duration, threshold: f32) -> Result<Self, StoreError> {
+    pub async fn open(
+        store: Arc<dyn CacheStore + Send + Sync>,
+        ttl: Duration,
+        threshold: f32,
+    ) -> Result<Self, StoreError> {
         let memory = Cache::builder().time_to_live(ttl).max_capacity(10_000).build();
         let cache = Self { memory, store, ttl, threshold };
         let since = unix_now() - ttl.as_secs() as i64;
@@ -169,10 +180,17 @@ impl ConsistencyCache {
         Ok(cache)
     }
 
-    /// Open the cache on the database file under `data_dir` (a second connection; WAL allows it).
-    pub async fn open_at(data_dir: &Path, ttl: Duration, threshold: f32) -> Result<Self, StoreError> {
-        let store = SqliteStore::open(&crate::pipeline::driver::database_path(data_dir))?;
-        Self::open(Arc::new(store), ttl, threshold).await
+    /// The cache configured by `consistencyCache` over `store`.
+    pub async fn from_config(
+        store: Arc<dyn CacheStore + Send + Sync>,
+        config: &crate::config::ConsistencyCache,
+    ) -> Result<Self, StoreError> {
+        Self::open(store, Duration::from_secs(config.ttl_hours * 3600), config.similarity_threshold as f32).await
+    }
+
+    /// Mirror an entry that a step commit wrote to SQLite into the in-memory cache.
+    pub async fn remember(&self, entry: CacheEntry) {
+        self.memory.insert(format!("{}:{}", entry.kind, entry.key), Arc::new(entry)).await;
     }
 
     /// The most similar earlier brief of the same brand at or above the threshold, if any;
@@ -214,16 +232,9 @@ impl ConsistencyCache {
 
     /// Record that `job_id` delivered the request with this key (write-through).
     pub async fn put_delivered(&self, request_key: &str, job_id: &str) -> Result<(), StoreError> {
-        let entry = CacheEntry {
-            kind: KIND_DELIVERED.into(),
-            key: request_key.into(),
-            brand: None,
-            value: serde_json::Value::String(job_id.into()),
-            embedding: None,
-            created_at: unix_now(),
-        };
+        let entry = delivered_entry(request_key, job_id);
         self.store.cache_put(&entry)?;
-        self.memory.insert(format!("{KIND_DELIVERED}:{request_key}"), Arc::new(entry)).await;
+        self.remember(entry).await;
         Ok(())
     }
 
@@ -235,18 +246,40 @@ impl ConsistencyCache {
         embedding: Vec<f32>,
         markers: &ConsistencyMarkers,
     ) -> Result<(), StoreError> {
-        let entry = CacheEntry {
-            kind: KIND_MARKERS.into(),
-            key: key.into(),
-            brand: Some(brand.into()),
-            value: serde_json::to_value(markers)?,
-            embedding: Some(embedding),
-            created_at: unix_now(),
-        };
+        let entry = markers_entry(brand, key, embedding, markers)?;
         self.store.cache_put(&entry)?;
-        self.memory.insert(format!("{KIND_MARKERS}:{key}"), Arc::new(entry)).await;
+        self.remember(entry).await;
         Ok(())
     }
+}
+
+/// The entry recording that `job_id` delivered the request with this key.
+pub fn delivered_entry(request_key: &str, job_id: &str) -> CacheEntry {
+    CacheEntry {
+        kind: KIND_DELIVERED.into(),
+        key: request_key.into(),
+        brand: None,
+        value: serde_json::Value::String(job_id.into()),
+        embedding: None,
+        created_at: unix_now(),
+    }
+}
+
+/// The entry recording a brand's markers for a brief (`key`: the job that produced them).
+pub fn markers_entry(
+    brand: &str,
+    key: &str,
+    embedding: Vec<f32>,
+    markers: &ConsistencyMarkers,
+) -> Result<CacheEntry, StoreError> {
+    Ok(CacheEntry {
+        kind: KIND_MARKERS.into(),
+        key: key.into(),
+        brand: Some(brand.into()),
+        value: serde_json::to_value(markers)?,
+        embedding: Some(embedding),
+        created_at: unix_now(),
+    })
 }
 
 #[cfg(test)]
@@ -262,16 +295,21 @@ mod tests {
         }
     }
 
+    async fn open_at(dir: &std::path::Path, ttl: Duration, threshold: f32) -> ConsistencyCache {
+        let store = SqliteStore::open(&crate::store::database_path(dir)).unwrap();
+        ConsistencyCache::open(Arc::new(store), ttl, threshold).await.unwrap()
+    }
+
     #[tokio::test]
     async fn markers_survive_a_restart_and_match_by_brand_and_similarity() {
         let dir = tempfile::tempdir().unwrap();
         let ttl = Duration::from_secs(168 * 3600);
         {
-            let cache = ConsistencyCache::open_at(dir.path(), ttl, 0.85).await.unwrap();
+            let cache = open_at(dir.path(), ttl, 0.85).await;
             cache.put_markers("acme", "job-1", vec![1.0, 0.0, 0.0], &markers("bold")).await.unwrap();
         }
         // A new process: only SQLite carries the entry over.
-        let cache = ConsistencyCache::open_at(dir.path(), ttl, 0.85).await.unwrap();
+        let cache = open_at(dir.path(), ttl, 0.85).await;
         let before = stats();
         let hit = cache.find_markers("acme", &[0.95, 0.31, 0.0], "job-2").expect("similar brief hits");
         assert_eq!(hit.markers.style, "bold");
@@ -289,11 +327,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ttl = Duration::from_secs(168 * 3600);
         {
-            let cache = ConsistencyCache::open_at(dir.path(), ttl, 0.85).await.unwrap();
+            let cache = open_at(dir.path(), ttl, 0.85).await;
             assert_eq!(cache.delivered("k1").await, None);
             cache.put_delivered("k1", "job-1").await.unwrap();
         }
-        let cache = ConsistencyCache::open_at(dir.path(), ttl, 0.85).await.unwrap();
+        let cache = open_at(dir.path(), ttl, 0.85).await;
         assert_eq!(cache.delivered("k1").await.as_deref(), Some("job-1"));
         assert_eq!(cache.delivered("k2").await, None);
     }
@@ -301,7 +339,7 @@ mod tests {
     #[tokio::test]
     async fn expired_entries_are_not_loaded() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&crate::pipeline::driver::database_path(dir.path())).unwrap());
+        let store = Arc::new(SqliteStore::open(&crate::store::database_path(dir.path())).unwrap());
         store
             .cache_put(&CacheEntry {
                 kind: KIND_MARKERS.into(),

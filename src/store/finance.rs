@@ -1,36 +1,75 @@
 //! The SQLite side of the cost audit trail (table `cost_audit`, migration 0002).
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{SqliteStore, StoreError};
-use crate::finance::audit::{AuditEntry, AuditKind, CostLedger, GENESIS, entry_hash, timestamp};
+use crate::config::Config;
+use crate::finance::audit::{AuditEntry, AuditKind, GENESIS, entry_hash, timestamp};
 use crate::finance::pricing::PricingTable;
+
+/// Where the audit trail lives. Implemented for the SQLite store; the trait lives with the
+/// store (not in `finance`) so the money rules stay free of persistence.
+pub trait CostLedger: Send + Sync {
+    /// Append an entry chained to the last one, in one transaction.
+    fn append(&self, kind: AuditKind, job_id: Option<&str>, payload: &Value) -> Result<AuditEntry, StoreError>;
+    /// Every entry in order.
+    fn entries(&self) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The table of the latest `pricing_update` entry, if any.
+    fn latest_pricing(&self) -> Result<Option<PricingTable>, StoreError>;
+}
+
+/// An audit entry a stage decided on, appended by the driver's step commit (the job is the
+/// step's job).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditAppend {
+    /// What the entry records.
+    pub kind: AuditKind,
+    /// The recorded document.
+    pub payload: Value,
+}
+
+/// Append one entry inside the caller's transaction (the ledger's own `append`, or a step
+/// commit): the chain's tail is read in the same transaction, so entries never fork.
+pub(super) fn append_in(
+    tx: &Connection,
+    kind: AuditKind,
+    job_id: Option<&str>,
+    payload: &Value,
+) -> Result<AuditEntry, StoreError> {
+    let last: Option<(i64, String)> = tx
+        .query_row("SELECT seq, hash FROM cost_audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (seq, prev_hash) = last.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_owned()));
+    let at = timestamp(chrono::Utc::now());
+    let hash = entry_hash(seq, &at, kind.as_str(), job_id, payload, &prev_hash);
+    tx.execute(
+        "INSERT INTO cost_audit (seq, at, kind, job_id, payload_json, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![seq, at, kind.as_str(), job_id, payload.to_string(), prev_hash, hash],
+    )?;
+    Ok(AuditEntry {
+        seq,
+        at,
+        kind: kind.as_str().into(),
+        job_id: job_id.map(str::to_owned),
+        payload: payload.clone(),
+        prev_hash,
+        hash,
+    })
+}
+
+/// The table in force: the latest one written to the audit trail, else the static table.
+pub fn pricing_in_force(config: &Config, ledger: Option<&dyn CostLedger>) -> PricingTable {
+    ledger.and_then(|l| l.latest_pricing().ok().flatten()).unwrap_or_else(|| config.pricing.table.clone())
+}
 
 impl CostLedger for SqliteStore {
     fn append(&self, kind: AuditKind, job_id: Option<&str>, payload: &Value) -> Result<AuditEntry, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let last: Option<(i64, String)> = tx
-            .query_row("SELECT seq, hash FROM cost_audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let (seq, prev_hash) = last.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_owned()));
-        let at = timestamp(chrono::Utc::now());
-        let hash = entry_hash(seq, &at, kind.as_str(), job_id, payload, &prev_hash);
-        tx.execute(
-            "INSERT INTO cost_audit (seq, at, kind, job_id, payload_json, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![seq, at, kind.as_str(), job_id, payload.to_string(), prev_hash, hash],
-        )?;
+        let entry = append_in(&tx, kind, job_id, payload)?;
         tx.commit()?;
-        Ok(AuditEntry {
-            seq,
-            at,
-            kind: kind.as_str().into(),
-            job_id: job_id.map(str::to_owned),
-            payload: payload.clone(),
-            prev_hash,
-            hash,
-        })
+        Ok(entry)
     }
 
     fn entries(&self) -> Result<Vec<AuditEntry>, StoreError> {

@@ -11,14 +11,22 @@ pub mod service;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::memory::MemoryEntry;
 use crate::memory::{MemoryWrite, Section};
 use crate::pipeline::machine::State;
-
+pub use finance::{AuditAppend, CostLedger, pricing_in_force};
 pub use sqlite::SqliteStore;
+
+/// The data directory's SQLite file. Lives here, with the store that opens it, so nothing
+/// below the CLI/API needs to know the layout of a data directory to reach the database.
+pub fn database_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("aiprod.db")
+}
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -134,21 +142,25 @@ pub struct StepCommit {
     pub event: NewEvent,
     /// Memory sections the stage wrote.
     pub writes: Vec<MemoryWrite>,
+    /// Audit-trail entries the stage decided on (cost decision, reconciliation): appended in
+    /// the same transaction, so a step that does not commit leaves no decision behind.
+    pub audit: Vec<AuditAppend>,
+    /// Consistency-cache entries the stage produced (brand markers, delivered requests):
+    /// written in the same transaction; the driver mirrors them into the in-memory cache only
+    /// after the commit succeeded.
+    pub cache: Vec<cache::CacheEntry>,
 }
 
-/// The latest version of a memory section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MemoryEntry {
-    /// Version number, from 1.
-    pub version: i64,
-    /// When it was written.
-    pub written_at: DateTime<Utc>,
-    /// Who wrote it.
-    pub author: String,
-    /// The document.
-    pub content: serde_json::Value,
-    /// The writing agent's metadata.
-    pub metadata: Option<serde_json::Value>,
+/// The inputs of a day's spend, read in one query: what delivered jobs reconciled, and the
+/// CPU time journaled by the jobs that have no reconciliation (yet).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DaySpend {
+    /// Jobs created that day.
+    pub jobs: usize,
+    /// Sum of the reconciled actual totals (USD) of that day's delivered jobs.
+    pub reconciled_usd: f64,
+    /// Sum of the journaled CPU-seconds of that day's other jobs.
+    pub unreconciled_cpu_s: f64,
 }
 
 /// Where jobs live. Implementations must make [`Store::commit_step`] atomic.
@@ -157,7 +169,9 @@ pub trait Store: Send + Sync {
     fn create_job(&self, job: &NewJob) -> Result<JobRecord, StoreError>;
     /// Read one job.
     fn job(&self, id: &str) -> Result<JobRecord, StoreError>;
-    /// Commit a stage: memory writes + history line + state change, all or nothing.
+    /// Commit a stage: memory writes + audit entries + cache entries + history line + state
+    /// change, all or nothing. The audit entries' sequence numbers and hashes are added to the
+    /// history line's detail (`audit`), so the step names the decisions it recorded.
     fn commit_step(&self, step: &StepCommit) -> Result<(), StoreError>;
     /// Append a history line without changing state (retries, resumes).
     fn append_event(&self, job_id: &str, state: &State, event: &NewEvent) -> Result<(), StoreError>;
@@ -171,4 +185,7 @@ pub trait Store: Send + Sync {
     fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
     /// Jobs a driver should pick up: not ended and not waiting for a human.
     fn resumable_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
+    /// What the jobs created on `day` (UTC) spent, as one aggregate (the daily budget guard
+    /// runs it on every submission).
+    fn day_spend(&self, day: chrono::NaiveDate) -> Result<DaySpend, StoreError>;
 }

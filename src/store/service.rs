@@ -12,8 +12,16 @@ use serde::Serialize;
 
 use super::sqlite::{IDLE_STATES, JOB_COLUMNS, job_from_row, memory_entry, now, parse_time};
 use super::{JobRecord, MemoryEntry, NewEvent, SqliteStore, StoreError};
-use crate::memory::{MemoryWrite, Section};
+use agents::semantic::SemanticReport;
+
+use crate::memory::sections::CostCertification;
+use crate::memory::{MemoryWrite, Section, SectionDoc};
 use crate::pipeline::machine::State;
+
+/// The brief's `priority` as a sort key: high before normal before low (FIFO within each).
+/// The sanitizer only admits these three words (or none, which is normal).
+const PRIORITY_ORDER: &str =
+    "CASE lower(trim(json_extract(request_json, '$.priority'))) WHEN 'high' THEN 0 WHEN 'low' THEN 2 ELSE 1 END";
 
 /// A stored API key (without its secret).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -99,6 +107,17 @@ pub struct ExecutionStats {
     pub executions: i64,
 }
 
+/// A job that has sat in one working state for long (`orchestrator.alertOnStuckStateMinutes`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StuckJob {
+    /// The job.
+    pub job_id: String,
+    /// The state it sits in.
+    pub state: String,
+    /// When it entered it.
+    pub since: DateTime<Utc>,
+}
+
 /// The service's persistence, on top of [`Store`](super::Store).
 pub trait ServiceStore {
     /// Atomically take the oldest job a worker can run (not ended, not waiting for a human,
@@ -179,6 +198,9 @@ pub trait ServiceStore {
 
     /// Aggregates over every recorded execution.
     fn execution_stats(&self) -> Result<ExecutionStats, StoreError>;
+    /// Jobs in a working state (not ended, not waiting for a human) unchanged since before
+    /// `cutoff`, oldest first.
+    fn stuck_jobs(&self, cutoff: DateTime<Utc>) -> Result<Vec<StuckJob>, StoreError>;
     /// Whether the database answers.
     fn ping(&self) -> Result<(), StoreError>;
 }
@@ -192,7 +214,7 @@ impl ServiceStore for SqliteStore {
                     "UPDATE jobs SET owner = ?1
                      WHERE id = (SELECT id FROM jobs WHERE owner IS NULL AND auto_approve = 0
                                    AND state NOT IN ({IDLE_STATES})
-                                 ORDER BY created_at, id LIMIT 1)
+                                 ORDER BY {PRIORITY_ORDER}, created_at, id LIMIT 1)
                        AND owner IS NULL
                      RETURNING {JOB_COLUMNS}"
                 ),
@@ -449,6 +471,19 @@ impl ServiceStore for SqliteStore {
         Ok(())
     }
 
+    fn stuck_jobs(&self, cutoff: DateTime<Utc>) -> Result<Vec<StuckJob>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT id, state, updated_at FROM jobs WHERE state NOT IN ({IDLE_STATES}) AND updated_at < ?1
+             ORDER BY updated_at, id"
+        ))?;
+        let cutoff = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let rows = stmt.query_map([cutoff], |r| {
+            Ok(StuckJob { job_id: r.get(0)?, state: r.get(1)?, since: parse_time(r.get(2)?)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn execution_stats(&self) -> Result<ExecutionStats, StoreError> {
         let conn = self.conn();
         let mut stats = ExecutionStats::default();
@@ -477,23 +512,24 @@ impl ServiceStore for SqliteStore {
         )?;
         stats.errors = errors;
         stats.executions = executions;
-        let latest = |section: &str, pointer: &str| -> Result<Vec<f64>, StoreError> {
-            let mut stmt = conn.prepare(
+        // The latest version of every job's section, decoded as its typed document; one that
+        // does not decode (an older schema) is left out of the figures.
+        fn latest<T: SectionDoc>(conn: &rusqlite::Connection) -> Result<Vec<T>, StoreError> {
+            let mut stmt = conn.prepare_cached(
                 "SELECT m.content_json FROM job_memory m WHERE m.section = ?1
                  AND m.version = (SELECT MAX(version) FROM job_memory WHERE job_id = m.job_id AND section = m.section)",
             )?;
-            let rows = stmt.query_map([section], |r| r.get::<_, String>(0))?;
+            let rows = stmt.query_map([T::SECTION.as_str()], |r| r.get::<_, String>(0))?;
             let mut out = Vec::new();
             for row in rows {
-                let v: serde_json::Value = serde_json::from_str(&row?)?;
-                if let Some(x) = v.pointer(pointer).and_then(serde_json::Value::as_f64) {
-                    out.push(x);
+                if let Ok(doc) = serde_json::from_str::<T>(&row?) {
+                    out.push(doc);
                 }
             }
             Ok(out)
-        };
-        stats.semantic_scores = latest(Section::ConsistencyReport.as_str(), "/score")?;
-        stats.costs = latest(Section::CostCertification.as_str(), "/certificate/estimate/total")?;
+        }
+        stats.semantic_scores = latest::<SemanticReport>(&conn)?.into_iter().map(|r| r.score).collect();
+        stats.costs = latest::<CostCertification>(&conn)?.into_iter().map(|c| c.certificate.estimate.total).collect();
         Ok(stats)
     }
 
@@ -538,6 +574,27 @@ mod tests {
         assert_eq!(store.claim_next("w2").unwrap().unwrap().id, "a");
         let stale = store.release_stale().unwrap();
         assert_eq!(stale.len(), 1);
+    }
+
+    #[test]
+    fn the_queue_is_ordered_by_priority_then_submission() {
+        let store = SqliteStore::in_memory().unwrap();
+        for (id, priority) in [
+            ("low-1", Some("low")),
+            ("normal-1", None),
+            ("high-1", Some("High ")),
+            ("normal-2", Some("normal")),
+            ("high-2", Some("high")),
+        ] {
+            let mut request = serde_json::json!({"content": "a brief for a test"});
+            if let Some(p) = priority {
+                request["priority"] = p.into();
+            }
+            let new = NewJob { id: id.into(), request, preset: None, brand_id: None, auto_approve: false };
+            store.create_job(&new).unwrap();
+        }
+        let order: Vec<String> = std::iter::from_fn(|| store.claim_next("w").unwrap().map(|j| j.id)).collect();
+        assert_eq!(order, ["high-1", "high-2", "normal-1", "normal-2", "low-1"]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{HistoryEvent, JobRecord, MemoryEntry, NewEvent, NewJob, StepCommit, Store, StoreError};
+use super::{DaySpend, HistoryEvent, JobRecord, MemoryEntry, NewEvent, NewJob, StepCommit, Store, StoreError};
 use crate::memory::Section;
 use crate::pipeline::machine::State;
 
@@ -147,7 +147,8 @@ impl Store for SqliteStore {
 
     fn commit_step(&self, step: &StepCommit) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        // Immediate: the audit chain's tail is read and extended in this transaction.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let current: Option<String> =
             tx.query_row("SELECT state_json FROM jobs WHERE id = ?1", [&step.job_id], |r| r.get(0)).optional()?;
         let current: State = match current {
@@ -171,7 +172,22 @@ impl Store for SqliteStore {
                 params![step.job_id, w.section.as_str(), t, w.author, serde_json::to_string(&w.content)?, metadata],
             )?;
         }
-        insert_event(&tx, &step.job_id, &step.from, &step.to, &step.event)?;
+        let mut audited = Vec::new();
+        for a in &step.audit {
+            let entry = super::finance::append_in(&tx, a.kind, Some(&step.job_id), &a.payload)?;
+            audited.push(serde_json::json!({"kind": entry.kind, "seq": entry.seq, "hash": entry.hash}));
+        }
+        for entry in &step.cache {
+            super::cache::put_in(&tx, entry)?;
+        }
+        let mut event = step.event.clone();
+        if !audited.is_empty() {
+            let detail = event.detail.get_or_insert_with(|| serde_json::json!({}));
+            if let Some(map) = detail.as_object_mut() {
+                map.insert("audit".into(), serde_json::Value::Array(audited));
+            }
+        }
+        insert_event(&tx, &step.job_id, &step.from, &step.to, &event)?;
         tx.execute(
             "UPDATE jobs SET state = ?2, state_json = ?3, updated_at = ?4 WHERE id = ?1",
             params![step.job_id, step.to.name(), serde_json::to_string(&step.to)?, t],
@@ -249,6 +265,30 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn day_spend(&self, day: chrono::NaiveDate) -> Result<DaySpend, StoreError> {
+        // `$.cost.actual.total` is `DeliveryManifest::actual_total` (memory::sections);
+        // `day_spend_reads_the_typed_delivery_manifest` ties the two together.
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "WITH today AS (SELECT id FROM jobs WHERE substr(created_at, 1, 10) = ?1),
+             reconciled AS (
+                 SELECT m.job_id, json_extract(m.content_json, '$.cost.actual.total') AS total
+                 FROM job_memory m JOIN today t ON t.id = m.job_id
+                 WHERE m.section = 'delivery_manifest'
+                   AND m.version = (SELECT MAX(version) FROM job_memory
+                                    WHERE job_id = m.job_id AND section = 'delivery_manifest')
+                   AND json_extract(m.content_json, '$.cost.actual.total') IS NOT NULL)
+             SELECT (SELECT COUNT(*) FROM today),
+                    (SELECT COALESCE(SUM(total), 0.0) FROM reconciled),
+                    (SELECT COALESCE(SUM(json_extract(e.detail_json, '$.cpu_ms')), 0.0)
+                     FROM job_events e JOIN today t ON t.id = e.job_id
+                     WHERE e.job_id NOT IN (SELECT job_id FROM reconciled))",
+        )?;
+        let (jobs, reconciled_usd, cpu_ms): (i64, f64, f64) =
+            stmt.query_row([day.format("%Y-%m-%d").to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(DaySpend { jobs: jobs as usize, reconciled_usd, unreconciled_cpu_s: cpu_ms / 1000.0 })
+    }
+
     fn resumable_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
@@ -295,6 +335,8 @@ mod tests {
             to,
             event: NewEvent { event: "input_accepted".into(), duration_ms: 3, attempt: 1, error: None, detail: None },
             writes,
+            audit: vec![],
+            cache: vec![],
         }
     }
 
@@ -360,5 +402,90 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.job("j1").unwrap().state, State::Sanitized {});
         assert!(matches!(store.job("zzz"), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn day_spend_reads_the_typed_delivery_manifest() {
+        use crate::memory::sections::{DeliveryCost, DeliveryManifest};
+        let config = crate::config::Config::builtin();
+        let prices = &config.pricing.table;
+        let store = SqliteStore::in_memory().unwrap();
+        let cpu = |ms: u64| NewEvent {
+            event: "stage".into(),
+            duration_ms: ms,
+            attempt: 1,
+            error: None,
+            detail: Some(serde_json::json!({"cpu_ms": ms})),
+        };
+        // A delivered job: its reconciled total counts, its CPU lines do not (again).
+        new_job(&store, "delivered");
+        let history = vec![crate::store::HistoryEvent {
+            seq: 1,
+            at: chrono::Utc::now(),
+            from: "rendering".into(),
+            to: "technical_qa".into(),
+            event: "rendered".into(),
+            duration_ms: 9000,
+            attempt: 1,
+            error: None,
+            detail: Some(serde_json::json!({"cpu_ms": 9000})),
+        }];
+        let estimate =
+            crate::finance::model::price(prices, &[("rendering".into(), 5.0)], &Default::default(), None, 0, 10.0);
+        let reconciled = crate::finance::reconcile(&config, prices, &estimate, &history, 1_000_000);
+        let manifest = DeliveryManifest {
+            job_id: "delivered".into(),
+            directory: "jobs/delivered".into(),
+            files: vec![],
+            subtitles: vec![],
+            cost: DeliveryCost::Reconciled(Box::new(reconciled)),
+            credits: Vec::new(),
+            extra: Default::default(),
+        };
+        let expected = manifest.actual_total().unwrap();
+        assert!(expected > 0.0);
+        let write = MemoryWrite::of("delivering", &manifest, None).unwrap();
+        let mut delivered = step("delivered", State::Init {}, State::Delivered {}, vec![write]);
+        delivered.event = cpu(9000);
+        store.commit_step(&delivered).unwrap();
+        // A job still running: its journaled CPU time counts.
+        new_job(&store, "running");
+        let mut running = step("running", State::Init {}, State::Sanitized {}, vec![]);
+        running.event = cpu(1500);
+        store.commit_step(&running).unwrap();
+        let mut more = step("running", State::Sanitized {}, State::Costing {}, vec![]);
+        more.event = cpu(500);
+        store.commit_step(&more).unwrap();
+
+        let spend = store.day_spend(chrono::Utc::now().date_naive()).unwrap();
+        assert_eq!(spend.jobs, 2);
+        assert!((spend.reconciled_usd - expected).abs() < 1e-12, "{spend:?} vs {expected}");
+        assert!((spend.unreconciled_cpu_s - 2.0).abs() < 1e-12, "{spend:?}");
+        let yesterday = chrono::Utc::now().date_naive().pred_opt().unwrap();
+        assert_eq!(store.day_spend(yesterday).unwrap(), DaySpend::default());
+    }
+
+    #[test]
+    fn a_conflicting_step_writes_none_of_its_audit_or_cache_entries() {
+        use crate::finance::audit::AuditKind;
+        use crate::store::cache::{CacheStore, KIND_DELIVERED, delivered_entry};
+        use crate::store::{AuditAppend, CostLedger};
+        let store = SqliteStore::in_memory().unwrap();
+        new_job(&store, "j1");
+        let with_effects = |from: State| {
+            let mut s = step("j1", from, State::Sanitized {}, vec![]);
+            s.audit = vec![AuditAppend { kind: AuditKind::CostDecision, payload: serde_json::json!({"n": 1}) }];
+            s.cache = vec![delivered_entry("k", "j1")];
+            s
+        };
+        let err = store.commit_step(&with_effects(State::Costing {})).unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }));
+        assert!(store.entries().unwrap().is_empty());
+        assert!(store.cache_since(KIND_DELIVERED, 0).unwrap().is_empty());
+        store.commit_step(&with_effects(State::Init {})).unwrap();
+        assert_eq!(store.entries().unwrap().len(), 1);
+        assert_eq!(store.cache_since(KIND_DELIVERED, 0).unwrap().len(), 1);
+        let line = store.history("j1").unwrap().pop().unwrap();
+        assert_eq!(line.detail.unwrap()["audit"][0]["kind"], "cost_decision");
     }
 }

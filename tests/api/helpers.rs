@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use aiprod::api::auth::{Role, create_key};
 use aiprod::config::Config;
-use aiprod::pipeline::driver::database_path;
 use aiprod::store::SqliteStore;
+use aiprod::store::database_path;
 use serde_json::Value;
 
 /// A running test server.

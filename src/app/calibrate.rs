@@ -14,9 +14,10 @@ use std::sync::Arc;
 use agents::CancelToken;
 use serde::{Deserialize, Serialize};
 
-use super::model::{Calibration, CalibrationSource, Linear, STAGES, TierCoefficients, build_profile};
 use crate::config::Config;
-use crate::memory::Section;
+use crate::finance::model::{Calibration, CalibrationSource, Linear, STAGES, TierCoefficients, build_profile};
+use crate::memory::sections::{DeliveryManifest, GeneratedAssets};
+use crate::memory::{Section, decode};
 use crate::pipeline::driver::Driver;
 use crate::pipeline::machine::State;
 use crate::sanitize::BriefRequest;
@@ -62,25 +63,23 @@ async fn measure(config: &Arc<Config>, scratch: &Path, tier: &str, seconds: u32)
         return Err(format!("calibration job at tier {tier} ended in {state:?}"));
     }
     let assets = store.section(&job.id, Section::GeneratedAssets).map_err(|e| e.to_string())?.ok_or("no render")?;
-    let out = &assets.content["output"];
-    let (w, h, frames) = (out["width"].as_f64(), out["height"].as_f64(), out["frames"].as_f64());
-    let (Some(w), Some(h), Some(frames)) = (w, h, frames) else { return Err("render output lacks its size".into()) };
+    let out = decode::<GeneratedAssets>(&assets).map_err(|e| e.to_string())?.output;
+    let (w, h, frames) = (out.width as f64, out.height as f64, out.frames as f64);
     // 16:9: the short side is the height.
-    if out["height"].as_u64() != Some(config.render.tiers[tier].short_side as u64) {
+    if out.height != config.render.tiers[tier].short_side {
         return Err(format!("calibration job for tier {tier} rendered {w}x{h}, not that tier"));
     }
-    let bytes = store
-        .section(&job.id, Section::DeliveryManifest)
-        .map_err(|e| e.to_string())?
-        .and_then(|m| m.content["files"].as_array().map(|f| f.iter().filter_map(|x| x["bytes"].as_u64()).sum()))
-        .unwrap_or(0);
+    let bytes = match store.section(&job.id, Section::DeliveryManifest).map_err(|e| e.to_string())? {
+        Some(entry) => decode::<DeliveryManifest>(&entry).map_err(|e| e.to_string())?.bytes(),
+        None => 0,
+    };
     let history = store.history(&job.id).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(driver.job_dir(&job.id));
     Ok(CalibrationRun {
         tier: tier.into(),
         seconds,
         mpf: w * h * frames / 1e6,
-        stage_cpu: super::daily::stage_cpu(&history),
+        stage_cpu: crate::finance::daily::stage_cpu(&history),
         bytes,
     })
 }
