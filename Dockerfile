@@ -3,7 +3,7 @@ FROM rust:1.95-bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev \
-      pkg-config clang libclang-dev \
+      pkg-config clang libclang-dev libespeak-ng-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -18,7 +18,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 \
-      fonts-dejavu-core ca-certificates \
+      fonts-dejavu-core ca-certificates espeak-ng \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /var/lib/aiprod aiprod
 COPY --from=build /src/target/release/aiprod /usr/local/bin/aiprod

@@ -52,6 +52,7 @@ fn standard_plan() -> RenderPlan {
                 safe_margin: 0.06,
                 max_lines: 2,
             },
+            words: Vec::new(),
         })
         .collect();
     RenderPlan {
@@ -80,6 +81,8 @@ fn standard_plan() -> RenderPlan {
                 .collect(),
         }],
         seed: 11,
+        narration: Vec::new(),
+        mix: Default::default(),
     }
 }
 

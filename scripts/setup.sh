@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install what aiprod needs to build, run and test on Debian 12 (bookworm):
 # FFmpeg 5.1 development libraries + CLI (the tests probe real files with ffprobe),
-# clang for bindgen, the DejaVu font captions are set in, pip for the model wheels, and
-# headless Chromium + chromedriver for the web client's browser test (tests/browser.rs).
+# clang for bindgen, the DejaVu font captions are set in, pip for the model wheels,
+# headless Chromium + chromedriver for the web client's browser test (tests/browser.rs),
+# espeak-ng (phonemes for the Piper voice, formant voice for other languages) and
+# pocketsphinx (the voice tests check word timings against its alignment).
 set -euo pipefail
 
 packages=(
@@ -10,6 +12,8 @@ packages=(
   pkg-config clang libclang-dev ffmpeg fonts-dejavu-core
   chromium chromium-driver
   python3-pip  # scripts/install_models.sh downloads the model wheels with pip
+  espeak-ng libespeak-ng-dev  # narration: phonemes and the formant voice
+  pocketsphinx pocketsphinx-en-us  # voice tests: word onsets against a recogniser's alignment
 )
 
 missing=()

@@ -102,6 +102,9 @@ pub struct Config {
     pub service: Service,
     /// Local models: where they are installed and how the agents run them.
     pub models: Models,
+    /// Narration: voices, pauses and limits, the mix, subtitle rules.
+    #[serde(default)]
+    pub voice: Voice,
 }
 
 /// The `pricing` section: a versioned static table, and optionally a file path or http(s)
@@ -448,6 +451,126 @@ pub struct Preset {
     pub cache: bool,
     /// Require more than one reviewer.
     pub multi_review: bool,
+    /// Narrate the video unless the brief says `"narration": false`.
+    #[serde(default = "yes")]
+    pub narration: bool,
+    /// The voice used when the brief names none.
+    #[serde(default)]
+    pub voice: agents::voice::VoiceChoice,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The `voice` section: which voices speak, how scenes are fitted to the speech, how the
+/// soundtrack is mixed and how subtitles are cut from the words.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Voice {
+    /// Piper voice (`.onnx`, its `.onnx.json` beside it) per language; a relative path is
+    /// inside `models.dir`. Languages without one are spoken by espeak-ng.
+    pub piper_voices: BTreeMap<String, PathBuf>,
+    /// ONNX Runtime's shared library; a relative path is inside `models.dir`.
+    pub onnx_runtime: PathBuf,
+    /// Intra-op threads for the neural voice.
+    pub threads: usize,
+    /// Silence before each scene's speech, seconds (the crossfade into the scene).
+    pub lead_in_sec: f64,
+    /// Silence after each scene's speech, seconds.
+    pub tail_sec: f64,
+    /// Shortest scene, seconds.
+    pub min_scene_sec: f64,
+    /// Largest speed-up of the speech to fit the requested duration (0.12 = 12 %).
+    pub max_rate_change: f64,
+    /// How far the fitted total may stray from the requested duration, seconds.
+    pub duration_tolerance_sec: f64,
+    /// Integrated loudness of the final mix, LUFS.
+    pub target_lufs: f64,
+    /// True-peak ceiling of the final mix, dBTP.
+    pub true_peak_dbtp: f64,
+    /// How far the music ducks under the voice, dB.
+    pub duck_db: f32,
+    /// Ducking attack, ms.
+    pub duck_attack_ms: f32,
+    /// Ducking release, ms.
+    pub duck_release_ms: f32,
+    /// Subtitle line length, characters.
+    pub subtitle_line_chars: usize,
+    /// Subtitle lines per cue.
+    pub subtitle_lines: usize,
+    /// Subtitle reading speed, characters per second.
+    pub subtitle_chars_per_sec: f64,
+}
+
+impl Default for Voice {
+    fn default() -> Self {
+        Self {
+            piper_voices: BTreeMap::from([(
+                "en".to_owned(),
+                PathBuf::from("piper-en_US-joe-medium/en_US-joe-medium.onnx"),
+            )]),
+            onnx_runtime: PathBuf::from("onnxruntime/libonnxruntime.so.1.32.0"),
+            threads: 2,
+            lead_in_sec: 0.4,
+            tail_sec: 0.5,
+            min_scene_sec: 2.0,
+            max_rate_change: 0.12,
+            duration_tolerance_sec: 2.0,
+            target_lufs: -14.0,
+            true_peak_dbtp: -1.0,
+            duck_db: 14.0,
+            duck_attack_ms: 60.0,
+            duck_release_ms: 450.0,
+            subtitle_line_chars: 42,
+            subtitle_lines: 2,
+            subtitle_chars_per_sec: 20.0,
+        }
+    }
+}
+
+impl Voice {
+    /// The voices' settings, relative paths resolved inside `models_dir`.
+    pub fn settings(&self, models_dir: &Path) -> agents::voice::VoiceSettings {
+        let resolve = |p: &PathBuf| if p.is_absolute() { p.clone() } else { models_dir.join(p) };
+        agents::voice::VoiceSettings {
+            piper_voices: self.piper_voices.iter().map(|(l, p)| (l.clone(), resolve(p))).collect(),
+            onnx_runtime: resolve(&self.onnx_runtime),
+            threads: self.threads,
+        }
+    }
+
+    /// Pauses and limits for fitting scenes to the speech.
+    pub fn fit(&self) -> agents::voice::fit::FitSettings {
+        agents::voice::fit::FitSettings {
+            lead_in_s: self.lead_in_sec,
+            tail_s: self.tail_sec,
+            min_scene_s: self.min_scene_sec,
+            max_rate_change: self.max_rate_change,
+            tolerance_s: self.duration_tolerance_sec,
+        }
+    }
+
+    /// Ducking and loudness of the mix.
+    pub fn mix(&self) -> agents::domain::MixSettings {
+        agents::domain::MixSettings {
+            target_lufs: self.target_lufs,
+            true_peak_dbtp: self.true_peak_dbtp,
+            duck_db: self.duck_db,
+            duck_attack_ms: self.duck_attack_ms,
+            duck_release_ms: self.duck_release_ms,
+        }
+    }
+
+    /// How subtitle cues are cut from the narration.
+    pub fn cue_rules(&self) -> agents::voice::cues::CueRules {
+        agents::voice::cues::CueRules {
+            max_line_chars: self.subtitle_line_chars,
+            max_lines: self.subtitle_lines,
+            max_chars_per_s: self.subtitle_chars_per_sec,
+            ..Default::default()
+        }
+    }
 }
 
 /// Render tiers and layout constants.
@@ -809,6 +932,35 @@ impl Config {
         }
         if self.logging.max_bytes < 1024 {
             return Err(invalid("logging.maxBytes", "must be at least 1024"));
+        }
+        let v = &self.voice;
+        if !(1..=16).contains(&v.threads) {
+            return Err(invalid("voice.threads", "must be within 1..16"));
+        }
+        for (key, value, lo, hi) in [
+            ("voice.leadInSec", v.lead_in_sec, 0.0, 5.0),
+            ("voice.tailSec", v.tail_sec, 0.0, 5.0),
+            ("voice.minSceneSec", v.min_scene_sec, 0.5, 30.0),
+            ("voice.maxRateChange", v.max_rate_change, 0.0, 0.5),
+            ("voice.durationToleranceSec", v.duration_tolerance_sec, 0.0, 30.0),
+            ("voice.targetLufs", v.target_lufs, -40.0, -5.0),
+            ("voice.truePeakDbtp", v.true_peak_dbtp, -20.0, 0.0),
+            ("voice.duckDb", v.duck_db as f64, 0.0, 40.0),
+            ("voice.duckAttackMs", v.duck_attack_ms as f64, 1.0, 2000.0),
+            ("voice.duckReleaseMs", v.duck_release_ms as f64, 1.0, 5000.0),
+            ("voice.subtitleCharsPerSec", v.subtitle_chars_per_sec, 5.0, 60.0),
+        ] {
+            if !(lo..=hi).contains(&value) {
+                return Err(invalid(key, format!("{value} is not within {lo}..{hi}")));
+            }
+        }
+        if !(10..=80).contains(&v.subtitle_line_chars) || !(1..=4).contains(&v.subtitle_lines) {
+            return Err(invalid("voice.subtitleLineChars", "lines of 10..80 characters, 1..4 lines per cue"));
+        }
+        for lang in v.piper_voices.keys() {
+            if !self.input_sanitizer.languages.contains(lang) {
+                return Err(invalid(format!("voice.piperVoices.{lang}"), "not a language the sanitizer accepts"));
+            }
         }
         Ok(())
     }

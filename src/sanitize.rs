@@ -15,6 +15,7 @@
 //! contains a line break, and the text is trimmed.
 
 use agents::domain::AspectRatio;
+use agents::voice::VoiceChoice;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, InputSanitizer, Preset};
@@ -42,6 +43,12 @@ pub struct BriefRequest {
     pub brand_id: Option<String>,
     /// Render tier; defaults to the preset's default tier.
     pub tier: Option<String>,
+    /// Narrator voice: `auto`, `piper` or `espeak-ng`; defaults to the preset's.
+    #[serde(default)]
+    pub voice: Option<String>,
+    /// `false` for a video with music only; defaults to the preset's (narrated).
+    #[serde(default)]
+    pub narration: Option<bool>,
 }
 
 /// How urgently a job should be scheduled; a closed set so the queue can order jobs.
@@ -100,6 +107,12 @@ pub struct SanitizedInput {
     pub brand_id: Option<String>,
     /// Name of an existing render tier; defaults to the preset's default tier.
     pub tier: String,
+    /// The narrator voice asked for (the preset's when the brief names none).
+    #[serde(default)]
+    pub voice: VoiceChoice,
+    /// Whether the video is narrated (the preset's default unless the brief says).
+    #[serde(default = "narrated")]
+    pub narration: bool,
     /// What sanitising changed that the user may want to know (removed characters,
     /// dropped duplicate languages, capped defaults). Never a reason to reject.
     pub warnings: Vec<String>,
@@ -119,8 +132,15 @@ impl From<&SanitizedInput> for BriefRequest {
             budget: s.budget,
             brand_id: s.brand_id.clone(),
             tier: Some(s.tier.clone()),
+            voice: Some(s.voice.as_str().to_owned()),
+            narration: Some(s.narration),
         }
     }
+}
+
+/// Briefs stored before narration existed were narrated by default.
+fn narrated() -> bool {
+    true
 }
 
 /// Why a brief was rejected: the field, the rule it broke and a message naming the limit,
@@ -174,6 +194,7 @@ pub fn sanitize(req: &BriefRequest, cfg: &Config) -> Result<SanitizedInput, Fiel
     let budget = check_budget(req.budget)?;
     let brand_id = resolve_brand_id(req.brand_id.as_deref(), limits)?;
     let tier = resolve_tier(req.tier.as_deref(), cfg, preset)?;
+    let voice = resolve_voice(req.voice.as_deref(), preset)?;
     Ok(SanitizedInput {
         content,
         duration_sec,
@@ -184,7 +205,22 @@ pub fn sanitize(req: &BriefRequest, cfg: &Config) -> Result<SanitizedInput, Fiel
         budget,
         brand_id,
         tier,
+        voice,
+        narration: req.narration.unwrap_or(preset.narration),
         warnings,
+    })
+}
+
+fn resolve_voice(given: Option<&str>, preset: &Preset) -> Result<VoiceChoice, FieldError> {
+    let Some(raw) = given else {
+        return Ok(preset.voice);
+    };
+    raw.parse::<VoiceChoice>().map_err(|_| {
+        FieldError::new(
+            "voice",
+            ALLOWED_VALUES,
+            format!("{} is not a voice (allowed: {})", echo(&normalize_name(raw)), VoiceChoice::NAMES.join(", ")),
+        )
     })
 }
 
@@ -881,6 +917,21 @@ mod tests {
     }
 
     #[test]
+    fn voice_and_narration_default_to_the_preset_and_reject_unknown_voices() {
+        let out = ok(&brief(BRIEF));
+        assert_eq!((out.voice, out.narration), (VoiceChoice::Auto, true));
+        let out = ok(&BriefRequest { voice: Some("piper".into()), narration: Some(false), ..brief(BRIEF) });
+        assert_eq!((out.voice, out.narration), (VoiceChoice::Piper, false));
+        let e = assert_err(&BriefRequest { voice: Some("alexa".into()), ..brief(BRIEF) }, "voice", "allowed_values");
+        assert!(e.message.contains("auto, piper, espeak-ng"), "{e}");
+        // A sanitised brief stored before these fields existed reads as narrated, auto voice.
+        let mut json = serde_json::to_value(ok(&brief(BRIEF))).unwrap();
+        json.as_object_mut().unwrap().retain(|k, _| k != "voice" && k != "narration");
+        let old: SanitizedInput = serde_json::from_value(json).unwrap();
+        assert_eq!((old.voice, old.narration), (VoiceChoice::Auto, true));
+    }
+
+    #[test]
     fn sanitized_input_round_trips_through_json() {
         let out = ok(&BriefRequest { priority: Some("high".into()), budget: Some(12.5), ..brief(BRIEF) });
         let json = serde_json::to_value(&out).expect("serialises");
@@ -902,6 +953,8 @@ mod tests {
             budget: Some(99.5),
             brand_id: Some(" Tea-Co ".into()),
             tier: None,
+            voice: Some(" Espeak-NG".into()),
+            narration: None,
         };
         let first = ok(&req);
         assert!(!first.warnings.is_empty());

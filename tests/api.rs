@@ -93,7 +93,7 @@ async fn brand_campaign_lifecycle_with_review_edit_range_and_artifacts() {
 
     // Approve → render → QA → delivered; the edited caption is what was rendered.
     let ap = app.call("POST", &format!("/v1/jobs/{id}/approve"), &app.editor, None).await;
-    assert_eq!((ap.status, ap.body["state"].as_str()), (200, Some("rendering")), "{}", ap.body);
+    assert_eq!((ap.status, ap.body["state"].as_str()), (200, Some("voicing")), "{}", ap.body);
     let again = app.call("POST", &format!("/v1/jobs/{id}/approve"), &app.editor, None).await;
     assert_eq!(again.status, 409, "approve is not accepted outside review");
     let done = app.wait_for(&id, &["delivered", "awaiting_review"]).await;

@@ -175,6 +175,7 @@ async fn ninety_percent_of_the_daily_limit_routes_to_economy_and_the_render_foll
         budget: None,
         brand_id: None,
         tier: Some("premium".into()),
+        ..Default::default()
     };
     let job = driver.submit(&request, true).unwrap();
     let state = driver.drive(&job.id, &agents::CancelToken::new()).await.unwrap();

@@ -97,7 +97,18 @@ fn plausible_request() -> impl Strategy<Value = BriefRequest> {
         prop::option::of(name_like(&TIERS)),
     )
         .prop_map(|(content, duration_sec, aspect_ratio, languages, preset, priority, budget, brand_id, tier)| {
-            BriefRequest { content, duration_sec, aspect_ratio, languages, preset, priority, budget, brand_id, tier }
+            BriefRequest {
+                content,
+                duration_sec,
+                aspect_ratio,
+                languages,
+                preset,
+                priority,
+                budget,
+                brand_id,
+                tier,
+                ..Default::default()
+            }
         })
 }
 
@@ -115,7 +126,18 @@ fn arbitrary_request() -> impl Strategy<Value = BriefRequest> {
         any::<Option<String>>(),
     )
         .prop_map(|(content, duration_sec, aspect_ratio, languages, preset, priority, budget, brand_id, tier)| {
-            BriefRequest { content, duration_sec, aspect_ratio, languages, preset, priority, budget, brand_id, tier }
+            BriefRequest {
+                content,
+                duration_sec,
+                aspect_ratio,
+                languages,
+                preset,
+                priority,
+                budget,
+                brand_id,
+                tier,
+                ..Default::default()
+            }
         })
 }
 

@@ -68,6 +68,7 @@ fn demo_plan(seconds: f64, width: u32, height: u32, fps: u32, preset: &str) -> R
                 safe_margin: 0.06,
                 max_lines: 2,
             },
+            words: Vec::new(),
         })
         .collect();
     RenderPlan {
@@ -89,6 +90,8 @@ fn demo_plan(seconds: f64, width: u32, height: u32, fps: u32, preset: &str) -> R
                 .collect(),
         }],
         seed: 2024,
+        narration: Vec::new(),
+        mix: Default::default(),
     }
 }
 

@@ -366,6 +366,60 @@ pub struct ScenePlan {
     pub motion: Motion,
     /// Caption styling.
     pub typography: Typography,
+    /// When each narrated word is spoken, in seconds from the start of the video (empty when
+    /// the scene is not narrated). Subtitles are cut from these, and kinetic captions may
+    /// highlight words with them.
+    #[serde(default)]
+    pub words: Vec<WordTiming>,
+}
+
+/// One spoken word and when it is heard. Shared by the voice (which measures it), the
+/// subtitles (cue starts) and the compositor (captions that follow the speech).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WordTiming {
+    /// The word as written in the narration, punctuation attached.
+    pub word: String,
+    /// When the word starts, in seconds (from the start of the video in a render plan, from
+    /// the start of the clip in a synthesis result).
+    pub start_s: f64,
+    /// When it ends, same origin.
+    pub end_s: f64,
+}
+
+/// A narration clip placed on the video's timeline: one scene's speech in one language,
+/// synthesised by the voicing stage before the render.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NarrationClip {
+    /// A 16-bit PCM mono WAV file (any sample rate; the mixer resamples).
+    pub path: std::path::PathBuf,
+    /// Where the clip starts, in seconds from the start of the video.
+    pub start_s: f64,
+    /// Language of the speech (ISO 639-1); the mix carries the first language's clips.
+    pub lang: String,
+}
+
+/// How the final soundtrack is mixed: the music bed ducks under the voice, then the whole mix
+/// is brought to a loudness target with a true-peak ceiling (EBU R128 / ITU-R BS.1770, the
+/// levels streaming platforms normalise to).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MixSettings {
+    /// Integrated loudness of the final mix, LUFS.
+    pub target_lufs: f64,
+    /// Highest true peak allowed, dBTP (AAC encoding can add a few tenths: the limiter aims
+    /// half a decibel lower).
+    pub true_peak_dbtp: f64,
+    /// How far the bed drops while the voice speaks, dB.
+    pub duck_db: f32,
+    /// Time the bed takes to duck when speech starts, ms.
+    pub duck_attack_ms: f32,
+    /// Time the bed takes to come back after speech ends, ms.
+    pub duck_release_ms: f32,
+}
+
+impl Default for MixSettings {
+    fn default() -> Self {
+        Self { target_lufs: -14.0, true_peak_dbtp: -1.0, duck_db: 14.0, duck_attack_ms: 60.0, duck_release_ms: 450.0 }
+    }
 }
 
 /// Encoder settings for a quality tier, taken from config.
@@ -427,6 +481,12 @@ pub struct RenderPlan {
     pub subtitles: Vec<SubtitleTrack>,
     /// Seed for the few random choices the renderer makes (shape drift phases).
     pub seed: u64,
+    /// Narration clips to mix over the music bed (empty: music only).
+    #[serde(default)]
+    pub narration: Vec<NarrationClip>,
+    /// Ducking and loudness of the final mix.
+    #[serde(default)]
+    pub mix: MixSettings,
 }
 
 impl RenderPlan {

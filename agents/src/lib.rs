@@ -12,7 +12,9 @@
 //! - [`director`]: the CreativeDirector (local LLM → production manifest, best-of-N).
 //! - [`planner`]: the deterministic FastTrack planner (brief → production manifest).
 //! - [`visual`]: the VisualTranslator (manifest → render plan, subtitle cues).
-//! - [`render`]: the RenderExecutor (render plan → MP4, preview, keyframes, VTT).
+//! - [`voice`]: narration (Piper neural voice, espeak-ng formant voice), word timings,
+//!   scene durations that follow the speech, subtitle cues from the words.
+//! - [`render`]: the RenderExecutor (render plan → MP4, preview, keyframes, VTT, the mix).
 //! - [`semantic`]: SemanticQA (brief + manifest + plan + keyframes → scored report, no model).
 //! - [`translate`]: caption translation backends (Marian, LLM prompt), chrF quality bar.
 //! - [`supervisor`]: the v33 decision matrix.
@@ -27,6 +29,7 @@ pub mod semantic;
 pub mod supervisor;
 pub mod translate;
 pub mod visual;
+pub mod voice;
 
 pub use agent::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput, CancelToken, Progress};
 pub use render::{PreviewSettings, RenderExecutor, RenderOutput, RenderRequest};

@@ -205,6 +205,7 @@ pub fn translate(req: &TranslateRequest, seed: u64) -> Result<Translation, Agent
             shapes,
             motion: Motion { camera: scene.camera, intensity },
             typography,
+            words: Vec::new(),
         });
         start += scene.duration_s;
     }
@@ -255,6 +256,8 @@ pub fn translate(req: &TranslateRequest, seed: u64) -> Result<Translation, Agent
             transition_s: req.transition_s,
             subtitles: tracks,
             seed,
+            narration: Vec::new(),
+            mix: Default::default(),
         },
         languages,
     })

@@ -46,6 +46,7 @@ fn scene(i: usize, start: f64, dur: f64, caption: &str, camera: Camera) -> Scene
         ],
         motion: Motion { camera, intensity: 0.8 },
         typography: typography(if i == 0 { CaptionPosition::Center } else { CaptionPosition::Bottom }),
+        words: Vec::new(),
     }
 }
 
@@ -84,6 +85,8 @@ fn plan_with(captions: [&str; 3], width: u32, height: u32) -> RenderPlan {
             SubtitleTrack { lang: "fr".into(), cues: cues("FR: ") },
         ],
         seed: 7,
+        narration: Vec::new(),
+        mix: Default::default(),
     }
 }
 

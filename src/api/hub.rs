@@ -44,13 +44,14 @@ pub struct Live {
 }
 
 /// Share of the whole job each stage represents, in percent (rendering dominates).
-const WEIGHTS: [(Stage, f64); 10] = [
+const WEIGHTS: [(Stage, f64); 11] = [
     (Stage::Sanitize, 1.0),
     (Stage::Route, 1.0),
     (Stage::Plan, 3.0),
     (Stage::Translate, 2.0),
     (Stage::Cost, 1.0),
-    (Stage::Render, 60.0),
+    (Stage::Voice, 6.0),
+    (Stage::Render, 54.0),
     (Stage::TechnicalQa, 15.0),
     (Stage::SemanticQa, 10.0),
     (Stage::Supervise, 1.0),
@@ -69,7 +70,7 @@ fn weight(stage: Stage) -> f64 {
 pub fn progress_pct(state: &State, live: Option<Live>) -> f64 {
     let pct = match state {
         State::Delivered {} => 100.0,
-        State::PlanReview {} => done_before(Stage::Render),
+        State::PlanReview {} => done_before(Stage::Voice),
         State::AwaitingReview {} => done_before(Stage::Deliver),
         State::Failed { stage, .. } => WEIGHTS
             .iter()
@@ -247,7 +248,7 @@ mod tests {
         assert_eq!(progress_pct(&State::Init {}, None), 0.0);
         assert_eq!(progress_pct(&State::PlanReview {}, None), 8.0);
         let live = Live { stage: Stage::Render, fraction: 0.5 };
-        assert_eq!(progress_pct(&State::Rendering { attempt: 1 }, Some(live)), 38.0);
+        assert_eq!(progress_pct(&State::Rendering { attempt: 1 }, Some(live)), 41.0);
         assert_eq!(progress_pct(&State::Delivered {}, None), 100.0);
         assert_eq!(WEIGHTS.iter().map(|(_, w)| w).sum::<f64>(), 100.0);
     }

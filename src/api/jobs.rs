@@ -58,6 +58,10 @@ pub struct SubmitRequest {
     pub brand_id: Option<String>,
     /// `economy`, `standard` or `premium`.
     pub tier: Option<String>,
+    /// Narrator voice: `auto`, `piper` or `espeak-ng` (default: the preset's).
+    pub voice: Option<String>,
+    /// `false` for music only (default: the preset's, narrated).
+    pub narration: Option<bool>,
     /// Where to POST a signed JSON payload when the job ends (http or https).
     pub callback_url: Option<String>,
     /// Run every stage even when an identical request was already delivered (by default the
@@ -78,6 +82,8 @@ impl SubmitRequest {
             budget: self.budget,
             brand_id: self.brand_id.clone(),
             tier: self.tier.clone(),
+            voice: self.voice.clone(),
+            narration: self.narration,
         }
     }
 }
@@ -486,13 +492,14 @@ pub async fn list(State(state): State<Shared>, Query(q): Query<ListQuery>) -> Re
 }
 
 /// Every state name, for filter validation.
-pub const STATE_NAMES: [&str; 15] = [
+pub const STATE_NAMES: [&str; 16] = [
     "init",
     "sanitized",
     "planning",
     "translating",
     "costing",
     "plan_review",
+    "voicing",
     "rendering",
     "technical_qa",
     "semantic_qa",

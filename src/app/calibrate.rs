@@ -55,6 +55,7 @@ async fn measure(config: &Arc<Config>, scratch: &Path, tier: &str, seconds: u32)
         budget: None,
         brand_id: None,
         tier: Some(tier.into()),
+        ..Default::default()
     };
     let job = driver.submit(&request, true).map_err(|e| e.to_string())?;
     let state = driver.drive(&job.id, &CancelToken::new()).await.map_err(|e| e.to_string())?;

@@ -104,6 +104,12 @@ pub struct BriefArgs {
     /// Brand id (for brand-consistent looks).
     #[arg(long)]
     pub brand: Option<String>,
+    /// Narrator voice: auto (Piper where installed, else espeak-ng), piper or espeak-ng.
+    #[arg(long)]
+    pub voice: Option<String>,
+    /// Music only: no narration.
+    #[arg(long)]
+    pub no_narration: bool,
 }
 
 impl BriefArgs {
@@ -119,6 +125,8 @@ impl BriefArgs {
             budget: self.budget,
             brand_id: self.brand.clone(),
             tier: self.tier.clone(),
+            voice: self.voice.clone(),
+            narration: self.no_narration.then_some(false),
         }
     }
 }
@@ -306,6 +314,9 @@ async fn run(args: RunArgs, config: Arc<Config>, store: Arc<SqliteStore>) -> Exi
         false => reuse::reusable_job(&config, driver.cache(), store.as_ref(), &data_dir, &clean).await,
         true => None,
     };
+    if reusable.is_none() {
+        crate::pipeline::stages::prewarm_voice(&config, &clean);
+    }
     if let Some(id) = reusable {
         if !args.json {
             eprintln!(

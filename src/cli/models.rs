@@ -98,9 +98,11 @@ pub fn run(command: ModelsCommand, config: &Config) -> ExitCode {
     }
 }
 
-const MODELS: [(&str, &str); 2] = [
+const MODELS: [(&str, &str); 4] = [
     (models::MINILM_ID, "sentence embeddings (semantic QA, director ranking, consistency cache)"),
     (models::SMOLLM2_ID, "creative director LLM"),
+    (models::PIPER_JOE_ID, "English narrator: Piper neural voice (dataset CC0, fine-tuned from lessac)"),
+    (models::ONNX_RUNTIME_ID, "ONNX Runtime 1.32.0 (MIT), runs the Piper voice"),
 ];
 
 fn list(dir: &Path) -> ExitCode {
@@ -117,6 +119,12 @@ fn list(dir: &Path) -> ExitCode {
             }
         }
     }
+    let espeak = if agents::voice::espeak::available() {
+        "installed (system package)"
+    } else {
+        "NOT INSTALLED (apt-get install espeak-ng)"
+    };
+    println!("{:<24} {espeak} — phonemes for Piper; formant voice (not neural) for the other languages", "espeak-ng");
     let stats = crate::store::cache::stats();
     println!(
         "consistency cache (this process): markers {} hits, {} misses; identical requests {} hits, {} misses \
@@ -231,7 +239,62 @@ fn verify(config: &Config, tokens: usize) -> ExitCode {
             }
         }
     }
+    ok &= verify_voices(config);
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Speaks a reference sentence with every configured Piper voice and with espeak-ng, and
+/// checks that each result is speech of a plausible length.
+fn verify_voices(config: &Config) -> bool {
+    use agents::voice::{Voice, espeak::EspeakVoice, piper};
+    const SENTENCE: &str = "Fresh bread at dawn, warm from the oven.";
+    let settings = config.voice.settings(&config.models.dir);
+    let check = |name: &str, voice: &dyn Voice, load_ms: u128| -> bool {
+        let started = Instant::now();
+        match voice.speak(SENTENCE, 1.0) {
+            Ok(u) => {
+                let secs = u.duration_s();
+                let peak = u.samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let pass = (1.0..6.0).contains(&secs) && peak > 0.1 && u.words.len() == 8;
+                let took = started.elapsed().as_secs_f64();
+                println!(
+                    "{name}: loaded in {load_ms} ms; {:?} → {secs:.2} s of speech, peak {peak:.2}, {} words timed, \
+                     synthesised in {took:.2} s (real-time factor {:.2}) — {}",
+                    SENTENCE,
+                    u.words.len(),
+                    took / secs.max(1e-6),
+                    if pass { "OK" } else { "FAIL" }
+                );
+                pass
+            }
+            Err(e) => {
+                println!("{name}: FAIL — {e}");
+                false
+            }
+        }
+    };
+    let mut ok = true;
+    for (lang, model) in &settings.piper_voices {
+        if !model.is_file() {
+            continue; // reported above as not installed (or a user's voice that is missing)
+        }
+        let started = Instant::now();
+        match piper::PiperVoice::load(model, &settings.onnx_runtime, settings.threads) {
+            Ok(v) => ok &= check(&format!("piper voice for '{lang}' ({})", v.id()), &v, started.elapsed().as_millis()),
+            Err(e) => {
+                ok = false;
+                println!("piper voice for '{lang}': FAIL — {e}");
+            }
+        }
+    }
+    match EspeakVoice::for_language("en") {
+        Ok(v) if agents::voice::espeak::available() => ok &= check("espeak-ng (formant, en)", &v, 0),
+        _ => {
+            ok = false;
+            println!("espeak-ng: FAIL — not installed (apt-get install espeak-ng)");
+        }
+    }
+    ok
 }
 
 fn direct(config: &Config, brief: &str, duration: u32, seed: u64, candidates: Option<usize>, json: bool) -> ExitCode {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use agents::render::RenderOutput;
 use agents::visual::LanguageStatus;
+use agents::voice::narrate::{Narration, NarrationStatus};
 use serde::Serialize;
 
 use crate::finance::Reconciliation;
@@ -62,8 +63,11 @@ pub struct Summary {
     pub cost_reconciliation: Option<Reconciliation>,
     /// Subtitle status per language.
     pub subtitles: Vec<LanguageStatus>,
-    /// Render facts (resolution, fps, frames, encode fps).
+    /// Render facts (resolution, fps, frames, encode fps, the mix's loudness).
     pub render: Option<RenderOutput>,
+    /// The narration: who spoke (the engine named for what it is), rate, fit, or why there is
+    /// none.
+    pub narration: Option<Narration>,
     /// Deliverable files relative to the job directory.
     pub files: Vec<String>,
     /// The job directory.
@@ -144,6 +148,7 @@ impl Summary {
                 .map(|t| t.languages)
                 .unwrap_or_default(),
             render: memory.get::<GeneratedAssets>().map_err(store_err)?.map(|a| a.output),
+            narration: memory.get::<Narration>().map_err(store_err)?,
             files: delivery.map(|d| d.files.into_iter().map(|f| f.path).collect()).unwrap_or_default(),
             job_dir: job_dir.to_path_buf(),
         })
@@ -170,6 +175,37 @@ impl Summary {
                 s,
                 "  render: {}x{} @ {} fps, {} frames, {:.1} s, encoded at {:.0} fps",
                 r.width, r.height, r.fps, r.frames, r.duration_s, r.encode_fps
+            );
+        }
+        match self.narration.as_ref().map(|n| (n, n.spoken())) {
+            Some((n, Some(track))) => {
+                let _ = writeln!(
+                    s,
+                    "  narration: {} — {}, rate {:.2}×, scenes fitted to {:.1} s, real-time factor {:.2}",
+                    track.voice.as_deref().unwrap_or("?"),
+                    track.engine_description.as_deref().unwrap_or("?"),
+                    n.rate,
+                    n.total_duration_s,
+                    n.real_time_factor.unwrap_or(0.0)
+                );
+                if let Some(why) = &track.reason {
+                    let _ = writeln!(s, "    {why}");
+                }
+                for dropped in &n.shortened {
+                    let _ = writeln!(s, "    dropped to fit: {dropped}");
+                }
+            }
+            Some((n, None)) => {
+                let what = if n.status == NarrationStatus::Disabled { "off" } else { "none" };
+                let _ = writeln!(s, "  narration: {what} — {}", n.reason.as_deref().unwrap_or("?"));
+            }
+            None => {}
+        }
+        if let Some(l) = self.render.as_ref().and_then(|r| r.loudness.as_ref()) {
+            let _ = writeln!(
+                s,
+                "  mix: {:.1} LUFS integrated, true peak {:.1} dBTP (target {} LUFS, ≤ {} dBTP), music ducked {} dB under speech",
+                l.integrated_lufs, l.true_peak_dbtp, l.target_lufs, l.true_peak_limit_dbtp, l.duck_db
             );
         }
         if let Some((score, passed, total)) = self.technical {

@@ -15,12 +15,13 @@ use serde::{Deserialize, Serialize};
 use super::pricing::{PricingTable, RemoteBackend};
 
 /// The stages (by the state they run in) whose CPU time is modelled, in pipeline order.
-pub const STAGES: [&str; 10] = [
+pub const STAGES: [&str; 11] = [
     "init",
     "sanitized",
     "planning",
     "translating",
     "costing",
+    "voicing",
     "rendering",
     "technical_qa",
     "semantic_qa",

@@ -36,6 +36,9 @@ pub enum Section {
     OptimizedBackendSelection,
     /// Cost estimate (stage: costing).
     CostCertification,
+    /// Narration per scene and language: clips, speech durations, word timings, voice,
+    /// engine, real-time factor, fitted scene durations (stage: voicing).
+    Narration,
     /// Video, preview, keyframes, subtitles (stage: rendering).
     GeneratedAssets,
     /// The technical QA report (stage: technical_qa).
@@ -50,7 +53,7 @@ pub enum Section {
 
 impl Section {
     /// Every section in pipeline order.
-    pub const ALL: [Section; 12] = [
+    pub const ALL: [Section; 13] = [
         Section::SanitizedInput,
         Section::Routing,
         Section::ProductionManifest,
@@ -58,6 +61,7 @@ impl Section {
         Section::PromptBundle,
         Section::OptimizedBackendSelection,
         Section::CostCertification,
+        Section::Narration,
         Section::GeneratedAssets,
         Section::TechnicalValidationReport,
         Section::ConsistencyReport,
@@ -83,6 +87,7 @@ impl Section {
             Section::PromptBundle => "prompt_bundle",
             Section::OptimizedBackendSelection => "optimized_backend_selection",
             Section::CostCertification => "cost_certification",
+            Section::Narration => "narration",
             Section::GeneratedAssets => "generated_assets",
             Section::TechnicalValidationReport => "technical_validation_report",
             Section::ConsistencyReport => "consistency_report",

@@ -46,6 +46,9 @@ impl SectionDoc for SemanticReport {
 impl SectionDoc for Verdict {
     const SECTION: Section = Section::FinalApproval;
 }
+impl SectionDoc for agents::voice::narrate::Narration {
+    const SECTION: Section = Section::Narration;
+}
 
 /// The routing decision, journaled in the `routing` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,6 +171,9 @@ pub struct DeliveryManifest {
     pub subtitles: Vec<LanguageStatus>,
     /// Actual cost against the estimate.
     pub cost: DeliveryCost,
+    /// What the licences of the voices (and other assets) used ask to be credited.
+    #[serde(default)]
+    pub credits: Vec<String>,
     /// Fields added by later versions, kept so an older reader does not drop them.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,

@@ -7,8 +7,8 @@
 //! `terminal` superstate, which records them as a [`Rejection`] instead of dropping them.
 //!
 //! ```text
-//! Init ─▶ Sanitized ─▶ Planning ─▶ Translating ─▶ Costing ─┬▶ PlanReview ─▶ Rendering
-//!                                                          └───────────────▶ Rendering
+//! Init ─▶ Sanitized ─▶ Planning ─▶ Translating ─▶ Costing ─┬▶ PlanReview ─▶ Voicing ─▶ Rendering
+//!                                                          └───────────────▶ Voicing
 //! Rendering ─▶ TechnicalQa ─┬▶ SemanticQa ─▶ Supervising ─┬▶ Delivering ─▶ Delivered
 //!        ▲                  │                             ├▶ AwaitingReview ─▶ Delivering
 //!        └─ (bounded) ──────┘                             └▶ Failed{approval}
@@ -40,6 +40,9 @@ pub enum Event {
         /// Whether the preset asks a human to review the plan before rendering.
         plan_review: bool,
     },
+    /// The narration was synthesised and the scene durations fitted to it (or the job was
+    /// found to have music only, with the reason in memory).
+    Voiced,
     /// A human approved (the plan in PlanReview, the result in AwaitingReview).
     Approve,
     /// A human asked for changes; the job goes back to planning.
@@ -87,6 +90,7 @@ impl Event {
             Event::Planned => "planned",
             Event::Translated => "translated",
             Event::Costed { .. } => "costed",
+            Event::Voiced => "voiced",
             Event::Approve => "approve",
             Event::RequestChanges => "request_changes",
             Event::Reject { .. } => "reject",
@@ -170,7 +174,7 @@ impl JobMachine {
     fn costing(event: &Event) -> Outcome<State> {
         match event {
             Event::Costed { plan_review: true } => Transition(State::plan_review()),
-            Event::Costed { plan_review: false } => Transition(State::rendering(1)),
+            Event::Costed { plan_review: false } => Transition(State::voicing()),
             _ => Super,
         }
     }
@@ -179,9 +183,18 @@ impl JobMachine {
     #[state(superstate = "agents")]
     fn plan_review(event: &Event) -> Outcome<State> {
         match event {
-            Event::Approve => Transition(State::rendering(1)),
+            Event::Approve => Transition(State::voicing()),
             Event::RequestChanges => Transition(State::planning(false)),
             Event::Reject { reason } => Transition(State::failed("plan_review".into(), reason.clone())),
+            _ => Super,
+        }
+    }
+
+    /// The narrator speaks the approved plan; scene durations follow the speech.
+    #[state(superstate = "agents")]
+    fn voicing(event: &Event) -> Outcome<State> {
+        match event {
+            Event::Voiced => Transition(State::rendering(1)),
             _ => Super,
         }
     }
@@ -334,6 +347,8 @@ pub enum Stage {
     Translate,
     /// Cost estimate and tier.
     Cost,
+    /// Narration: voices, word timings, scene durations.
+    Voice,
     /// RenderExecutor.
     Render,
     /// TechnicalQaGate.
@@ -348,12 +363,13 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage in pipeline order (config validation lists them in its errors).
-    pub const ALL: [Stage; 10] = [
+    pub const ALL: [Stage; 11] = [
         Stage::Sanitize,
         Stage::Route,
         Stage::Plan,
         Stage::Translate,
         Stage::Cost,
+        Stage::Voice,
         Stage::Render,
         Stage::TechnicalQa,
         Stage::SemanticQa,
@@ -385,6 +401,7 @@ impl Stage {
             Stage::Plan => "planning",
             Stage::Translate => "translating",
             Stage::Cost => "costing",
+            Stage::Voice => "voicing",
             Stage::Render => "rendering",
             Stage::TechnicalQa => "technical_qa",
             Stage::SemanticQa => "semantic_qa",
@@ -404,6 +421,7 @@ impl State {
             State::Translating {} => "translating",
             State::Costing {} => "costing",
             State::PlanReview {} => "plan_review",
+            State::Voicing {} => "voicing",
             State::Rendering { .. } => "rendering",
             State::TechnicalQa { .. } => "technical_qa",
             State::SemanticQa {} => "semantic_qa",
@@ -425,6 +443,7 @@ impl State {
             | State::Translating {}
             | State::Costing {}
             | State::PlanReview {}
+            | State::Voicing {}
             | State::Rendering { .. } => "AGENTS",
             State::TechnicalQa { .. } | State::SemanticQa {} => "QA",
             State::Supervising {} | State::AwaitingReview {} | State::Delivering {} => "APPROVAL",
@@ -443,6 +462,7 @@ impl State {
             State::Planning { .. } => Stage::Plan,
             State::Translating {} => Stage::Translate,
             State::Costing {} => Stage::Cost,
+            State::Voicing {} => Stage::Voice,
             State::Rendering { .. } => Stage::Render,
             State::TechnicalQa { .. } => Stage::TechnicalQa,
             State::SemanticQa {} => Stage::SemanticQa,
@@ -472,7 +492,8 @@ impl State {
             State::Translating {} => 0.2,
             State::Costing {} => 0.25,
             State::PlanReview {} => 0.3,
-            State::Rendering { .. } => 0.3,
+            State::Voicing {} => 0.3,
+            State::Rendering { .. } => 0.35,
             State::TechnicalQa { .. } => 0.8,
             State::SemanticQa {} => 0.88,
             State::Supervising {} => 0.94,
@@ -531,6 +552,7 @@ mod tests {
             State::translating(),
             State::costing(),
             State::plan_review(),
+            State::voicing(),
             State::rendering(1),
             State::rendering(2),
             State::technical_qa(1),
@@ -554,6 +576,7 @@ mod tests {
             Event::Translated,
             Event::Costed { plan_review: true },
             Event::Costed { plan_review: false },
+            Event::Voiced,
             Event::Approve,
             Event::RequestChanges,
             Event::Reject { reason: "off brand".into() },
@@ -585,8 +608,9 @@ mod tests {
             (State::planning(false), E::Planned, State::translating()),
             (State::translating(), E::Translated, State::costing()),
             (State::costing(), E::Costed { plan_review: true }, State::plan_review()),
-            (State::costing(), E::Costed { plan_review: false }, State::rendering(1)),
-            (State::plan_review(), E::Approve, State::rendering(1)),
+            (State::costing(), E::Costed { plan_review: false }, State::voicing()),
+            (State::plan_review(), E::Approve, State::voicing()),
+            (State::voicing(), E::Voiced, State::rendering(1)),
             (State::plan_review(), E::RequestChanges, State::planning(false)),
             (State::plan_review(), E::Reject { reason: "off brand".into() }, failed("plan_review", "off brand")),
             (State::rendering(1), E::Rendered, State::technical_qa(1)),
@@ -661,6 +685,7 @@ mod tests {
             Event::Planned,
             Event::Translated,
             Event::Costed { plan_review: false },
+            Event::Voiced,
             Event::Rendered,
             Event::TechnicalPassed,
             Event::SemanticScored,

@@ -29,9 +29,11 @@ pub fn request_key(config: &Config, input: &SanitizedInput) -> String {
         "director": agents::director::DIRECTOR_VERSION,
         "render": agents::render::RENDER_VERSION,
         "semantic": agents::semantic::SEMANTIC_VERSION,
+        "narration": agents::voice::narrate::NARRATION_VERSION,
         "models": {
             agents::models::SMOLLM2_ID: installed(agents::models::SMOLLM2_ID),
             agents::models::MINILM_ID: installed(agents::models::MINILM_ID),
+            agents::models::PIPER_JOE_ID: installed(agents::models::PIPER_JOE_ID),
         },
     });
     hex::encode(Sha256::digest(identity.to_string().as_bytes()))

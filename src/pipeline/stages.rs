@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use agents::director::{CreativeDirector, DirectorSettings};
-use agents::domain::{ProductionManifest, VideoSettings};
+use agents::domain::{ProductionManifest, RenderPlan, VideoSettings};
 use agents::models;
 use agents::planner::{self, PlanLimits, PlanRequest, Planner};
 use agents::render::{self, PreviewSettings, RenderRequest};
@@ -19,6 +19,7 @@ use agents::supervisor::{self, Inputs, Thresholds};
 use agents::translate::marian::MarianTranslator;
 use agents::translate::{self, LlmTranslator, Translator};
 use agents::visual::{TranslateRequest, TranslatedCaptions, Translation, VisualTranslator};
+use agents::voice::narrate::{self, Narration, NarrationRequest, NarrationStatus, NarrationTrack, SceneText};
 use agents::{Agent, AgentContext, AgentMetadata};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -141,6 +142,7 @@ pub async fn run(state: &State, input: &StageInput<'_>) -> Result<StageOutcome, 
         State::Planning { fast_track } => plan(input, *fast_track).await,
         State::Translating {} => translate(input).await,
         State::Costing {} => cost(input),
+        State::Voicing {} => voice_stage(input).await,
         State::Rendering { attempt } => render_stage(input, *attempt).await,
         State::TechnicalQa { .. } => technical_qa(input).await,
         State::SemanticQa {} => semantic_qa(input).await,
@@ -609,10 +611,100 @@ fn relative(job_dir: &Path, p: &Path) -> PathBuf {
     p.strip_prefix(job_dir).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf())
 }
 
-async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutcome, StageError> {
+/// The voicing stage: the narrator speaks each scene of the approved plan (source language),
+/// scene durations are fitted to the speech, clips go to `narration/`, and the `narration`
+/// section records voice, engine, timings and real-time factor — or why the video has music
+/// only. A narration that cannot fit even after dropping whole sentences fails the job with
+/// the numbers.
+async fn voice_stage(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
+    let brief: SanitizedInput = input.read()?;
+    let translation: Translation = input.read()?;
+    let cfg = &input.config.voice;
+    let request = NarrationRequest {
+        scenes: translation
+            .plan
+            .scenes
+            .iter()
+            .map(|s| SceneText { text: s.narration.clone(), planned_s: s.duration_s })
+            .collect(),
+        languages: brief.languages.clone(),
+        requested_s: brief.duration_sec as f64,
+        choice: brief.voice,
+        disabled: (!brief.narration)
+            .then(|| format!("narration is off for this brief (preset '{}' or \"narration\": false)", brief.preset)),
+        job_dir: input.job_dir.to_path_buf(),
+        fit: cfg.fit(),
+        voices: cfg.settings(&input.config.models.dir),
+    };
+    let started = std::time::Instant::now();
+    let narration = blocking::run("voicing", &input.agent, move |ctx| narrate::narrate(&request, ctx)).await??;
+    let track = narration.tracks.first();
+    let metadata = AgentMetadata {
+        model_used: track.and_then(|t| t.voice.clone()).unwrap_or_else(|| "none".into()),
+        processing_ms: started.elapsed().as_millis() as u64,
+        version: narrate::NARRATION_VERSION.into(),
+    };
+    let detail = json!({
+        "status": narration.status,
+        "voice": track.and_then(|t| t.voice.clone()),
+        "engine": track.and_then(|t| t.engine),
+        "rate": narration.rate,
+        "total_duration_s": narration.total_duration_s,
+        "real_time_factor": narration.real_time_factor,
+        "reason": narration.reason,
+    });
+    Ok(StageOutcome::new(Event::Voiced, vec![input.write(Stage::Voice, &narration, Some(&metadata))?], Some(detail)))
+}
+
+/// Loads the narrator's voice on a background thread so its one-off load (about a second for
+/// the neural voice) overlaps the stages before voicing; the voicing stage then finds it
+/// loaded (or waits for the load in progress — never loads it twice).
+pub fn prewarm_voice(config: &Config, brief: &SanitizedInput) {
+    let Some(lang) = brief.languages.first().cloned() else { return };
+    if !brief.narration {
+        return;
+    }
+    let settings = config.voice.settings(&config.models.dir);
+    let choice = brief.voice;
+    std::thread::spawn(move || {
+        let _ = agents::voice::resolve(&lang, choice, &settings);
+    });
+}
+
+/// The credit a narration's voice asks for in the delivery manifest.
+fn voice_credit(track: &NarrationTrack) -> String {
+    let voice = track.voice.as_deref().unwrap_or("?");
+    match track.engine {
+        Some(agents::voice::VoiceEngine::Piper) if voice == "piper:en_US-joe-medium" => format!(
+            "Narration: {voice}, a Piper voice (rhasspy/piper-voices v1.0.0; dataset CC0, fine-tuned from the lessac \
+             voice) run with ONNX Runtime (MIT)"
+        ),
+        Some(agents::voice::VoiceEngine::Piper) => {
+            format!("Narration: {voice}, a Piper voice run with ONNX Runtime (MIT)")
+        }
+        _ => format!("Narration: {voice}, espeak-ng formant synthesis (GPL-3.0, run as a separate program)"),
+    }
+}
+
+/// The plan as rendered and checked: the translator's plan with the costing stage's encoder
+/// settings, the configured mix, and the narration applied (scene timings that follow the
+/// speech, word timings, the clips, subtitles cut from the words). The translator's section
+/// itself is never rewritten.
+pub fn rendered_plan(input: &StageInput<'_>) -> Result<RenderPlan, StageError> {
     let translation: Translation = input.read()?;
     let mut plan = translation.plan;
     plan.video = selected_video(input, &plan.video)?;
+    plan.mix = input.config.voice.mix();
+    // Jobs voiced before the section existed simply have none.
+    let narration = input.memory.get::<Narration>().map_err(|e| StageError::Permanent(e.to_string()))?;
+    if let Some(n) = narration.filter(|n| n.status == NarrationStatus::Narrated) {
+        n.apply(&mut plan, input.job_dir, &input.config.voice.cue_rules());
+    }
+    Ok(plan)
+}
+
+async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutcome, StageError> {
+    let mut plan = rendered_plan(input)?;
     if attempt > 1 {
         // A re-render after a failed technical check: trade speed for robustness.
         plan.video.x264_preset = "medium".into();
@@ -647,9 +739,7 @@ async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutco
 
 async fn technical_qa(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
     let assets: GeneratedAssets = input.read()?;
-    let translation: Translation = input.read()?;
-    let mut plan = translation.plan;
-    plan.video = selected_video(input, &plan.video)?;
+    let plan = rendered_plan(input)?;
     let expect = Expectations::from_plan(&plan);
     let path = input.job_dir.join(&assets.output.video);
     let cfg = input.config.technical_qa.clone();
@@ -693,10 +783,10 @@ fn narrative_similarities(
 async fn semantic_qa(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
     let brief: SanitizedInput = input.read()?;
     let manifest: ProductionManifest = input.read()?;
-    let translation: Translation = input.read()?;
+    let plan = rendered_plan(input)?;
     let assets: GeneratedAssets = input.read()?;
     let registry = models::Registry::shared(&input.config.models.settings());
-    let captions: Vec<String> = translation.plan.scenes.iter().map(|s| s.caption.clone()).collect();
+    let captions: Vec<String> = plan.scenes.iter().map(|s| s.caption.clone()).collect();
     let (b, m) = (brief.content.clone(), manifest.clone());
     let started = std::time::Instant::now();
     let embedded =
@@ -712,7 +802,7 @@ async fn semantic_qa(input: &StageInput<'_>) -> Result<StageOutcome, StageError>
     let request = SemanticRequest {
         brief: brief.content,
         manifest,
-        plan: translation.plan,
+        plan,
         keyframes: assets.output.keyframes.iter().map(|k| input.job_dir.join(k)).collect(),
         criteria: input
             .config
@@ -851,12 +941,14 @@ async fn deliver(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
         let key = super::reuse::request_key(input.config, &brief);
         effects.push(Effect::Cache(cache::delivered_entry(&key, &input.job.id)));
     }
+    let narration = input.memory.get::<Narration>().map_err(|e| StageError::Permanent(e.to_string()))?;
     let manifest = DeliveryManifest {
         job_id: input.job.id.clone(),
         directory: input.job_dir.to_path_buf(),
         files,
         subtitles: translation.languages,
         cost,
+        credits: narration.as_ref().and_then(Narration::spoken).map(voice_credit).into_iter().collect(),
         extra: Default::default(),
     };
     Ok(StageOutcome {

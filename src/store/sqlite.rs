@@ -439,6 +439,7 @@ mod tests {
             files: vec![],
             subtitles: vec![],
             cost: DeliveryCost::Reconciled(Box::new(reconciled)),
+            credits: Vec::new(),
             extra: Default::default(),
         };
         let expected = manifest.actual_total().unwrap();

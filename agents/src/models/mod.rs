@@ -36,6 +36,10 @@ pub const SMOLLM2_ID: &str = "smollm2-135m-instruct";
 pub const SMOLLM2_SHIPPED: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// The requantised GGUF the LLM loads (written by `aiprod models prepare`).
 pub const SMOLLM2_PREPARED: &str = "SmolLM2-135M-Instruct.Q8_0.gguf";
+/// Model id of the neural narrator voice (Piper en_US-joe-medium), as listed and verified.
+pub const PIPER_JOE_ID: &str = "piper-en_US-joe-medium";
+/// Model id of the ONNX Runtime library the Piper voice runs on.
+pub const ONNX_RUNTIME_ID: &str = "onnxruntime";
 /// The command that installs and prepares every model.
 pub const INSTALL_HINT: &str = "./scripts/install_models.sh (or `make models`)";
 
@@ -75,6 +79,12 @@ pub fn required_files(model: &str) -> &'static [&'static str] {
             &["all-minilm-l6-v2/model.safetensors", "all-minilm-l6-v2/config.json", "all-minilm-l6-v2/tokenizer.json"]
         }
         SMOLLM2_ID => &["smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf"],
+        PIPER_JOE_ID => &[
+            "piper-en_US-joe-medium/en_US-joe-medium.onnx",
+            "piper-en_US-joe-medium/en_US-joe-medium.onnx.json",
+            "piper-en_US-joe-medium/MODEL_CARD",
+        ],
+        ONNX_RUNTIME_ID => &["onnxruntime/libonnxruntime.so.1.32.0", "onnxruntime/LICENSE"],
         _ => &[],
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! Everything happens in one streaming pass: each frame is composed in Rust
 //! ([`compose`]), converted and encoded ([`encode`]) for the full video and, while inside
-//! the preview window, scaled and encoded for the preview; the music bed ([`audio`]) is
-//! synthesised in AAC-frame chunks that keep pace with the video. Memory does not grow with
+//! the preview window, scaled and encoded for the preview; the soundtrack ([`mix`]: the
+//! music bed of [`audio`], ducked under the narration clips, normalised to the loudness
+//! target) is produced in AAC-frame chunks that keep pace with the video. Memory does not grow with
 //! the duration. Files are written under temporary names and renamed into place only once
 //! complete (`video.mp4` last), so a crash never leaves a truncated `video.mp4` behind.
 
@@ -13,6 +14,7 @@ mod audio;
 pub mod compose;
 pub mod encode;
 mod keyframe;
+pub mod mix;
 mod movtext;
 pub mod subtitles;
 pub mod text;
@@ -27,9 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput};
 use crate::domain::RenderPlan;
-use audio::MusicBed;
 use compose::{ChannelOrder, Compositor, FrameMut};
 use encode::{AAC_SAMPLE_RATES, AudioSpec, FrameSource, Mp4Spec, Mp4Writer, VideoSpec, X264_PRESETS};
+use mix::{LoudnessReport, Mixer};
 use subtitles::{TimedCue, iso639_2, normalize_cues};
 
 /// Bumped whenever the same plan would render differently.
@@ -86,6 +88,9 @@ pub struct RenderOutput {
     pub encode_fps: f64,
     /// Wall-clock time of the render in milliseconds.
     pub elapsed_ms: u64,
+    /// Loudness and true peak of the soundtrack as mixed (narration, ducking, normalisation).
+    #[serde(default)]
+    pub loudness: Option<LoudnessReport>,
 }
 
 /// Renders `plan` into `req.out_dir`. Synchronous and CPU-bound: callers in async code run
@@ -160,7 +165,7 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
     let mut preview = Some(Mp4Writer::create(&preview_tmp, &preview_spec, preview_source)?);
 
     let mut compositor = Compositor::new(plan, font, width, height, ChannelOrder::Bgr)?;
-    let mut music = MusicBed::new(&plan.audio, duration_s, plan.seed);
+    let mut music = Mixer::new(&plan.audio, &plan.mix, &plan.narration, duration_s, plan.seed)?;
     let chunk = main.audio_frame_size().unwrap_or(1024);
     let (mut left, mut right) = (vec![0.0f32; chunk], vec![0.0f32; chunk]);
     let mut bgr = ffmpeg::frame::Video::new(source.format, width, height);
@@ -249,13 +254,14 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
         fps,
         encode_fps: written as f64 / elapsed.as_secs_f64().max(1e-9),
         elapsed_ms: elapsed.as_millis() as u64,
+        loudness: Some(music.report()),
     })
 }
 
 /// Synthesises the next audio chunk and sends it to the video and, while inside the preview
 /// window, to the preview.
 fn write_audio_chunk(
-    music: &mut MusicBed,
+    music: &mut Mixer,
     left: &mut [f32],
     right: &mut [f32],
     main: &mut Mp4Writer,
@@ -263,7 +269,7 @@ fn write_audio_chunk(
     preview_samples: u64,
 ) -> Result<(), AgentError> {
     let start = music.position();
-    let n = music.fill(left, right);
+    let n = music.fill(left, right)?;
     main.write_audio(&left[..n], &right[..n])?;
     if let Some(p) = preview.as_mut()
         && start < preview_samples
@@ -314,6 +320,19 @@ fn validate(plan: &RenderPlan, req: &RenderRequest) -> Result<(), AgentError> {
     }
     if !(a.tempo_bpm.is_finite() && a.root_hz.is_finite() && a.energy.is_finite() && a.gain.is_finite()) {
         return bad("the audio plan has a non-finite number".into());
+    }
+    let m = &plan.mix;
+    if !(-40.0..=0.0).contains(&m.target_lufs) || !(-20.0..=0.0).contains(&m.true_peak_dbtp) {
+        return bad(format!(
+            "mix target {} LUFS / {} dBTP is outside -40..0 / -20..0",
+            m.target_lufs, m.true_peak_dbtp
+        ));
+    }
+    if !(m.duck_db.is_finite() && m.duck_attack_ms.is_finite() && m.duck_release_ms.is_finite()) || m.duck_db < 0.0 {
+        return bad("the mix's ducking settings are not finite and non-negative".into());
+    }
+    if let Some(c) = plan.narration.iter().find(|c| !c.path.is_file() || !c.start_s.is_finite() || c.start_s < 0.0) {
+        return bad(format!("narration clip {} is missing or starts at {} s", c.path.display(), c.start_s));
     }
     if !plan.transition_s.is_finite() || plan.transition_s < 0.0 {
         return bad(format!("transition of {} s", plan.transition_s));

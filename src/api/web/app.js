@@ -2,7 +2,7 @@
 // localStorage; media URLs carry it as ?access_token= because <video> cannot send headers.
 'use strict';
 
-const STAGES = ['init', 'sanitized', 'planning', 'translating', 'costing', 'plan_review', 'rendering',
+const STAGES = ['init', 'sanitized', 'planning', 'translating', 'costing', 'plan_review', 'voicing', 'rendering',
   'technical_qa', 'semantic_qa', 'supervising', 'awaiting_review', 'delivering', 'delivered'];
 const CAMERAS = ['dolly', 'pan', 'zoom', 'static', 'orbital'];
 const $ = id => document.getElementById(id);

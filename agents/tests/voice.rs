@@ -1,0 +1,255 @@
+//! The voices for real: espeak-ng (a system package) speaks French, the installed Piper voice
+//! speaks English (`needs models`), the narration record describes what was produced, and
+//! subtitle cues start where the speech starts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use agents::AgentContext;
+use agents::voice::cues::{self, CueRules};
+use agents::voice::fit::FitSettings;
+use agents::voice::narrate::{Narration, NarrationRequest, NarrationStatus, SceneText, narrate};
+use agents::voice::{VoiceChoice, VoiceEngine, VoiceSettings, wav};
+
+fn models_dir() -> PathBuf {
+    agents::models::test_models_dir()
+}
+
+fn settings(models: &Path) -> VoiceSettings {
+    VoiceSettings {
+        piper_voices: BTreeMap::from([("en".to_owned(), models.join("piper-en_US-joe-medium/en_US-joe-medium.onnx"))]),
+        onnx_runtime: models.join("onnxruntime/libonnxruntime.so.1.32.0"),
+        threads: 1,
+    }
+}
+
+fn request(dir: &Path, lang: &str, scenes: &[&str], seconds: f64, voices: VoiceSettings) -> NarrationRequest {
+    NarrationRequest {
+        scenes: scenes
+            .iter()
+            .map(|t| SceneText { text: (*t).to_owned(), planned_s: seconds / scenes.len() as f64 })
+            .collect(),
+        languages: vec![lang.to_owned()],
+        requested_s: seconds,
+        choice: VoiceChoice::Auto,
+        disabled: None,
+        job_dir: dir.to_path_buf(),
+        fit: FitSettings::default(),
+        voices,
+    }
+}
+
+fn rms_dbfs(samples: &[f32]) -> f32 {
+    10.0 * (samples.iter().map(|x| x * x).sum::<f32>() / samples.len().max(1) as f32).max(1e-20).log10()
+}
+
+/// Checks every scene's clip against the record: the file exists, its length is the recorded
+/// speech duration, it is speech (not silence), and the words are in order inside the scene.
+fn check_record(n: &Narration, dir: &Path, requested: f64) {
+    assert_eq!(n.status, NarrationStatus::Narrated, "{n:?}");
+    assert!((n.total_duration_s - requested).abs() <= 2.0, "fitted to {} s", n.total_duration_s);
+    let track = n.spoken().unwrap();
+    for s in &track.scenes {
+        let audio = s.audio.as_ref().expect("every scene here has narration");
+        let pcm = wav::read(&dir.join(audio)).unwrap();
+        let secs = pcm.samples.len() as f64 / pcm.sample_rate as f64;
+        assert!((secs - s.speech_duration_s).abs() < 0.01, "{secs} vs {}", s.speech_duration_s);
+        assert!(secs > 0.8, "{secs} s of speech for {:?}", s.text);
+        assert!(rms_dbfs(&pcm.samples) > -35.0, "clip is near silence: {} dBFS", rms_dbfs(&pcm.samples));
+        assert!(s.real_time_factor > 0.0);
+        let scene_end = s.start_s + s.duration_s;
+        assert!(s.speech_start_s + s.speech_duration_s <= scene_end + 1e-9, "{s:?}");
+        let mut last = s.speech_start_s - 1e-9;
+        for w in &s.words {
+            assert!(w.start_s >= last && w.end_s > w.start_s && w.end_s <= scene_end, "{w:?}");
+            last = w.start_s;
+        }
+        assert_eq!(s.words.len(), s.text.split_whitespace().count(), "{:?}", s.words);
+    }
+}
+
+#[test]
+fn espeak_speaks_french_and_the_record_says_it_is_formant_synthesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenes =
+        ["Du pain frais à l'aube, chaud du four.", "La boulangerie ouvre ses portes à six heures. Venez goûter."];
+    let n = narrate(&request(dir.path(), "fr", &scenes, 10.0, settings(&models_dir())), &AgentContext::with_seed(1))
+        .unwrap();
+    check_record(&n, dir.path(), 10.0);
+    let track = n.spoken().unwrap();
+    assert_eq!(track.engine, Some(VoiceEngine::EspeakNg));
+    assert_eq!(track.voice.as_deref(), Some("espeak-ng:fr-fr"));
+    assert!(track.engine_description.as_deref().unwrap().contains("formant"), "{track:?}");
+    assert_eq!(n.rate, 1.0, "short French narration needs no speed-up");
+}
+
+#[test]
+#[ignore = "needs models"]
+fn piper_speaks_english_with_word_timings_and_a_real_time_factor() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenes = [
+        "Fresh bread at dawn, warm from the oven.",
+        "Our bakers start at four, long before the city wakes. Every loaf is shaped by hand.",
+        "Come early and taste the difference.",
+    ];
+    let n = narrate(&request(dir.path(), "en", &scenes, 15.0, settings(&models_dir())), &AgentContext::with_seed(1))
+        .unwrap();
+    check_record(&n, dir.path(), 15.0);
+    let track = n.spoken().unwrap();
+    assert_eq!(track.engine, Some(VoiceEngine::Piper), "{track:?}");
+    assert_eq!(track.voice.as_deref(), Some("piper:en_US-joe-medium"));
+    assert!(track.reason.is_none(), "no fallback expected: {track:?}");
+    let rtf = n.real_time_factor.unwrap();
+    assert!(rtf > 0.0 && rtf < 2.0, "real-time factor {rtf}");
+}
+
+#[test]
+#[ignore = "needs models"]
+fn a_narration_too_long_for_the_video_is_sped_up_then_shortened_by_whole_sentences_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "Fresh bread at dawn, warm from the oven. Our bakers start at four, long before the city wakes. \
+                Every loaf is shaped by hand and baked on stone. Come early and taste the difference.";
+    let n = narrate(&request(dir.path(), "en", &[long], 6.0, settings(&models_dir())), &AgentContext::with_seed(1))
+        .unwrap();
+    assert!(!n.shortened.is_empty(), "{n:?}");
+    assert!(n.total_duration_s <= 8.0 + 1e-9, "{}", n.total_duration_s);
+    let spoken = &n.spoken().unwrap().scenes[0].text;
+    assert!(long.starts_with(spoken.as_str()), "only whole trailing sentences are dropped: {spoken:?}");
+    // One sentence that cannot fit at all: the job is refused with the numbers.
+    let one = "Every single loaf in our little bakery is shaped by hand and baked slowly on hot stone until golden.";
+    let e = narrate(&request(dir.path(), "en", &[one], 2.0, settings(&models_dir())), &AgentContext::with_seed(1))
+        .unwrap_err();
+    assert!(e.to_string().contains("at most 4.0 s"), "{e}");
+}
+
+/// Onsets of speech after at least 200 ms of silence, in seconds.
+fn speech_onsets(samples: &[f32], rate: u32) -> Vec<f64> {
+    let frame = (rate / 100) as usize;
+    let rms: Vec<f32> =
+        samples.chunks(frame).map(|c| (c.iter().map(|x| x * x).sum::<f32>() / c.len() as f32).sqrt()).collect();
+    let peak = rms.iter().copied().fold(0.0, f32::max);
+    let mut onsets = Vec::new();
+    let mut silent = 100; // the start counts as after silence
+    for (i, r) in rms.iter().enumerate() {
+        if *r > peak * 0.03 {
+            if silent >= 20 {
+                onsets.push(i as f64 * 0.01);
+            }
+            silent = 0;
+        } else {
+            silent += 1;
+        }
+    }
+    onsets
+}
+
+#[test]
+fn subtitle_cues_start_within_150_ms_of_the_speech() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenes = [
+        "Fresh bread at dawn. Warm light fills the street. The doors open at six.",
+        "Come early. Taste the difference.",
+    ];
+    let n = narrate(
+        &request(dir.path(), "en", &scenes, 14.0, settings(&dir.path().join("no-models"))),
+        &AgentContext::with_seed(1),
+    )
+    .unwrap();
+    let track = n.spoken().unwrap();
+    // The narration as heard: every clip placed on the video's timeline.
+    let rate = 22_050;
+    let mut timeline = vec![0.0f32; (n.total_duration_s * rate as f64) as usize + rate as usize];
+    for s in &track.scenes {
+        let pcm = wav::read(&dir.path().join(s.audio.as_ref().unwrap())).unwrap();
+        assert_eq!(pcm.sample_rate, rate);
+        let at = (s.speech_start_s * rate as f64).round() as usize;
+        for (i, v) in pcm.samples.iter().enumerate() {
+            timeline[at + i] += v;
+        }
+    }
+    let onsets = speech_onsets(&timeline, rate);
+    assert_eq!(onsets.len(), 5, "one onset per sentence: {onsets:?}");
+    let words: Vec<_> = track.scenes.iter().map(|s| s.words.clone()).collect();
+    let cues = cues::from_words(&words, &CueRules::default(), n.total_duration_s);
+    // Every onset of speech has a cue starting with it, and every sentence's cue starts with
+    // its speech.
+    for o in &onsets {
+        let nearest = cues.iter().map(|c| (c.start_s - o).abs()).fold(f64::INFINITY, f64::min);
+        assert!(nearest <= 0.15, "speech at {o:.2} s has no cue within 150 ms (nearest {nearest:.3} s): {cues:#?}");
+    }
+    let sentence_cues: Vec<_> = cues.iter().filter(|c| c.text.starts_with(char::is_uppercase)).collect();
+    assert_eq!(sentence_cues.len(), 5, "{cues:#?}");
+    for c in sentence_cues {
+        let nearest = onsets.iter().map(|o| (c.start_s - o).abs()).fold(f64::INFINITY, f64::min);
+        assert!(nearest <= 0.15, "cue {:?} at {:.2} s is {nearest:.3} s from any speech onset", c.text, c.start_s);
+    }
+    let cps = cues::max_chars_per_s(&cues);
+    assert!(cps <= 20.0 + 1e-9, "a cue needs {cps:.1} characters per second: {cues:#?}");
+}
+
+/// Word onsets from a recogniser's forced alignment (pocketsphinx with `-time yes`).
+fn recognised_onsets(clip: &Path, scratch: &Path) -> Vec<(String, f64)> {
+    let wav16 = scratch.join("16k.wav");
+    let ok = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(clip)
+        .args(["-ar", "16000", "-ac", "1"])
+        .arg(&wav16)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = Command::new("pocketsphinx_continuous")
+        .arg("-infile")
+        .arg(&wav16)
+        .args(["-time", "yes"])
+        .output()
+        .expect("pocketsphinx is installed (see scripts/setup.sh)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let word = f.first()?.split('(').next()?.to_owned();
+            (f.len() == 4 && !word.starts_with('<') && !word.starts_with('['))
+                .then(|| Some((word, f[1].parse().ok()?)))?
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs models"]
+fn piper_word_timings_agree_with_a_recogniser_within_150_ms() {
+    let texts = [
+        "Fresh bread at dawn, warm from the oven. Our bakery opens at six every morning.",
+        "Learn the basics of saving money. Set a budget, track your spending, and put something aside each month.",
+        "Join us this weekend for the summer market. There will be music, food, and games for the whole family.",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let norm = |w: &str| w.chars().filter(|c| c.is_alphanumeric() || *c == '\'').collect::<String>().to_lowercase();
+    let mut errors = Vec::new();
+    for (k, text) in texts.iter().enumerate() {
+        let job = dir.path().join(k.to_string());
+        let n =
+            narrate(&request(&job, "en", &[text], 10.0, settings(&models_dir())), &AgentContext::with_seed(1)).unwrap();
+        let scene = &n.spoken().unwrap().scenes[0];
+        assert_eq!(n.spoken().unwrap().engine, Some(VoiceEngine::Piper));
+        let heard = recognised_onsets(&job.join(scene.audio.as_ref().unwrap()), &job);
+        for w in &scene.words {
+            let ours = w.start_s - scene.speech_start_s;
+            let best = heard
+                .iter()
+                .filter(|(h, t)| *h == norm(&w.word) && (t - ours).abs() < 1.0)
+                .map(|(_, t)| (t - ours).abs())
+                .fold(f64::INFINITY, f64::min);
+            if best.is_finite() {
+                errors.push(best);
+            }
+        }
+    }
+    errors.sort_by(f64::total_cmp);
+    assert!(errors.len() >= 20, "the recogniser matched only {} words", errors.len());
+    let median = errors[errors.len() / 2];
+    let within = errors.iter().filter(|e| **e <= 0.15).count() as f64 / errors.len() as f64;
+    eprintln!("{} words: median onset error {median:.3} s, {:.0} % within 150 ms", errors.len(), within * 100.0);
+    assert!(median <= 0.1 && within >= 0.8, "median {median:.3} s, {:.0} % within 150 ms", within * 100.0);
+}
