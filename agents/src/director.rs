@@ -658,7 +658,7 @@ mod tests {
         let scene = Scene {
             description: "A baker opens the oven".into(),
             caption: "Fresh bread at dawn".into(),
-            narration: String::new(),
+            narration: "A baker opens the oven".into(),
             duration_s: 3.0,
             camera: Camera::Dolly,
             mood: "calm".into(),
