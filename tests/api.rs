@@ -57,11 +57,11 @@ async fn brand_campaign_lifecycle_with_review_edit_range_and_artifacts() {
         .call("PATCH", &format!("/v1/jobs/{id}/manifest"), &app.editor, Some(&json!({"scenes": [{"camera": "crane"}]})))
         .await;
     assert_eq!((bad.status, error_of(&bad).1), (422, Some("scenes[0].camera")));
-    let edit = json!({"scenes": [{"caption": "Edited during review"}]});
+    let edit = json!({"scenes": [{"caption": "Edited during review", "narration": "Edited during review."}]});
     let ok = app.call("PATCH", &format!("/v1/jobs/{id}/manifest"), &app.editor, Some(&edit)).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert_eq!(ok.body["version"], 2);
-    assert_eq!(ok.body["changed_fields"], json!(["scenes[0].caption"]));
+    assert_eq!(ok.body["changed_fields"], json!(["scenes[0].caption", "scenes[0].narration"]));
     let changed =
         app.call_with("GET", &format!("/v1/jobs/{id}/memory"), &app.viewer, None, &[("if-none-match", &etag)]).await;
     assert_eq!(changed.status, 200, "an edit changes the ETag");
@@ -70,7 +70,7 @@ async fn brand_campaign_lifecycle_with_review_edit_range_and_artifacts() {
     assert_eq!(v.len(), 2);
     assert_eq!((v[0]["author"].as_str(), v[0]["human"].as_bool()), (Some("stage:planning"), Some(false)));
     assert_eq!((v[1]["author"].as_str(), v[1]["human"].as_bool()), (Some("editor"), Some(true)));
-    assert_eq!(v[1]["changed_fields"], json!(["scenes[0].caption"]));
+    assert_eq!(v[1]["changed_fields"], json!(["scenes[0].caption", "scenes[0].narration"]));
 
     // Comments thread per section.
     let c = app
