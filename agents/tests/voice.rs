@@ -28,7 +28,11 @@ fn request(dir: &Path, lang: &str, scenes: &[&str], seconds: f64, voices: VoiceS
     NarrationRequest {
         scenes: scenes
             .iter()
-            .map(|t| SceneText { text: (*t).to_owned(), planned_s: seconds / scenes.len() as f64 })
+            .map(|t| SceneText {
+                text: (*t).to_owned(),
+                planned_s: seconds / scenes.len() as f64,
+                caption: String::new(),
+            })
             .collect(),
         languages: vec![lang.to_owned()],
         requested_s: seconds,
@@ -121,6 +125,26 @@ fn a_narration_too_long_for_the_video_is_sped_up_then_shortened_by_whole_sentenc
     let e = narrate(&request(dir.path(), "en", &[one], 2.0, settings(&models_dir())), &AgentContext::with_seed(1))
         .unwrap_err();
     assert!(e.to_string().contains("at most 4.0 s"), "{e}");
+}
+
+#[test]
+fn a_one_sentence_narration_gives_up_trailing_clauses_then_speaks_its_caption() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = "Nos pompes à chaleur tiennent dans un placard, tournent à trente-cinq décibels, réduisent la \
+                facture de chauffage d'un tiers et s'installent en un après-midi.";
+    let mut req = request(dir.path(), "fr", &[line, line], 9.0, settings(&models_dir()));
+    for s in &mut req.scenes {
+        s.caption = "Silencieuse et compacte".into();
+    }
+    let n = narrate(&req, &AgentContext::with_seed(1)).unwrap();
+    assert!(n.total_duration_s <= 11.0 + 1e-9, "{}", n.total_duration_s);
+    assert!(!n.shortened.is_empty(), "{n:?}");
+    for s in &n.spoken().unwrap().scenes {
+        // Either a clause-boundary prefix of the line, ended with a full stop, or the caption.
+        let prefix = s.text.strip_suffix('.').is_some_and(|p| line.starts_with(p) && line[p.len()..].starts_with(','));
+        assert!(prefix || s.text == "Silencieuse et compacte", "{:?}", s.text);
+        assert_eq!(s.words.len(), s.text.split_whitespace().count());
+    }
 }
 
 /// Onsets of speech after at least 200 ms of silence, in seconds.

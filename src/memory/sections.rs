@@ -25,29 +25,24 @@ use crate::finance::{FastTrackCheck, Orchestration, Reconciliation};
 use crate::qa_gate::TechnicalReport;
 use crate::sanitize::SanitizedInput;
 
-impl SectionDoc for SanitizedInput {
-    const SECTION: Section = Section::SanitizedInput;
+/// Binds each section's Rust type to its section, one line per pair.
+macro_rules! section_docs {
+    ($($ty:ty => $section:ident),* $(,)?) => {
+        $(impl SectionDoc for $ty {
+            const SECTION: Section = Section::$section;
+        })*
+    };
 }
-impl SectionDoc for ProductionManifest {
-    const SECTION: Section = Section::ProductionManifest;
-}
-impl SectionDoc for ConsistencyMarkers {
-    const SECTION: Section = Section::ConsistencyMarkers;
-}
-impl SectionDoc for Translation {
-    const SECTION: Section = Section::PromptBundle;
-}
-impl SectionDoc for TechnicalReport {
-    const SECTION: Section = Section::TechnicalValidationReport;
-}
-impl SectionDoc for SemanticReport {
-    const SECTION: Section = Section::ConsistencyReport;
-}
-impl SectionDoc for Verdict {
-    const SECTION: Section = Section::FinalApproval;
-}
-impl SectionDoc for agents::voice::narrate::Narration {
-    const SECTION: Section = Section::Narration;
+
+section_docs! {
+    SanitizedInput => SanitizedInput,
+    ProductionManifest => ProductionManifest,
+    ConsistencyMarkers => ConsistencyMarkers,
+    Translation => PromptBundle,
+    TechnicalReport => TechnicalValidationReport,
+    SemanticReport => ConsistencyReport,
+    Verdict => FinalApproval,
+    agents::voice::narrate::Narration => Narration,
 }
 
 /// The routing decision, journaled in the `routing` section.

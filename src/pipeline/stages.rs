@@ -614,8 +614,8 @@ fn relative(job_dir: &Path, p: &Path) -> PathBuf {
 /// The voicing stage: the narrator speaks each scene of the approved plan (source language),
 /// scene durations are fitted to the speech, clips go to `narration/`, and the `narration`
 /// section records voice, engine, timings and real-time factor — or why the video has music
-/// only. A narration that cannot fit even after dropping whole sentences fails the job with
-/// the numbers.
+/// only. A narration that cannot fit even after giving up sentences, clauses or speaking the
+/// caption instead fails the job with the numbers.
 async fn voice_stage(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
     let brief: SanitizedInput = input.read()?;
     let translation: Translation = input.read()?;
@@ -625,7 +625,7 @@ async fn voice_stage(input: &StageInput<'_>) -> Result<StageOutcome, StageError>
             .plan
             .scenes
             .iter()
-            .map(|s| SceneText { text: s.narration.clone(), planned_s: s.duration_s })
+            .map(|s| SceneText { text: s.narration.clone(), planned_s: s.duration_s, caption: s.caption.clone() })
             .collect(),
         languages: brief.languages.clone(),
         requested_s: brief.duration_sec as f64,

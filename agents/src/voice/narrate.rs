@@ -29,6 +29,10 @@ pub struct SceneText {
     pub text: String,
     /// The planner's duration for the scene, seconds.
     pub planned_s: f64,
+    /// The scene's on-screen caption: spoken instead of a single-sentence narration that
+    /// cannot fit even without its trailing clauses (empty: no such fallback).
+    #[serde(default)]
+    pub caption: String,
 }
 
 /// Everything the narrator needs.
@@ -217,6 +221,8 @@ impl Narration {
 /// One scene's speech while fitting.
 struct Spoken {
     text: String,
+    /// The caption, spoken as a last resort (see [`SceneText::caption`]).
+    caption: String,
     utterance: Option<Utterance>,
     synthesis_ms: u64,
 }
@@ -246,6 +252,19 @@ impl Spoken {
         let dropped = sentences.last().cloned();
         self.text = sentences[..sentences.len() - 1].join(" ");
         dropped
+    }
+
+    /// A shorter text for a one-sentence narration: without its last clause (ended with a
+    /// full stop), or else the caption when it has fewer words. Returns the new text and what
+    /// was given up; the caller re-synthesises.
+    fn shorter_text(&self) -> Option<(String, String)> {
+        if let Some((keep, dropped)) = text::without_last_clause(&self.text) {
+            return Some((keep, dropped));
+        }
+        let caption = self.caption.trim();
+        let fewer = text::words(caption).len() < text::words(&self.text).len();
+        (fewer && caption.chars().any(char::is_alphanumeric))
+            .then(|| (caption.to_owned(), format!("\"{}\" (the caption is spoken instead)", self.text)))
     }
 }
 
@@ -306,7 +325,12 @@ pub fn narrate(req: &NarrationRequest, ctx: &AgentContext) -> Result<Narration, 
     let mut spoken: Vec<Spoken> = req
         .scenes
         .iter()
-        .map(|s| Spoken { text: s.text.trim().to_owned(), utterance: None, synthesis_ms: 0 })
+        .map(|s| Spoken {
+            text: s.text.trim().to_owned(),
+            caption: s.caption.clone(),
+            utterance: None,
+            synthesis_ms: 0,
+        })
         .collect();
     let mut synthesis_ms = 0;
     speak_all(voice, &mut spoken, 1.0, ctx, &mut synthesis_ms)?;
@@ -334,13 +358,13 @@ pub fn narrate(req: &NarrationRequest, ctx: &AgentContext) -> Result<Narration, 
                         let speech: Vec<f64> = spoken.iter().map(Spoken::speech_s).collect();
                         match req.fit.durations(&speech, &planned, req.requested_s) {
                             Ok(d) => break d,
-                            Err(_) => shorten(&mut spoken, &mut shortened, e)?,
+                            Err(_) => shorten(voice, &mut spoken, &mut shortened, e, rate, ctx, &mut synthesis_ms)?,
                         }
                     }
-                    Err(e) => shorten(&mut spoken, &mut shortened, e)?,
+                    Err(e) => shorten(voice, &mut spoken, &mut shortened, e, rate, ctx, &mut synthesis_ms)?,
                 }
             }
-            Err(e) => shorten(&mut spoken, &mut shortened, e)?,
+            Err(e) => shorten(voice, &mut spoken, &mut shortened, e, rate, ctx, &mut synthesis_ms)?,
         }
     };
 
@@ -426,19 +450,38 @@ pub fn narrate(req: &NarrationRequest, ctx: &AgentContext) -> Result<Narration, 
     })
 }
 
-/// Drops the last sentence of the longest scene that has more than one, or fails with the
-/// reason when no scene can lose a sentence.
-fn shorten(spoken: &mut [Spoken], shortened: &mut Vec<String>, why: NoFit) -> Result<(), AgentError> {
+/// Makes the narration shorter by the least it can give up, without cutting speech
+/// mid-word: the last sentence of the longest scene that has more than one; otherwise the
+/// last clause of the longest one-sentence scene that has several, or its caption when that
+/// is shorter (that scene is spoken again). Fails with the reason when nothing is left to give.
+fn shorten(
+    voice: &dyn Voice,
+    spoken: &mut [Spoken],
+    shortened: &mut Vec<String>,
+    why: NoFit,
+    rate: f64,
+    ctx: &AgentContext,
+    total_ms: &mut u64,
+) -> Result<(), AgentError> {
     let candidate =
         spoken.iter_mut().filter(|s| s.sentence_count() > 1).max_by(|a, b| a.speech_s().total_cmp(&b.speech_s()));
-    match candidate.and_then(Spoken::drop_last_sentence) {
-        Some(dropped) => {
-            shortened.push(dropped);
-            Ok(())
+    if let Some(dropped) = candidate.and_then(Spoken::drop_last_sentence) {
+        shortened.push(dropped);
+        return Ok(());
+    }
+    let longest = spoken
+        .iter_mut()
+        .filter_map(|s| s.shorter_text().map(|t| (s, t)))
+        .max_by(|(a, _), (b, _)| a.speech_s().total_cmp(&b.speech_s()));
+    match longest {
+        Some((s, (text, given_up))) => {
+            s.text = text;
+            shortened.push(given_up);
+            speak_all(voice, std::slice::from_mut(s), rate, ctx, total_ms)
         }
         None => Err(AgentError::Permanent(format!(
-            "{why}; no scene has a sentence left to drop without cutting speech mid-sentence — shorten the \
-             narration or ask for a longer video"
+            "{why}; no scene has a sentence, clause or shorter caption left to give up without cutting speech \
+             mid-sentence — shorten the narration or ask for a longer video"
         ))),
     }
 }

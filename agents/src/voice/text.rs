@@ -84,6 +84,30 @@ pub fn clause_breaks(sentence: &str) -> usize {
     sentence.trim_end_matches(|c: char| !c.is_alphanumeric()).chars().filter(|c| CLAUSE_END.contains(c)).count()
 }
 
+/// A one-sentence text without its last clause, ended with a full stop, and the clause
+/// given up; `None` when the text has no clause break or more than one sentence.
+pub fn without_last_clause(text: &str) -> Option<(String, String)> {
+    if sentences(text).len() != 1 {
+        return None;
+    }
+    let body = text.trim().trim_end_matches(|c: char| !c.is_alphanumeric());
+    let cut = body.rfind(|c: char| CLAUSE_END.contains(&c))?;
+    let keep = body[..cut].trim_end_matches(|c: char| c.is_whitespace() || CLAUSE_END.contains(&c));
+    // "and"/"or" left dangling before the cut clause goes with it.
+    let keep = ["and", "or", "et", "y", "und", "e", "ou", "o"]
+        .iter()
+        .find_map(|w| keep.strip_suffix(w).filter(|k| k.ends_with(' ')))
+        .map_or(keep, |k| k.trim_end_matches(|c: char| c.is_whitespace() || CLAUSE_END.contains(&c)));
+    if !keep.chars().any(char::is_alphanumeric) {
+        return None;
+    }
+    let full_stop = if keep.chars().last().is_some_and(is_cjk) { "。" } else { "." };
+    Some((
+        format!("{keep}{full_stop}"),
+        body[cut..].trim_start_matches(|c: char| CLAUSE_END.contains(&c)).trim().to_owned(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +128,16 @@ mod tests {
         assert_eq!(words("Fresh bread, at dawn — warm."), ["Fresh", "bread,", "at", "dawn —", "warm."]);
         assert_eq!(words("朝の光。"), ["朝", "の", "光。"]);
         assert_eq!(clause_breaks("Fresh bread, warm light; open doors."), 2);
+    }
+
+    #[test]
+    fn the_last_clause_goes_with_a_dangling_conjunction() {
+        assert_eq!(
+            without_last_clause("It runs at 35 dB, cuts bills by a third, and installs in one afternoon."),
+            Some(("It runs at 35 dB, cuts bills by a third.".into(), "and installs in one afternoon".into()))
+        );
+        assert_eq!(without_last_clause("Fresh bread at dawn."), None);
+        assert_eq!(without_last_clause("One. Two, three."), None);
+        assert_eq!(without_last_clause(", only a clause"), None);
     }
 }
