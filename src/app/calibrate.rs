@@ -87,18 +87,18 @@ async fn measure(config: &Arc<Config>, scratch: &Path, tier: &str, seconds: u32)
 /// Fit a line through two points; slopes below zero (noise) become a constant.
 fn fit(x1: f64, y1: f64, x2: f64, y2: f64) -> Linear {
     if (x2 - x1).abs() < 1e-9 {
-        return Linear { fixed_s: (y1 + y2) / 2.0, per_mpf_s: 0.0 };
+        return Linear { fixed_s: (y1 + y2) / 2.0, per_mpf_s: 0.0, per_output_s: 0.0 };
     }
     let slope = (y2 - y1) / (x2 - x1);
     if slope <= 0.0 {
-        return Linear { fixed_s: (y1 + y2) / 2.0, per_mpf_s: 0.0 };
+        return Linear { fixed_s: (y1 + y2) / 2.0, per_mpf_s: 0.0, per_output_s: 0.0 };
     }
     let fixed = y1 - slope * x1;
     if fixed < 0.0 {
         // Through the origin, matching the larger (less noisy) point.
-        return Linear { fixed_s: 0.0, per_mpf_s: y2 / x2 };
+        return Linear { fixed_s: 0.0, per_mpf_s: y2 / x2, per_output_s: 0.0 };
     }
-    Linear { fixed_s: fixed, per_mpf_s: slope }
+    Linear { fixed_s: fixed, per_mpf_s: slope, per_output_s: 0.0 }
 }
 
 /// The config the calibration jobs run with: no rule may move a job off its tier.
@@ -167,7 +167,7 @@ mod tests {
     fn fit_goes_through_both_points_and_clamps_noise() {
         let l = fit(1.0, 1.5, 3.0, 2.5);
         assert!((l.fixed_s - 1.0).abs() < 1e-9 && (l.per_mpf_s - 0.5).abs() < 1e-9);
-        assert_eq!(fit(1.0, 2.0, 3.0, 1.0), Linear { fixed_s: 1.5, per_mpf_s: 0.0 });
+        assert_eq!(fit(1.0, 2.0, 3.0, 1.0), Linear { fixed_s: 1.5, per_mpf_s: 0.0, per_output_s: 0.0 });
         let origin = fit(1.0, 0.1, 3.0, 3.0);
         assert_eq!(origin.fixed_s, 0.0);
         assert!((origin.per_mpf_s - 1.0).abs() < 1e-9);

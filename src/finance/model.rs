@@ -57,18 +57,25 @@ impl Workload {
     }
 }
 
-/// CPU-seconds of one stage: `fixed_s + per_mpf_s × megapixel-frames`.
+/// CPU-seconds of one stage: `fixed_s + per_mpf_s × megapixel-frames + per_output_s ×
+/// seconds of output` (the last for work that scales with length, not resolution: the voice).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Linear {
     /// Seconds regardless of size.
     pub fixed_s: f64,
     /// Seconds per megapixel-frame.
     pub per_mpf_s: f64,
+    /// Seconds per second of output, whatever the resolution (absent in older calibrations).
+    #[serde(default)]
+    pub per_output_s: f64,
 }
 
 impl Linear {
-    fn at(&self, mpf: f64) -> f64 {
-        (self.fixed_s + self.per_mpf_s * mpf).max(0.0)
+    /// A stage modelled as free.
+    pub const ZERO: Linear = Linear { fixed_s: 0.0, per_mpf_s: 0.0, per_output_s: 0.0 };
+
+    fn at(&self, mpf: f64, duration_s: f64) -> f64 {
+        (self.fixed_s + self.per_mpf_s * mpf + self.per_output_s * duration_s).max(0.0)
     }
 }
 
@@ -123,16 +130,19 @@ impl Calibration {
     pub fn defaults() -> Self {
         let tier = |render_per_mpf: f64, qa: Linear, bytes: f64| {
             let mut stages: BTreeMap<String, Linear> =
-                STAGES.iter().map(|s| (s.to_string(), Linear { fixed_s: 0.0, per_mpf_s: 0.0 })).collect();
-            stages.insert("rendering".into(), Linear { fixed_s: 0.0, per_mpf_s: render_per_mpf });
+                STAGES.iter().map(|s| (s.to_string(), Linear::ZERO)).collect();
+            stages.insert("rendering".into(), Linear { per_mpf_s: render_per_mpf, ..Linear::ZERO });
             stages.insert("technical_qa".into(), qa);
-            stages.insert("semantic_qa".into(), Linear { fixed_s: 0.001, per_mpf_s: 0.00005 });
+            stages.insert("semantic_qa".into(), Linear { fixed_s: 0.001, per_mpf_s: 0.00005, ..Linear::ZERO });
+            // The Piper voice on one thread: ≈ 0.1 CPU-s per second of speech (real-time factor
+            // ≈ 0.1 measured in the voicing stage's CPU time), speech filling ≈ 3/4 of the video.
+            stages.insert("voicing".into(), Linear { per_output_s: 0.075, ..Linear::ZERO });
             TierCoefficients { stages, bytes_per_mpf: bytes }
         };
         let tiers = BTreeMap::from([
-            ("economy".to_owned(), tier(0.0137, Linear { fixed_s: 0.05, per_mpf_s: 0.00095 }, 4800.0)),
-            ("standard".to_owned(), tier(0.0103, Linear { fixed_s: 0.0, per_mpf_s: 0.00126 }, 3100.0)),
-            ("premium".to_owned(), tier(0.0166, Linear { fixed_s: 0.0, per_mpf_s: 0.0015 }, 1850.0)),
+            ("economy".to_owned(), tier(0.0137, Linear { fixed_s: 0.05, per_mpf_s: 0.00095, ..Linear::ZERO }, 4800.0)),
+            ("standard".to_owned(), tier(0.0103, Linear { fixed_s: 0.0, per_mpf_s: 0.00126, ..Linear::ZERO }, 3100.0)),
+            ("premium".to_owned(), tier(0.0166, Linear { fixed_s: 0.0, per_mpf_s: 0.0015, ..Linear::ZERO }, 1850.0)),
         ]);
         Calibration {
             source: CalibrationSource::Defaults,
@@ -328,7 +338,7 @@ pub fn predict(
             let cpu = match (work.measured.get(*s), coef.stages.get(*s)) {
                 (Some(measured), _) => *measured,
                 (None, Some(_)) if remote.is_some() && *s == "rendering" => 0.0,
-                (None, Some(l)) => l.at(mpf),
+                (None, Some(l)) => l.at(mpf, work.duration_s),
                 (None, None) => 0.0,
             };
             (s.to_string(), cpu)
