@@ -296,9 +296,11 @@ pub struct FastTrack {
     pub max_duration_sec: u32,
     /// Most scenes on the fast track.
     pub max_scenes: usize,
-    /// Highest cost for a fast-track job.
+    /// Highest estimated cost (USD) of a job the fast track takes; a costlier one takes the
+    /// full path (the route stage says so).
     pub cost_ceiling: f64,
-    /// Latency target for a fast-track job, end to end.
+    /// Latency target for a fast-track job: one whose predicted CPU-seconds exceed it takes the
+    /// full path.
     pub max_latency_sec: u32,
 }
 
@@ -603,8 +605,6 @@ pub struct Tier {
     pub crf: u8,
     /// AAC bitrate, bits per second.
     pub audio_bitrate: u32,
-    /// Basic cost estimate per minute of output.
-    pub rate_per_minute: f64,
 }
 
 /// Log file and rotation.
@@ -867,7 +867,6 @@ impl Config {
             if !(32_000..=512_000).contains(&t.audio_bitrate) {
                 return Err(invalid(format!("{key}.audioBitrate"), "must be within 32000..512000"));
             }
-            positive(&format!("{key}.ratePerMinute"), t.rate_per_minute)?;
         }
         if !(0.0..=2.0).contains(&self.render.transition_sec) {
             return Err(invalid("render.transitionSec", "must be within 0..2 seconds"));

@@ -110,6 +110,8 @@ fn calibration_config(config: &Config) -> Config {
     c.financial.cost_controls.auto_downgrade = false;
     c.financial.max_cost_per_minute = f64::MAX / 4.0;
     c.financial.force_fast_track_if_cost_exceeds = f64::MAX / 4.0;
+    c.fast_track.cost_ceiling = f64::MAX / 4.0;
+    c.fast_track.max_latency_sec = u32::MAX;
     for m in c.financial.quality_to_cost_mapping.values_mut() {
         m.max_cost_per_minute = f64::MAX / 4.0;
     }

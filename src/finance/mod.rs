@@ -191,6 +191,10 @@ pub struct FastTrackCheck {
     pub estimate: f64,
     /// Whether it exceeds the threshold (the route stage then forces the fast track).
     pub exceeded: bool,
+    /// Predicted CPU-seconds of the job on that tier: the route stage compares it with
+    /// `fastTrack.maxLatencySec`.
+    #[serde(default)]
+    pub cpu_s: f64,
 }
 
 /// The FinancialOrchestrator's output.
@@ -259,8 +263,8 @@ pub fn orchestrate_measured(
     let candidates: Vec<Candidate> = quotes.iter().map(|q| q.candidate.clone()).collect();
     let decision = routing::decide(&candidates, &rules)?;
     let chosen = quotes.iter().find(|q| q.candidate.name == decision.chosen.name).expect("chosen among quotes");
-    let requested_estimate =
-        quotes.iter().find(|q| q.candidate.name == brief.tier).map(|q| q.breakdown.total).unwrap_or(0.0);
+    let requested = quotes.iter().find(|q| q.candidate.name == brief.tier).map(|q| &q.breakdown);
+    let (requested_estimate, requested_cpu_s) = requested.map_or((0.0, 0.0), |b| (b.total, b.cpu_s));
     let threshold = config.financial.force_fast_track_if_cost_exceeds;
     Ok(Orchestration {
         estimate: chosen.breakdown.clone(),
@@ -271,6 +275,7 @@ pub fn orchestrate_measured(
             threshold,
             estimate: requested_estimate,
             exceeded: routing::force_fast_track(requested_estimate, threshold),
+            cpu_s: requested_cpu_s,
         },
         calibration: calibration.note.clone(),
         calibrated: calibration.source == CalibrationSource::Measured,

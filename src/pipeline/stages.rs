@@ -176,13 +176,16 @@ fn fast_track_cost_check(input: &StageInput<'_>, brief: &SanitizedInput) -> Opti
     .map(|o| o.fast_track_check)
 }
 
-fn route(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
-    let brief: SanitizedInput = input.read()?;
-    let c = planner::complexity(&brief.content, brief.duration_sec);
-    let ft = &input.config.fast_track;
-    let preset_fast = input.config.presets.get(&brief.preset).is_some_and(|p| p.pipeline == PipelineKind::Fast);
-    let cost_check = fast_track_cost_check(input, &brief);
-    let (fast_track, reason) = if let Some(check) = cost_check.as_ref().filter(|c| c.exceeded) {
+/// The route stage's decision, a pure function of what it measured: whether the brief takes
+/// the fast track, and why in words.
+fn fast_track_decision(
+    c: &planner::Complexity,
+    brief: &SanitizedInput,
+    ft: &crate::config::FastTrack,
+    preset_fast: bool,
+    cost_check: Option<&FastTrackCheck>,
+) -> (bool, String) {
+    if let Some(check) = cost_check.filter(|c| c.exceeded) {
         (
             true,
             format!(
@@ -197,11 +200,30 @@ fn route(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
         (false, format!("complexity {:.3} ≥ {}", c.score, ft.activation_complexity_max))
     } else if brief.duration_sec > ft.max_duration_sec {
         (false, format!("duration {} s > fast-track limit {} s", brief.duration_sec, ft.max_duration_sec))
+    } else if let Some(check) = cost_check.filter(|c| c.estimate > ft.cost_ceiling) {
+        (false, format!("fast-track estimate ${:.4} > fastTrack.costCeiling ${}", check.estimate, ft.cost_ceiling))
+    } else if let Some(check) = cost_check.filter(|c| c.cpu_s > ft.max_latency_sec as f64) {
+        (
+            false,
+            format!(
+                "predicted {:.1} CPU-s > fastTrack.maxLatencySec {} s: the fast track would miss its latency target",
+                check.cpu_s, ft.max_latency_sec
+            ),
+        )
     } else if c.dialogue_marker_count > 0 {
         (false, "the brief contains dialogue".to_owned())
     } else {
         (true, format!("complexity {:.3} < {}", c.score, ft.activation_complexity_max))
-    };
+    }
+}
+
+fn route(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
+    let brief: SanitizedInput = input.read()?;
+    let c = planner::complexity(&brief.content, brief.duration_sec);
+    let ft = &input.config.fast_track;
+    let preset_fast = input.config.presets.get(&brief.preset).is_some_and(|p| p.pipeline == PipelineKind::Fast);
+    let cost_check = fast_track_cost_check(input, &brief);
+    let (fast_track, reason) = fast_track_decision(&c, &brief, ft, preset_fast, cost_check.as_ref());
     let routing = Routing { complexity: c, fast_track, reason, cost_check };
     Ok(StageOutcome::new(
         Event::Routed { fast_track },
@@ -968,5 +990,32 @@ mod tests {
         assert_eq!(readable_caption_chars(6, 3), 30);
         assert_eq!(readable_caption_chars(2, 3), 24);
         assert_eq!(readable_caption_chars(60, 3), 72);
+    }
+
+    #[test]
+    fn the_fast_track_keeps_its_cost_and_latency_promises_or_is_not_taken() {
+        let config = Config::builtin();
+        let req = crate::sanitize::BriefRequest {
+            content: "Fresh bread at dawn, warm light, the shop opening its doors.".into(),
+            duration_sec: Some(15),
+            preset: Some("quick_social".into()),
+            ..Default::default()
+        };
+        let brief = crate::sanitize::sanitize(&req, &config).unwrap();
+        let c = planner::complexity(&brief.content, brief.duration_sec);
+        let mut ft = config.fast_track.clone();
+        let check = FastTrackCheck { threshold: 0.8, estimate: 0.02, exceeded: false, cpu_s: 6.0 };
+        let (fast, why) = fast_track_decision(&c, &brief, &ft, true, Some(&check));
+        assert!(fast, "{why}");
+        ft.cost_ceiling = 0.01;
+        let (fast, why) = fast_track_decision(&c, &brief, &ft, true, Some(&check));
+        assert!(!fast && why.contains("fastTrack.costCeiling $0.01"), "{why}");
+        ft.cost_ceiling = 0.3;
+        ft.max_latency_sec = 5;
+        let (fast, why) = fast_track_decision(&c, &brief, &ft, true, Some(&check));
+        assert!(!fast && why.contains("fastTrack.maxLatencySec 5 s"), "{why}");
+        // The financial rule that forces the fast track outranks both.
+        let forced = FastTrackCheck { exceeded: true, ..check };
+        assert!(fast_track_decision(&c, &brief, &ft, true, Some(&forced)).0);
     }
 }
