@@ -389,7 +389,8 @@ pub struct QualityGates {
     pub technical: f64,
     /// Semantic score needed to pass the semantic gate.
     pub semantic: f64,
-    /// Overall quality needed for approval.
+    /// Overall quality needed for automatic approval; the supervisor applies the stricter of
+    /// this and `supervisor.approveMinQuality`.
     pub final_approval: f64,
 }
 

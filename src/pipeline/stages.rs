@@ -867,7 +867,8 @@ fn supervise(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
             budget: brief.budget,
         },
         &Thresholds {
-            approve_min_quality: s.approve_min_quality,
+            // Both keys bound automatic approval; the stricter one holds.
+            approve_min_quality: s.approve_min_quality.max(input.config.quality_gates.final_approval),
             reject_below_quality: s.reject_below_quality,
             reject_below_technical: s.reject_below_technical,
         },
