@@ -1511,6 +1511,7 @@ mod tests {
             fast_track: true,
             limits: PlanLimits { max_scenes: 3, max_caption_chars: 60, min_scene_s: 3.0 },
             reuse_markers: None,
+            speech: Default::default(),
         })
         .unwrap();
         let video = VideoSettings {
