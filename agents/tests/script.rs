@@ -148,7 +148,8 @@ fn the_planner_keeps_facts_invents_nothing_and_never_says_its_directions() {
             over_time.push(format!("{}: ~{said:.1} s of speech, {allowed:.1} s allowed", c.id));
         }
         for s in &p.manifest.scenes {
-            if s.caption.split_whitespace().count() > agents::script::writer::MAX_CAPTION_WORDS {
+            let words = s.caption.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count();
+            if words > agents::script::writer::MAX_CAPTION_WORDS {
                 long_captions.push(format!("{}: {:?}", c.id, s.caption));
             }
         }
@@ -199,7 +200,7 @@ fn the_four_briefs_from_the_issue_say_their_content_and_nothing_else() {
     let p = planned("launch-day");
     let all = lines(&p).join("\n");
     assert!(!all.contains('🚀') && !all.contains('🎉') && !all.contains("!!") && !all.contains("!,"), "{all}");
-    assert!(all.contains("faster sync, dark mode and offline notes"), "{all}");
+    assert!(all.to_lowercase().contains("faster sync, dark mode and offline notes"), "{all}");
     assert!(p.manifest.scenes[0].narration.starts_with("Launch day!"), "{all}");
 
     // Heat pump at 12 s in four scenes (the length that failed voicing): all four facts,

@@ -16,6 +16,7 @@ use agents::planner::{self, PlanLimits, PlanRequest, Planner};
 use agents::render::{self, PreviewSettings, RenderRequest};
 use agents::semantic::{self, CriterionConfig, NarrativeSimilarities, SemanticReport, SemanticRequest};
 use agents::supervisor::{self, Inputs, Thresholds};
+use agents::translate::apertium::ApertiumTranslator;
 use agents::translate::marian::MarianTranslator;
 use agents::translate::{self, LlmTranslator, Translator};
 use agents::visual::{TranslateRequest, TranslatedCaptions, Translation, VisualTranslator};
@@ -450,7 +451,8 @@ pub async fn translation_for(
 }
 
 /// The translation backends this configuration offers, in preference order: Marian models
-/// configured per pair, then the local LLM when installed. Load failures are reasons.
+/// configured per pair, Apertium when the tool and a language pair are installed, then the
+/// local LLM when installed. Load failures are reasons.
 pub fn translation_backends(config: &Config) -> (Vec<Arc<dyn Translator>>, Vec<String>) {
     let mut backends: Vec<Arc<dyn Translator>> = Vec::new();
     let mut problems = Vec::new();
@@ -460,6 +462,10 @@ pub fn translation_backends(config: &Config) -> (Vec<Arc<dyn Translator>>, Vec<S
             Ok(t) => backends.push(Arc::new(t)),
             Err(e) => problems.push(e.to_string()),
         }
+    }
+    let apertium = ApertiumTranslator::default();
+    if apertium.available() {
+        backends.push(Arc::new(apertium));
     }
     let settings = config.models.settings();
     let registry = models::Registry::shared(&settings);

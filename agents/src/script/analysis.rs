@@ -570,11 +570,7 @@ impl Analyzer {
         if lw.get(subject_from).is_some_and(|w| has(INFINITIVE_VERBS, w)) {
             subject_from += 1;
         }
-        // "Explain how a heat pump moves heat…" → "a heat pump moves heat…".
-        if lw.get(subject_from).is_some_and(|w| ["how", "why", "what", "comment", "cómo", "wie"].contains(&w.as_str()))
-        {
-            subject_from += 1;
-        }
+        // "Explain how a heat pump works" keeps "how a heat pump works": a title, not a claim.
         let head = tokens[..subject_from.min(tokens.len())].join(" ");
         self.record_tone(&head);
         self.direction_phrase(&head);
@@ -898,7 +894,7 @@ mod tests {
             "en",
         );
         assert_eq!(h.direction.scenes, Some(4));
-        assert_eq!(h.content.units[0].text, "a heat pump moves heat from cold outdoor air into a warm house");
+        assert_eq!(h.content.units[0].text, "how a heat pump moves heat from cold outdoor air into a warm house");
         assert_eq!(h.content.units.len(), 5);
         assert!(h.direction.tone.contains(&"educational".to_owned()));
     }

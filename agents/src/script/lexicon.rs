@@ -164,6 +164,10 @@ pub const TONE_WORDS: &[&str] = &[
     "cercana",
     // de
     "ruhig",
+    "fröhlicher",
+    "fröhliche",
+    "freundlicher",
+    "sachlicher",
     "ruhiger",
     "ruhiges",
     "warm",
@@ -451,7 +455,7 @@ pub const SUBJECT_LINKS: &[&str] = &[
 
 /// Words that only sequence a list ("then the team training").
 pub const SEQUENCE_WORDS: &[&str] =
-    &["then", "next", "finally", "and", "afterwards", "later", "puis", "ensuite", "enfin", "luego", "después", "dann"];
+    &["then", "finally", "and", "afterwards", "later", "puis", "ensuite", "enfin", "luego", "después", "dann"];
 
 /// Scene words, for scene-count phrases ("in four scenes", "en trois scènes").
 pub const SCENE_WORDS: &[&str] =
@@ -519,6 +523,10 @@ pub fn conjunction(lang: &str) -> &'static str {
         _ => "and",
     }
 }
+
+/// Articles a caption may drop ("the outdoor unit" → "Outdoor unit").
+pub const ARTICLES: &[&str] =
+    &["a", "an", "the", "le", "la", "les", "un", "une", "el", "los", "las", "una", "der", "die", "das", "ein", "eine"];
 
 /// Whether `w` (lowercase) is in `list`.
 pub fn has(list: &[&str], w: &str) -> bool {

@@ -2,14 +2,14 @@
 //! script detection and the normalisation used to compare a script with its brief.
 
 /// Whether `c` belongs to a script written without spaces between words (Chinese,
-/// Japanese kana and kanji, full-width forms).
+/// Japanese kana and kanji, CJK punctuation, full-width forms).
 pub fn is_cjk(c: char) -> bool {
-    matches!(c as u32, 0x3040..=0x30ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff | 0xf900..=0xfaff | 0xff00..=0xffef)
+    matches!(c as u32, 0x3000..=0x30ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff | 0xf900..=0xfaff | 0xff00..=0xffef)
 }
 
 /// Whether `c` is an emoji or pictograph (not speakable, not drawn by the caption font).
 pub fn is_emoji(c: char) -> bool {
-    matches!(c as u32, 0x1f000..=0x1faff | 0x2600..=0x27bf | 0x2b00..=0x2bff | 0xfe0f | 0x200d | 0x1f1e6..=0x1f1ff)
+    matches!(c as u32, 0x1f000..=0x1faff | 0x2600..=0x27bf | 0x2b00..=0x2bff | 0xfe0f | 0x200d)
 }
 
 /// Sentences of `text` with their end punctuation kept. A full stop between digits (`1.0`)

@@ -54,7 +54,8 @@ pub fn compose(units: &[&Unit], lang: &str) -> String {
         let run = &units[i..j];
         let mut parts: Vec<String> = Vec::with_capacity(run.len());
         for (k, u) in run.iter().enumerate() {
-            let said = if k == 0 { clause(u) } else { text::decapitalise(&u.text) };
+            // German nouns keep their capital inside a sentence.
+            let said = if k == 0 || lang == "de" { clause(u) } else { text::decapitalise(&u.text) };
             parts.push(said);
         }
         let body = if ja {
@@ -82,18 +83,20 @@ pub fn headline(unit: &str, max_chars: usize) -> String {
     }
     let mut words: Vec<&str> = unit.split_whitespace().collect();
     let lower = |w: &str| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'').to_lowercase();
-    let leads: [&[&str]; 4] = [&["it", "we", "they", "this"], &["is", "are", "was", "will"], &["a", "an", "the"], &[]];
+    let leads: [&[&str]; 2] = [&["it", "we", "they", "this"], &["is", "are", "was", "will"]];
     if words.len() > 3 && leads[0].contains(&lower(words[0]).as_str()) && leads[1].contains(&lower(words[1]).as_str()) {
         words.drain(..2);
     } else if words.len() > 2 && ["it's", "we're", "they're"].contains(&lower(words[0]).as_str()) {
         words.drain(..1);
     }
-    if words.len() > 2 && leads[2].contains(&lower(words[0]).as_str()) {
+    if words.len() > 2 && has(lx::ARTICLES, &lower(words[0])) {
         words.remove(0);
     }
     if words.len() > MAX_CAPTION_WORDS {
-        const BREAKS: [&str; 10] =
-            ["that", "which", "who", "with", "from", "before", "into", "while", "because", "when"];
+        const BREAKS: [&str; 16] = [
+            "that", "which", "who", "with", "from", "before", "into", "while", "because", "when", "and", "y", "et",
+            "und", "con", "avec",
+        ];
         let cut = (3..=MAX_CAPTION_WORDS).rev().find(|&i| BREAKS.contains(&lower(words[i]).as_str()));
         words.truncate(cut.unwrap_or(MAX_CAPTION_WORDS));
         while words.len() > 2 && has(lx::STOPWORDS, &lower(words[words.len() - 1])) {
@@ -149,25 +152,35 @@ fn partition(units: &[&Unit], budgets: &[f64], lang: &str) -> Vec<std::ops::Rang
     ranges
 }
 
+/// Where a long unit may be split in two.
+const SPLIT_BREAKS: [&str; 9] = [" and ", " from ", " with ", " into ", " before ", " while ", " that ", " for ", " at "];
+
+/// The byte offset where `text` splits most evenly at a natural break, when it is long
+/// enough (seven words or more) and has one.
+fn split_point(text: &str) -> Option<usize> {
+    if text.split_whitespace().count() < 7 {
+        return None;
+    }
+    let mid = text.len() / 2;
+    SPLIT_BREAKS
+        .iter()
+        .flat_map(|b| text.match_indices(b).map(|(p, _)| p))
+        .filter(|&p| p > 0)
+        .min_by_key(|&p| (p as i64 - mid as i64).abs())
+}
+
 /// Split the longest splittable unit in two at a natural break ("…moves heat | from cold
 /// outdoor air…"), so a brief with fewer points than scenes still fills them in order.
 fn split_one(units: &mut Vec<Unit>) -> bool {
-    const BREAKS: [&str; 9] = [" and ", " from ", " with ", " into ", " before ", " while ", " that ", " for ", " at "];
     let pick = units
         .iter()
         .enumerate()
-        .filter(|(_, u)| u.text.split_whitespace().count() >= 5)
+        .filter(|(_, u)| split_point(&u.text).is_some())
         .max_by_key(|(_, u)| u.text.split_whitespace().count())
         .map(|(i, _)| i);
     let Some(i) = pick else { return false };
     let t = units[i].text.clone();
-    let mid = t.len() / 2;
-    let cut = BREAKS
-        .iter()
-        .flat_map(|b| t.match_indices(b).map(|(p, _)| p))
-        .filter(|&p| p > 0)
-        .min_by_key(|&p| (p as i64 - mid as i64).abs());
-    let Some(p) = cut else { return false };
+    let Some(p) = split_point(&t) else { return false };
     let (a, b) = (t[..p].trim().to_owned(), t[p..].trim().to_owned());
     let mut second = units[i].clone();
     second.text = b;
@@ -183,7 +196,9 @@ fn split_one(units: &mut Vec<Unit>) -> bool {
 pub fn scene_count(analysis: &BriefAnalysis, duration_s: f64, max_scenes: usize, min_scene_s: f64) -> usize {
     let by_duration = ((duration_s / 6.0).ceil() as usize).max(1);
     let max_by_length = ((duration_s / min_scene_s).floor() as usize).max(1);
-    let points = analysis.content.units.len().max(1);
+    // Points, plus one for each long point that can be split at a natural break.
+    let long = analysis.content.units.iter().filter(|u| split_point(&u.text).is_some()).count();
+    let points = (analysis.content.units.len() + long).max(1);
     analysis.direction.scenes.unwrap_or(by_duration.min(points)).clamp(1, max_scenes.max(1)).min(max_by_length)
 }
 
@@ -201,10 +216,12 @@ pub fn write(analysis: &BriefAnalysis, shares: &[f64], max_caption_chars: usize,
             .collect();
     }
     while units.len() < n && split_one(&mut units) {}
-    // Still fewer points than scenes: the last scenes repeat the subject as a sign-off.
+    // Still fewer points than scenes: the subject is said again as a sign-off, before any
+    // closing line.
     while units.len() < n {
         let sign = units.iter().find(|u| u.role == Role::Subject).unwrap_or(&units[0]).clone();
-        units.push(Unit { list: None, pronoun: None, ..sign });
+        let at = units.iter().position(|u| u.role == Role::Closing).unwrap_or(units.len());
+        units.insert(at, Unit { list: None, pronoun: None, role: Role::Point, ..sign });
     }
     let budgets: Vec<f64> = shares.iter().map(|s| speech::speech_budget(*s, fit)).collect();
     let total_budget: f64 = budgets.iter().sum();
@@ -306,7 +323,7 @@ mod tests {
     fn lists_read_as_lists() {
         let s = scenes("🚀 Launch day!!! Our app hits 1.0 🎉🎉 — faster sync, dark mode and offline notes.", 10.0, 2);
         let all: Vec<String> = s.iter().map(|s| s.narration.clone()).collect();
-        assert!(all.iter().any(|n| n.contains("faster sync, dark mode and offline notes.")), "{all:?}");
+        assert!(all.iter().any(|n| n.to_lowercase().contains("faster sync, dark mode and offline notes.")), "{all:?}");
         assert!(all[0].starts_with("Launch day!"), "{all:?}");
         assert!(s.iter().all(|s| !s.caption.contains('🚀') && !s.narration.contains(",,")));
     }
