@@ -257,3 +257,73 @@ fn the_explainer_that_failed_voicing_at_twelve_seconds_now_fits() {
     assert!(needed <= 12.0, "~{needed:.1} s needed: {:#?}", p.manifest.scenes);
     assert_eq!(p.script.fact_recall, 1.0, "{:#?}", p.script);
 }
+
+/// Speaks every planner script of the labelled set with `voices` and returns, per brief,
+/// (id, estimated speech s, measured speech s at the rate used, rate), failing on any brief
+/// whose narration the voicing stage could not fit.
+fn voice_all(voices: agents::voice::VoiceSettings, langs: &[&str]) -> Vec<(String, f64, f64, f64)> {
+    use agents::voice::narrate::{NarrationRequest, NarrationStatus, SceneText, narrate};
+    let mut out = Vec::new();
+    for c in cases().iter().filter(|c| langs.contains(&c.lang.as_str())) {
+        let p = plan_with_report(&request(c)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let req = NarrationRequest {
+            scenes: p
+                .manifest
+                .scenes
+                .iter()
+                .map(|s| SceneText { text: s.spoken_text().to_owned(), planned_s: s.duration_s })
+                .collect(),
+            languages: vec![c.lang.clone()],
+            requested_s: c.duration as f64,
+            choice: agents::voice::VoiceChoice::Auto,
+            disabled: None,
+            job_dir: dir.path().to_path_buf(),
+            fit: FitSettings::default(),
+            voices: voices.clone(),
+        };
+        let n = narrate(&req, &agents::AgentContext::with_seed(7)).unwrap_or_else(|e| panic!("{}: {e}", c.id));
+        assert_eq!(n.status, NarrationStatus::Narrated, "{}: {n:?}", c.id);
+        assert!(n.shortened.is_empty(), "{}: sentences dropped to fit: {:?}", c.id, n.shortened);
+        let measured: f64 = n.tracks[0].scenes.iter().map(|s| s.speech_duration_s).sum();
+        let estimated: f64 = p.manifest.scenes.iter().map(|s| speech::seconds(s.spoken_text())).sum();
+        println!(
+            "{:<28} {:>5.1} s estimated {:>5.1} s spoken at {:.2}× → {:.1} s video (asked {} s)",
+            c.id, estimated, measured, n.rate, n.total_duration_s, c.duration
+        );
+        out.push((c.id.clone(), estimated, measured, n.rate));
+    }
+    out
+}
+
+/// espeak-ng (a system package) speaks the planner's French, Spanish, German and Japanese
+/// scripts: every one fits its video without dropping a sentence.
+#[test]
+fn espeak_fits_every_planner_script_in_its_video() {
+    let voices = agents::voice::VoiceSettings {
+        piper_voices: Default::default(),
+        onnx_runtime: std::path::PathBuf::new(),
+        threads: 1,
+    };
+    let r = voice_all(voices, &["fr", "es", "de", "ja"]);
+    assert!(r.len() >= 15);
+}
+
+/// The installed Piper voice speaks every English planner script of the labelled set: each
+/// fits its video (the voicing failure this replaced needed 14.6 s for 12 s + 2 s).
+#[test]
+#[ignore = "needs models"]
+fn piper_fits_every_english_planner_script_in_its_video() {
+    let models = agents::models::test_models_dir();
+    let voices = agents::voice::VoiceSettings {
+        piper_voices: std::collections::BTreeMap::from([(
+            "en".to_owned(),
+            models.join("piper-en_US-joe-medium/en_US-joe-medium.onnx"),
+        )]),
+        onnx_runtime: models.join("onnxruntime/libonnxruntime.so.1.32.0"),
+        threads: 1,
+    };
+    let r = voice_all(voices, &["en"]);
+    let (est, meas): (f64, f64) = r.iter().fold((0.0, 0.0), |a, x| (a.0 + x.1, a.1 + x.2 * x.3));
+    println!("Piper speaks the English scripts in {meas:.1} s at rate 1.0 against {est:.1} s estimated");
+}
