@@ -4,7 +4,9 @@
 # clang for bindgen, the DejaVu font captions are set in, pip for the model wheels,
 # headless Chromium + chromedriver for the web client's browser test (tests/browser.rs),
 # espeak-ng (phonemes for the Piper voice, formant voice for other languages) and
-# pocketsphinx (the voice tests check word timings against its alignment).
+# pocketsphinx (the voice tests check word timings against its alignment), and Apertium with
+# its English–Spanish pair (a rule-based subtitle translation backend, used only where it
+# clears the chrF bar).
 set -euo pipefail
 
 packages=(
@@ -14,6 +16,7 @@ packages=(
   python3-pip  # scripts/install_models.sh downloads the model wheels with pip
   espeak-ng libespeak-ng-dev  # narration: phonemes and the formant voice
   pocketsphinx pocketsphinx-en-us  # voice tests: word onsets against a recogniser's alignment
+  apertium apertium-eng-spa  # translation backend en<->es, scored by `aiprod models evaluate-translation`
 )
 
 missing=()

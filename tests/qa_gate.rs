@@ -389,6 +389,7 @@ fn our_rendered_video_passes_and_its_truncation_fails() {
         fast_track: true,
         limits: PlanLimits { max_scenes: 3, max_caption_chars: 45, min_scene_s: 3.0 },
         reuse_markers: None,
+        speech: Default::default(),
     })
     .unwrap();
     let (width, height) = AspectRatio::Square1x1.frame_size(240);

@@ -26,10 +26,11 @@ use crate::domain::{Camera, ProductionManifest, Scene};
 use crate::models::llm::chat_prompt;
 use crate::models::{GenerationParams, Registry};
 use crate::planner::{self, PlanRequest};
+use crate::script::{self, BriefAnalysis, ScriptReport};
 use crate::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput};
 
 /// The director's version; bump when its output for the same input changes.
-pub const DIRECTOR_VERSION: &str = "2.0.0";
+pub const DIRECTOR_VERSION: &str = "2.1.0";
 
 /// Tokens one scene line may take.
 const TOKENS_PER_SCENE: usize = 48;
@@ -267,6 +268,10 @@ pub struct Directed {
     pub manifest: ProductionManifest,
     /// Candidates, timings, repairs.
     pub report: DirectorReport,
+    /// The script checks on the model's lines and what was repaired.
+    pub script: ScriptReport,
+    /// The brief split into direction and content (steering text dropped).
+    pub analysis: BriefAnalysis,
 }
 
 const EXAMPLE_BRIEF: &str = "A short ad in three scenes for a city bike-sharing service: unlock a bike with the app, ride across town, park it anywhere.";
@@ -382,9 +387,16 @@ impl CreativeDirector {
     /// Write a manifest for `req` (blocking, CPU-bound: async callers run it on a blocking
     /// thread, as the pipeline's plan stage does).
     pub fn direct(&self, req: &PlanRequest, ctx: &AgentContext) -> Result<Directed, AgentError> {
-        let brief = req.brief.trim();
-        if brief.is_empty() {
+        if req.brief.trim().is_empty() {
             return Err(AgentError::Permanent("cannot direct an empty brief".into()));
+        }
+        // The model reads the brief without text that tries to steer the system.
+        let analysis = script::analyze(req.brief.trim(), &req.language);
+        let brief = analysis.screened.trim();
+        if brief.is_empty() || analysis.content.units.is_empty() {
+            return Err(AgentError::Permanent(
+                "the brief has nothing left to say once steering text is dropped".into(),
+            ));
         }
         let model_err = |e: crate::models::ModelError| AgentError::Permanent(e.to_string());
         let (llm, llm_load) = self.registry.llm().map_err(model_err)?;
@@ -400,7 +412,11 @@ impl CreativeDirector {
         };
         let n = self.settings.candidates.max(1);
         let budget = (c.scenes * n * (1 + self.settings.repair_rounds) * TOKENS_PER_SCENE) as f32;
-        let beats = planner::beats(brief, c.scenes);
+        // The planner's lines for the same scenes: the beats the model is asked to cover,
+        // and the replacement for any of its lines that fails the script checks.
+        let shares = planner::equal_shares(c.duration_s, c.scenes);
+        let fallback = script::writer::write(&analysis, &shares, c.max_caption_chars, &req.speech);
+        let beats: Vec<String> = fallback.iter().map(|f| f.description.clone()).collect();
         let mut texts: Vec<&str> = vec![brief, EXAMPLE_BRIEF];
         texts.extend(beats.iter().map(String::as_str));
         let refs = embedder.embed(&texts).map_err(model_err)?;
@@ -549,15 +565,14 @@ impl CreativeDirector {
         }
         drop(guard);
 
-        for (s, share) in scenes.iter_mut().zip(planner::equal_shares(c.duration_s, c.scenes)) {
-            s.duration_s = share;
+        for (s, share) in scenes.iter_mut().zip(&shares) {
+            s.duration_s = *share;
         }
+        // Every writer passes the same checks: lines too long for their scene, inventing a
+        // number or name, or reading direction aloud are trimmed or replaced by the planner's.
+        let script_report = script::review(&mut scenes, &fallback, &analysis, crate::models::SMOLLM2_ID, &req.speech);
         let relevance = chosen.iter().filter_map(|&i| candidates[i].relevance).sum::<f32>() / chosen.len() as f32;
-        let script = scenes
-            .iter()
-            .map(|s| s.caption.trim_end_matches(['.', '!']).to_owned() + ".")
-            .collect::<Vec<_>>()
-            .join(" ");
+        let script = scenes.iter().map(|s| s.spoken_text().to_owned()).collect::<Vec<_>>().join(" ");
         let title = planner::caption_from(&scenes[0].caption, 48).trim_end_matches('…').to_owned();
         let prefill_tok_s = answer.len() as f64 / (answer.prefill_ms().max(1) as f64 / 1000.0);
         Ok(Directed {
@@ -580,6 +595,8 @@ impl CreativeDirector {
                 generate_tok_s: generated as f64 / (generate_ms.max(1) as f64 / 1000.0),
                 markers_source,
             },
+            script: script_report,
+            analysis,
         })
     }
 }
@@ -654,7 +671,16 @@ mod tests {
         let p = prompt("A teaser for a bakery", &beats, &c(3));
         assert!(p.ends_with("<|im_start|>assistant\n"));
         assert!(p.contains("camera is one of: dolly, pan, zoom, static, orbital. mood is one word."), "{p}");
-        assert!(p.contains("Write exactly 3 scenes, one per topic:\n1. fresh bread\n2. the doors open\n3. the first customer<|im_end|>"), "{p}");
+        // The beats are the planner's content for each scene: the format words ("A teaser
+        // for") are not a topic.
+        assert_eq!(beats.len(), 3);
+        assert!(beats.iter().all(|b| !b.contains("teaser")), "{beats:?}");
+        assert!(beats.join(" ").contains("the first customer"), "{beats:?}");
+        let listed = format!(
+            "Write exactly 3 scenes, one per topic:\n1. {}\n2. {}\n3. {}<|im_end|>",
+            beats[0], beats[1], beats[2]
+        );
+        assert!(p.contains(&listed), "{p}");
         let scene = Scene {
             description: "A baker opens the oven".into(),
             caption: "Fresh bread at dawn".into(),

@@ -11,6 +11,8 @@
 //! - [`models`]: local model files, lazy shared loading (embedder, LLM), preparation.
 //! - [`director`]: the CreativeDirector (local LLM → production manifest, best-of-N).
 //! - [`planner`]: the deterministic FastTrack planner (brief → production manifest).
+//! - [`script`]: brief analysis (direction vs content, steering text dropped), the
+//!   deterministic script writer and the checks every writer's lines must pass.
 //! - [`visual`]: the VisualTranslator (manifest → render plan, subtitle cues).
 //! - [`voice`]: narration (Piper neural voice, espeak-ng formant voice), word timings,
 //!   scene durations that follow the speech, subtitle cues from the words.
@@ -25,6 +27,7 @@ pub mod domain;
 pub mod models;
 pub mod planner;
 pub mod render;
+pub mod script;
 pub mod semantic;
 pub mod supervisor;
 pub mod translate;

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput};
 use crate::domain::{Camera, ConsistencyMarkers, ProductionManifest, Rgb, Scene};
+use crate::script::{self, BriefAnalysis, ScriptReport};
+use crate::voice::fit::FitSettings;
 
 /// The complexity score and the signals behind it, journaled so the routing decision can be
 /// explained.
@@ -131,117 +133,12 @@ fn push_trimmed(out: &mut Vec<String>, s: &str) {
     }
 }
 
-/// Break the brief into clauses suitable for one scene each: sentences first, then the
-/// items of a list after a colon, then comma-separated parts.
-fn clauses(brief: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for sentence in split_sentences(brief) {
-        let (head, list) = match sentence.split_once(':') {
-            Some((h, l)) if l.contains(',') => (Some(h.trim().to_owned()), l.to_owned()),
-            _ => (None, sentence.clone()),
-        };
-        if let Some(h) = head.filter(|h| h.chars().any(char::is_alphanumeric)) {
-            out.push(h);
-        }
-        for part in list.split([',', ';', '、', '，']) {
-            let p = part.trim().trim_start_matches("and ").trim_start_matches("then ").trim();
-            if p.chars().filter(|c| c.is_alphanumeric()).count() >= 3 {
-                out.push(p.to_owned());
-            }
-        }
-    }
-    out
-}
-
-/// Words that describe how a video should feel or look, not what it shows: a clause made
-/// only of these ("Friendly, clear, educational tone", "Dramatic but hopeful") is direction,
-/// not a scene.
-const TONE_WORDS: [&str; 40] = [
-    "friendly",
-    "clear",
-    "educational",
-    "tone",
-    "dramatic",
-    "but",
-    "hopeful",
-    "calm",
-    "quiet",
-    "warm",
-    "cold",
-    "energetic",
-    "bold",
-    "colours",
-    "colors",
-    "minimal",
-    "style",
-    "slow",
-    "camera",
-    "moves",
-    "palette",
-    "long",
-    "pauses",
-    "blue",
-    "white",
-    "teal",
-    "and",
-    "light",
-    "bright",
-    "soft",
-    "gentle",
-    "serious",
-    "playful",
-    "fun",
-    "modern",
-    "clean",
-    "simple",
-    "cheerful",
-    "melancholic",
-    "a",
-];
-
-/// Words that mark a clause as describing the video itself ("a 60-second brand film for …").
-const FRAMING_WORDS: [&str; 12] =
-    ["film", "video", "ad", "advert", "teaser", "spot", "trailer", "clip", "promo", "recap", "explainer", "second"];
-
-/// The brief's beats for `n` scenes, in order: what each scene should show. A list after a
-/// colon with exactly `n` items gives one item per scene (the brief enumerated them);
-/// otherwise the brief's clauses, without pure tone directions, grouped evenly.
+/// The brief's beats for `n` scenes, in order: what each scene should show — the content
+/// the script writer gives each scene (direction and steering text left out).
 pub fn beats(brief: &str, n: usize) -> Vec<String> {
-    let n = n.max(1);
-    for sentence in split_sentences(brief) {
-        if let Some((_, list)) = sentence.split_once(':') {
-            let items: Vec<String> = list
-                .split([',', ';'])
-                .map(|p| p.trim().trim_start_matches("and ").trim_start_matches("then ").trim().to_owned())
-                .filter(|p| p.chars().filter(|c| c.is_alphanumeric()).count() >= 3)
-                .collect();
-            if items.len() == n {
-                return items;
-            }
-        }
-    }
-    let is_tone = |c: &String| {
-        c.to_lowercase()
-            .split(|ch: char| !ch.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .all(|w| TONE_WORDS.contains(&w))
-    };
-    let mut parts: Vec<String> = clauses(brief).into_iter().filter(|c| !is_tone(c)).collect();
-    // "A 60-second brand film for …" frames the video; it is not something a scene shows.
-    let framing =
-        |c: &String| c.to_lowercase().split(|ch: char| !ch.is_alphanumeric()).any(|w| FRAMING_WORDS.contains(&w));
-    if parts.len() > n && parts.first().is_some_and(framing) {
-        parts.remove(0);
-    }
-    if parts.is_empty() {
-        parts.push(brief.trim().to_owned());
-    }
-    (0..n)
-        .map(|i| {
-            let (a, b) = (i * parts.len() / n, ((i + 1) * parts.len() / n).max(i * parts.len() / n + 1));
-            parts[a.min(parts.len() - 1)..b.min(parts.len())].join(", ")
-        })
-        .collect()
+    let analysis = script::analyze(brief, "en");
+    let shares = equal_shares(6.0 * n.max(1) as f64, n.max(1));
+    script::writer::write(&analysis, &shares, 72, &FitSettings::default()).into_iter().map(|s| s.description).collect()
 }
 
 /// `n` scene durations, equal to the millisecond, that sum exactly to `duration_s` (every
@@ -284,20 +181,6 @@ pub fn caption_from(clause: &str, max_chars: usize) -> String {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => out,
     }
-}
-
-/// A scene's caption: its clauses joined while they fit, so a scene that covers several
-/// clauses says more than its first one; a first clause that is too long is shortened.
-fn caption_for(group: &[String], max_chars: usize) -> String {
-    let mut text = group[0].trim().to_owned();
-    for clause in &group[1..] {
-        let candidate = format!("{text}, {}", clause.trim());
-        if candidate.chars().count() > max_chars {
-            break;
-        }
-        text = candidate;
-    }
-    caption_from(&text, max_chars)
 }
 
 /// A mood and the look that goes with it.
@@ -455,10 +338,30 @@ pub struct PlanRequest {
     pub limits: PlanLimits,
     /// Markers to reuse instead of deriving new ones (consistency cache hit).
     pub reuse_markers: Option<ConsistencyMarkers>,
+    /// The pauses and speed-up the voicing stage allows, so narration is sized to fit.
+    #[serde(default)]
+    pub speech: FitSettings,
+}
+
+/// A planned manifest with the analysis and checks behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Planned {
+    /// The manifest.
+    pub manifest: ProductionManifest,
+    /// The brief split into direction and content (with any steering text dropped).
+    pub analysis: BriefAnalysis,
+    /// The script checks on the planner's own lines.
+    pub script: ScriptReport,
 }
 
 /// Plan a manifest from a brief, deterministically.
 pub fn plan(req: &PlanRequest) -> Result<ProductionManifest, AgentError> {
+    plan_with_report(req).map(|p| p.manifest)
+}
+
+/// Plan a manifest from a brief, deterministically, keeping the brief analysis and the
+/// script report for the manifest's metadata.
+pub fn plan_with_report(req: &PlanRequest) -> Result<Planned, AgentError> {
     let brief = req.brief.trim();
     if brief.is_empty() {
         return Err(AgentError::Permanent("cannot plan an empty brief".into()));
@@ -466,48 +369,47 @@ pub fn plan(req: &PlanRequest) -> Result<ProductionManifest, AgentError> {
     if req.duration_s == 0 {
         return Err(AgentError::Permanent("cannot plan a video of 0 seconds".into()));
     }
-    let markers = req.reuse_markers.clone().unwrap_or_else(|| markers_from(brief));
-    let mut parts = clauses(brief);
-    if parts.is_empty() {
-        parts.push(brief.to_owned());
+    let analysis = script::analyze(brief, &req.language);
+    if analysis.content.units.is_empty() {
+        let dropped: Vec<&str> = analysis.suspicious.iter().map(|s| s.text.as_str()).collect();
+        return Err(AgentError::Permanent(format!(
+            "the brief has nothing left to say once the text that tries to steer the system is dropped ({})",
+            dropped.join(" | ")
+        )));
     }
-    let by_duration = ((req.duration_s as f64 / 6.0).ceil() as usize).max(1);
-    let max_by_length = ((req.duration_s as f64 / req.limits.min_scene_s).floor() as usize).max(1);
-    let wanted = requested_scene_count(&brief.to_lowercase()).unwrap_or(by_duration.min(parts.len().max(1)));
-    let n = wanted.clamp(1, req.limits.max_scenes.max(1)).min(max_by_length);
-
-    // Group clauses into n scenes, in order, as evenly as possible.
-    let groups: Vec<Vec<String>> = (0..n)
-        .map(|i| {
-            let (a, b) = (i * parts.len() / n, ((i + 1) * parts.len() / n).max(i * parts.len() / n + 1));
-            parts[a.min(parts.len() - 1)..b.min(parts.len())].to_vec()
-        })
-        .collect();
-    let look = MOODS.iter().find(|m| m.mood == markers.mood).unwrap_or(&MOODS[6]);
+    let markers = req.reuse_markers.clone().unwrap_or_else(|| markers_from(&analysis.screened));
+    let n =
+        script::writer::scene_count(&analysis, req.duration_s as f64, req.limits.max_scenes, req.limits.min_scene_s);
     let shares = equal_shares(req.duration_s as f64, n);
-    let scenes = groups
+    let texts = script::writer::write(&analysis, &shares, req.limits.max_caption_chars, &req.speech);
+    let look = MOODS.iter().find(|m| m.mood == markers.mood).unwrap_or(&MOODS[6]);
+    let mut scenes: Vec<Scene> = texts
         .iter()
         .enumerate()
-        .map(|(i, group)| {
-            let description = group.join(", ");
-            Scene {
-                caption: caption_for(group, req.limits.max_caption_chars),
-                narration: description.clone(),
-                description,
-                duration_s: shares[i],
-                camera: look.cameras[i % look.cameras.len()],
-                mood: markers.mood.clone(),
-            }
+        .map(|(i, t)| Scene {
+            caption: t.caption.clone(),
+            narration: t.narration.clone(),
+            description: t.description.clone(),
+            duration_s: shares[i],
+            camera: look.cameras[i % look.cameras.len()],
+            mood: markers.mood.clone(),
         })
         .collect();
-    let title = caption_from(&parts[0], 48).trim_end_matches('…').to_owned();
-    Ok(ProductionManifest {
-        title,
-        script: brief.to_owned(),
-        scenes,
-        markers,
-        language: req.language.clone(),
-        fast_track: req.fast_track,
+    let report = script::review(&mut scenes, &texts, &analysis, "planner", &req.speech);
+    let title_source = analysis.content.subject.clone().unwrap_or_else(|| analysis.content.units[0].text.clone());
+    let title = script::writer::headline(&title_source, 48);
+    let script_text = scenes.iter().map(|s| s.narration.as_str()).collect::<Vec<_>>().join(" ");
+    Ok(Planned {
+        manifest: ProductionManifest {
+            title,
+            script: script_text,
+            scenes,
+            markers,
+            language: req.language.clone(),
+            fast_track: req.fast_track,
+        },
+        analysis,
+        script: report,
     })
 }
 
@@ -516,7 +418,7 @@ pub fn plan(req: &PlanRequest) -> Result<ProductionManifest, AgentError> {
 pub struct Planner;
 
 /// The planner's version; bump when its output for the same input changes.
-pub const PLANNER_VERSION: &str = "1.0.0";
+pub const PLANNER_VERSION: &str = "2.0.0";
 
 impl Agent for Planner {
     type Input = PlanRequest;
@@ -556,22 +458,28 @@ mod tests {
             fast_track: true,
             limits: PlanLimits { max_scenes: 3, max_caption_chars: 60, min_scene_s: 3.0 },
             reuse_markers: None,
+            speech: FitSettings::default(),
         }
     }
 
     #[test]
-    fn beats_follow_an_enumerated_list_and_skip_tone_directions() {
-        let heat = "Explain in four scenes how a heat pump moves heat from cold outdoor air into a warm house: \
-                    the outdoor unit, the refrigerant loop, the compressor, and the indoor radiators. Friendly, clear, educational tone.";
-        assert_eq!(
-            beats(heat, 4),
-            ["the outdoor unit", "the refrigerant loop", "the compressor", "the indoor radiators"]
-        );
+    fn beats_carry_the_content_in_order_without_directions() {
+        let b = beats(HEAT_PUMP, 4);
+        assert_eq!(b.len(), 4);
+        let all = b.join(" | ");
+        for item in ["outdoor unit", "refrigerant loop", "compressor", "indoor radiators"] {
+            assert!(all.contains(item), "{item}: {all}");
+        }
+        assert!(all.find("outdoor unit") < all.find("indoor radiators"), "{all}");
+        for direction in ["Explain", "four scenes", "tone", "Friendly"] {
+            assert!(!all.contains(direction), "{direction}: {all}");
+        }
         let rescue = "A brand film for a rescue charity. Open on a snowy ridge at night, then the team training, \
                       a rescue at sunrise. Dramatic but hopeful.";
-        let b = beats(rescue, 3);
-        assert_eq!(b, ["Open on a snowy ridge at night", "the team training", "a rescue at sunrise"]);
-        // More scenes than clauses: clauses repeat rather than inventing beats.
+        let b = beats(rescue, 3).join(" | ");
+        assert!(b.contains("a snowy ridge at night") && b.contains("the team training"), "{b}");
+        assert!(!b.contains("film") && !b.contains("Open on") && !b.contains("Dramatic"), "{b}");
+        // More scenes than points: the last scenes sign off with the subject, nothing invented.
         assert_eq!(beats("Fresh bread.", 2), ["Fresh bread", "Fresh bread"]);
     }
 
@@ -630,7 +538,14 @@ mod tests {
         assert!(m.fast_track);
         assert_eq!(m.markers.mood, "warm");
         assert_eq!(m.markers.lighting, "warm dawn light");
-        assert!(m.scenes[0].caption.contains("bakery"), "{:?}", m.scenes[0]);
+        // The subject, not the direction, heads the video.
+        assert!(m.scenes.iter().any(|s| s.caption.contains("bakery") || s.narration.contains("bakery")), "{m:#?}");
+        for s in &m.scenes {
+            for direction in ["calm", "15-second", "teaser"] {
+                assert!(!s.caption.to_lowercase().contains(direction), "{s:?}");
+                assert!(!s.narration.to_lowercase().contains(direction), "{s:?}");
+            }
+        }
     }
 
     #[test]
@@ -641,8 +556,9 @@ mod tests {
         let m = plan(&req).unwrap();
         assert_eq!(m.scenes.len(), 4);
         assert_eq!(m.markers.mood, "educational");
-        let all: String = m.scenes.iter().map(|s| s.description.clone()).collect();
+        let all: String = m.scenes.iter().map(|s| format!("{} {} ", s.description, s.narration)).collect();
         assert!(all.contains("compressor") && all.contains("refrigerant"), "{all}");
+        assert!(!all.contains("Explain") && !all.contains("educational"), "{all}");
     }
 
     #[test]

@@ -1312,8 +1312,11 @@ fn tokens(text: &str, content_only: bool) -> BTreeSet<String> {
 
 /// Recall of the brief's key words in captions + descriptions, and each caption's share of
 /// key words found in the brief; the criterion is `0.5 · recall + 0.5 · mean caption overlap`.
+/// Key words come from the brief's content: its direction ("a calm teaser", "cold blue
+/// palette") is how to make the video, never something a caption should repeat.
 fn narrative_adherence(req: &SemanticRequest, scenes: &mut [SceneScore]) -> Criterion {
-    let mut brief_keys = tokens(&req.brief, true);
+    let content = crate::script::analyze(&req.brief, &req.manifest.language).content.text();
+    let mut brief_keys = tokens(if content.trim().is_empty() { &req.brief } else { &content }, true);
     let mut fallback = false;
     if brief_keys.is_empty() {
         // A brief made only of function words: compare what is there.
@@ -1357,7 +1360,7 @@ fn narrative_adherence(req: &SemanticRequest, scenes: &mut [SceneScore]) -> Crit
     let score = 0.5 * recall + 0.5 * mean_overlap;
     let unspaced = req.brief.chars().any(is_unspaced);
     let method = format!(
-        "LEXICAL fallback (the sentence-embedding model is not installed): recall of the brief's content words ({}) in captions + descriptions, and each caption's \
+        "LEXICAL fallback (the sentence-embedding model is not installed): recall of the brief's content words ({}; direction words left out) in captions + descriptions, and each caption's \
          share of words found in the brief; 0.5·recall + 0.5·mean caption overlap",
         if unspaced {
             "character bigrams for unspaced scripts"
@@ -1417,8 +1420,8 @@ mod tests {
 
     const W: usize = 640;
     const H: usize = 360;
-    const BRIEF: &str =
-        "A quiet poem about an old lighthouse keeper. Cold blue palette, long pauses. The light goes out.";
+    const BRIEF: &str = "A quiet poem about an old lighthouse keeper. Cold blue palette, long pauses. He climbs the stairs at dusk. \
+         The light goes out.";
 
     /// v33's `semanticQa.criteria`.
     fn v33_criteria() -> BTreeMap<String, CriterionConfig> {
@@ -1511,6 +1514,7 @@ mod tests {
             fast_track: true,
             limits: PlanLimits { max_scenes: 3, max_caption_chars: 60, min_scene_s: 3.0 },
             reuse_markers: None,
+            speech: Default::default(),
         })
         .unwrap();
         let video = VideoSettings {

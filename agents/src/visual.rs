@@ -300,6 +300,7 @@ mod tests {
             fast_track: true,
             limits: PlanLimits { max_scenes: 3, max_caption_chars: 60, min_scene_s: 3.0 },
             reuse_markers: None,
+            speech: Default::default(),
         })
         .unwrap();
         TranslateRequest {

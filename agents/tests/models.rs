@@ -97,6 +97,7 @@ fn the_director_writes_a_valid_storyboard_about_the_brief() {
         fast_track: false,
         limits: PlanLimits { max_scenes: 2, max_caption_chars: 40, min_scene_s: 3.0 },
         reuse_markers: None,
+        speech: Default::default(),
     };
     let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let t = ticks.clone();

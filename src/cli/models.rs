@@ -321,6 +321,7 @@ fn direct(config: &Config, brief: &str, duration: u32, seed: u64, candidates: Op
         fast_track: false,
         limits: crate::pipeline::stages::plan_limits(config, duration, false),
         reuse_markers: None,
+        speech: config.voice.fit(),
     };
     let started = Instant::now();
     let directed = match director.direct(&req, &agents::AgentContext::with_seed(seed)) {

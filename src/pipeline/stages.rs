@@ -16,6 +16,7 @@ use agents::planner::{self, PlanLimits, PlanRequest, Planner};
 use agents::render::{self, PreviewSettings, RenderRequest};
 use agents::semantic::{self, CriterionConfig, NarrativeSimilarities, SemanticReport, SemanticRequest};
 use agents::supervisor::{self, Inputs, Thresholds};
+use agents::translate::apertium::ApertiumTranslator;
 use agents::translate::marian::MarianTranslator;
 use agents::translate::{self, LlmTranslator, Translator};
 use agents::visual::{TranslateRequest, TranslatedCaptions, Translation, VisualTranslator};
@@ -274,6 +275,7 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutcome, 
         fast_track,
         limits: plan_limits(input.config, brief.duration_sec, fast_track),
         reuse_markers: None,
+        speech: input.config.voice.fit(),
     };
     let registry = models::Registry::shared(&input.config.models.settings());
 
@@ -309,9 +311,20 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutcome, 
     }
 
     let mut director_report = None;
-    let (manifest, metadata, note) = if fast_track {
-        let out = Planner.run(request.clone(), &input.agent).await?;
-        (out.value, out.metadata, "fast track: deterministic planner (no model needed)".to_owned())
+    let planner_run = |request: &PlanRequest| {
+        let started = std::time::Instant::now();
+        planner::plan_with_report(request).map_err(StageError::from).map(|p| {
+            let metadata = AgentMetadata {
+                model_used: Planner::NAME.into(),
+                processing_ms: started.elapsed().as_millis() as u64,
+                version: planner::PLANNER_VERSION.into(),
+            };
+            (p, metadata)
+        })
+    };
+    let (manifest, metadata, note, script_report, analysis) = if fast_track {
+        let (p, metadata) = planner_run(&request)?;
+        (p.manifest, metadata, "fast track: deterministic planner (no model needed)".to_owned(), p.script, p.analysis)
     } else {
         let missing = [models::SMOLLM2_ID, models::MINILM_ID]
             .into_iter()
@@ -348,23 +361,30 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutcome, 
                     processing_ms: took.as_millis() as u64,
                     version: agents::director::DIRECTOR_VERSION.into(),
                 };
+                let count = |a: agents::script::LineAction| d.script.scenes.iter().filter(|v| v.action == a).count();
                 let note = format!(
                     "full path: the local model wrote this storyboard ({} scenes chosen from {} sampled lines, \
-                     mean brief similarity {:.3}); markers {}",
+                     mean brief similarity {:.3}); markers {}; script checks: {} line(s) kept, {} trimmed, {} \
+                     replaced by the planner's",
                     d.report.chosen.len(),
                     d.report.candidates.len(),
                     d.report.relevance,
-                    d.report.markers_source
+                    d.report.markers_source,
+                    count(agents::script::LineAction::Kept),
+                    count(agents::script::LineAction::Trimmed),
+                    count(agents::script::LineAction::Replaced),
                 );
                 director_report = Some(d.report);
-                (d.manifest, metadata, note)
+                (d.manifest, metadata, note, d.script, d.analysis)
             }
             Err(why) => {
-                let out = Planner.run(request.clone(), &input.agent).await?;
+                let (p, metadata) = planner_run(&request)?;
                 (
-                    out.value,
-                    out.metadata,
+                    p.manifest,
+                    metadata,
                     format!("full path: the deterministic planner wrote this manifest because {why}"),
+                    p.script,
+                    p.analysis,
                 )
             }
         }
@@ -384,6 +404,11 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutcome, 
     if let Some(r) = &director_report {
         meta["director"] = to_value(r)?;
     }
+    // What the script checks found and repaired, and what of the brief was direction.
+    meta["script"] = to_value(&script_report)?;
+    meta["direction"] = to_value(&analysis.direction)?;
+    // Sentences of the brief that tried to steer the system: neither obeyed nor spoken.
+    meta["suspicious_instructions"] = to_value(&analysis.suspicious)?;
     Ok(StageOutcome {
         event: Event::Planned,
         detail: Some(
@@ -448,7 +473,8 @@ pub async fn translation_for(
 }
 
 /// The translation backends this configuration offers, in preference order: Marian models
-/// configured per pair, then the local LLM when installed. Load failures are reasons.
+/// configured per pair, Apertium when the tool and a language pair are installed, then the
+/// local LLM when installed. Load failures are reasons.
 pub fn translation_backends(config: &Config) -> (Vec<Arc<dyn Translator>>, Vec<String>) {
     let mut backends: Vec<Arc<dyn Translator>> = Vec::new();
     let mut problems = Vec::new();
@@ -458,6 +484,10 @@ pub fn translation_backends(config: &Config) -> (Vec<Arc<dyn Translator>>, Vec<S
             Ok(t) => backends.push(Arc::new(t)),
             Err(e) => problems.push(e.to_string()),
         }
+    }
+    let apertium = ApertiumTranslator::default();
+    if apertium.available() {
+        backends.push(Arc::new(apertium));
     }
     let settings = config.models.settings();
     let registry = models::Registry::shared(&settings);

@@ -1,12 +1,14 @@
 //! Subtitle translation behind one trait, with a measured quality bar.
 //!
 //! Backends: [`marian::MarianTranslator`] (candle's Marian model, when a model directory is
-//! configured), [`LlmTranslator`] (a prompt to the local SmolLM2) and none. A backend is only
-//! used for a language after it has been scored on the [`reference`] set with [`chrf`] and
+//! configured), [`apertium::ApertiumTranslator`] (the rule-based Apertium tool with an
+//! installed language pair), [`LlmTranslator`] (a prompt to the local SmolLM2) and none. A
+//! backend is only used for a language after it has been scored on the [`reference`] set with [`chrf`] and
 //! reached the configured bar; the scores are stored in `translation-quality.json` in the
 //! models directory (`aiprod models evaluate-translation` writes it). Anything else leaves the
 //! language `unavailable` with the reason — translations are never invented.
 
+pub mod apertium;
 pub mod chrf;
 pub mod marian;
 pub mod reference;
