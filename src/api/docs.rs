@@ -138,7 +138,8 @@ fn error_response(description: &str) -> Value {
 fn operation_limits(path: &str, method: &str, op: &mut Value) {
     if let Some(params) = op["parameters"].as_array_mut() {
         for p in params {
-            match (p["in"].as_str(), p["name"].as_str()) {
+            let (place, name) = (p["in"].as_str().map(str::to_owned), p["name"].as_str().map(str::to_owned));
+            match (place.as_deref(), name.as_deref()) {
                 (Some("query"), Some("limit")) => set(&mut p["schema"], json!({"minimum": 1, "maximum": 100})),
                 (Some("query"), Some("state")) => {
                     one_of_values(&mut p["schema"], jobs::STATE_NAMES.iter().map(|s| (*s).to_owned()))

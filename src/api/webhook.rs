@@ -168,8 +168,11 @@ async fn send(state: Shared, job_id: String, terminal: String, url: String, secr
             Err(e) => Err(e.message),
             Ok(target) => {
                 let event = format!("job.{terminal}");
-                let headers =
-                    [(SIGNATURE_HEADER, signature.as_str()), ("x-aiprod-event", &event), ("x-aiprod-delivery", &delivery)];
+                let headers = [
+                    (SIGNATURE_HEADER, signature.as_str()),
+                    ("x-aiprod-event", event.as_str()),
+                    ("x-aiprod-delivery", delivery.as_str()),
+                ];
                 post_to(&target, Duration::from_secs_f64(cfg.timeout_sec), &headers, body.clone()).await
             }
         };

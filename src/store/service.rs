@@ -11,7 +11,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::sqlite::{IDLE_STATES, JOB_COLUMNS, insert_job, job_from_row, memory_entry, now, parse_time};
-use super::{JobRecord, MemoryEntry, NewEvent, NewJob, SqliteStore, StoreError};
+use super::{JobRecord, MemoryEntry, NewEvent, NewJob, SqliteStore, Store, StoreError};
 use agents::semantic::SemanticReport;
 
 use crate::memory::sections::CostCertification;
@@ -102,7 +102,16 @@ pub fn owner_alive(owner: &str) -> bool {
     // SAFETY: signal 0 sends nothing; it only asks whether the pid exists (EPERM: it does,
     // under another user).
     let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && !zombie(pid)
+}
+
+/// A process that has exited but was not reaped yet (state `Z` or `X` in `/proc/<pid>/stat`)
+/// still answers signal 0; it drives nothing.
+fn zombie(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The state follows the command name, which is in parentheses and may contain spaces.
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()).is_some_and(|c| matches!(c, 'Z' | 'X'))
 }
 
 /// Owner ids this process uses now (servers and drivers register theirs), so an id with
@@ -714,6 +723,30 @@ mod tests {
         }
         let order: Vec<String> = std::iter::from_fn(|| store.claim_next("w").unwrap().map(|j| j.id)).collect();
         assert_eq!(order, ["high-1", "high-2", "normal-1", "normal-2", "low-1"]);
+    }
+
+    /// Owner ids name a process: alive while it runs (a zombie does not count), gone once
+    /// it exited; this process's own ids only while registered.
+    #[test]
+    fn owners_are_alive_exactly_while_their_process_runs() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let owner = format!("run:{}:x", child.id());
+        assert!(owner_alive(&owner));
+        child.kill().unwrap();
+        // Until reaped, the killed child is a zombie: not a live owner either.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while owner_alive(&owner) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!owner_alive(&owner), "a killed, unreaped process is not a live owner");
+        child.wait().unwrap();
+        assert!(!owner_alive(&owner));
+        let mine = new_owner("serve");
+        assert!(!owner_alive(&mine), "this pid, not registered: a previous incarnation");
+        register_owner(&mine);
+        assert!(owner_alive(&mine));
+        unregister_owner(&mine);
+        assert!(!owner_alive("legacy-owner"), "ids without a pid are taken as gone");
     }
 
     /// Ten submissions with one key, from two connections (as two processes would), race:
