@@ -956,8 +956,10 @@ mod tests {
         });
         let driver = f.driver(config(|_| {}), runner);
         let id = f.job_in(State::Costing {});
-        let err = drive(&driver, &id, &CancelToken::new()).await.unwrap_err();
-        assert!(matches!(err, DriverError::Store(StoreError::Conflict { .. })), "{err:?}");
+        // The driver sees that the job moved on before committing and drops the result (a
+        // move between that check and the commit is refused by the commit's own state check).
+        let end = drive(&driver, &id, &CancelToken::new()).await.unwrap();
+        assert_eq!(end, State::Cancelled {});
         assert_eq!(moved.lock().unwrap().as_deref(), Some(id.as_str()));
         assert!(f.store.entries().unwrap().is_empty(), "no audit entry without its step");
         assert!(f.store.cache_since(cache::KIND_DELIVERED, 0).unwrap().is_empty(), "no cache entry without its step");
