@@ -211,6 +211,8 @@ async fn slow_headers_slow_bodies_and_idle_connections_are_closed() {
         c.service.workers = 0;
     })
     .await;
+    // The server closes idle connections after a second: no pooled connection to reuse.
+    app.client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().unwrap();
     let addr = app.base.trim_start_matches("http://").to_owned();
     let guard = Duration::from_secs(30);
 
