@@ -137,6 +137,18 @@ pub struct Service {
     pub cors_origins: Vec<String>,
     /// Terminal-state callbacks.
     pub webhooks: Webhooks,
+    /// Seconds a client has to send a request's headers, counted from when the connection
+    /// waits for a request: a slow sender (slowloris) and an idle keep-alive connection are
+    /// both closed after it.
+    pub header_timeout_sec: f64,
+    /// Seconds a client has to send a request's whole body once its headers arrived.
+    pub body_timeout_sec: f64,
+    /// Failed authentications one client address may make per minute before it gets 429.
+    pub failed_auth_per_minute: u32,
+    /// Serve `/metrics` and the full `/health` without a key. Off by default: on a bind
+    /// address that is not loopback they need a key with the `ops` or `admin` role, and
+    /// `/health` without one answers only that the process is alive.
+    pub public_ops: bool,
 }
 
 impl Default for Service {
@@ -149,6 +161,10 @@ impl Default for Service {
             rate_limit: RateLimits::default(),
             cors_origins: Vec::new(),
             webhooks: Webhooks::default(),
+            header_timeout_sec: 10.0,
+            body_timeout_sec: 30.0,
+            failed_auth_per_minute: 20,
+            public_ops: false,
         }
     }
 }
@@ -911,6 +927,11 @@ impl Config {
         }
         positive("service.shutdownGraceSec", sv.shutdown_grace_sec)?;
         positive("service.webhooks.timeoutSec", sv.webhooks.timeout_sec)?;
+        positive("service.headerTimeoutSec", sv.header_timeout_sec)?;
+        positive("service.bodyTimeoutSec", sv.body_timeout_sec)?;
+        if sv.failed_auth_per_minute == 0 {
+            return Err(invalid("service.failedAuthPerMinute", "must be at least 1"));
+        }
         if sv.webhooks.max_attempts == 0 {
             return Err(invalid("service.webhooks.maxAttempts", "must be at least 1"));
         }

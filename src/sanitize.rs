@@ -299,9 +299,57 @@ fn clean_text(raw: &str) -> (String, usize) {
     (out, dropped)
 }
 
+/// Default-ignorable code points (Unicode `Default_Ignorable_Code_Point`): rendered as
+/// nothing, so they never make text visible on their own.
+fn is_default_ignorable(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+/// Characters that draw nothing although their category says symbol or letter: the
+/// Braille blank, and the Hangul fillers (also default-ignorable, listed for clarity).
+fn is_filler(c: char) -> bool {
+    matches!(c, '\u{2800}' | '\u{3164}' | '\u{115F}' | '\u{1160}' | '\u{FFA0}')
+}
+
+/// A character a viewer can see: a letter, number or symbol (emoji included) that is neither
+/// default-ignorable nor a filler. Punctuation, marks and separators alone are not text.
+pub fn is_visible(c: char) -> bool {
+    use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+    !is_default_ignorable(c)
+        && !is_filler(c)
+        && matches!(
+            c.general_category_group(),
+            GeneralCategoryGroup::Letter | GeneralCategoryGroup::Number | GeneralCategoryGroup::Symbol
+        )
+}
+
+/// Text fit to show back to a user (lists, logs): control and invisible formatting
+/// characters (bidi overrides included) removed and whitespace collapsed, as in a brief.
+pub fn printable(raw: &str) -> String {
+    clean_text(raw).0
+}
+
 fn sanitize_content(raw: &str, limits: &InputSanitizer, warnings: &mut Vec<String>) -> Result<String, FieldError> {
     let (text, dropped) = clean_text(raw);
-    if text.is_empty() {
+    if !text.chars().any(is_visible) {
         let message =
             if raw.is_empty() { "must not be empty".to_owned() } else { "must contain visible text".to_owned() };
         return Err(FieldError::new("content", REQUIRED, message));
@@ -428,6 +476,14 @@ fn resolve_languages(
     };
     if codes.is_empty() {
         return Err(FieldError::new("languages", MIN_LENGTH, "must name at least 1 language, got none"));
+    }
+    // Bounded before any work: more entries than supported languages cannot be a real list.
+    if codes.len() > allowed.len() {
+        return Err(FieldError::new(
+            "languages",
+            MAX_LENGTH,
+            format!("must name at most {} languages (the supported ones), got {}", allowed.len(), codes.len()),
+        ));
     }
     let mut out: Vec<String> = Vec::new();
     for (i, raw) in codes.iter().enumerate() {
@@ -648,6 +704,29 @@ mod tests {
         assert_err(&brief("\u{0}\u{7}\u{200B}\u{202E}"), "content", "required");
     }
 
+    /// Briefs made only of characters that draw nothing (fillers, joiners, soft hyphens,
+    /// variation selectors, the Braille blank) are refused, whatever their length.
+    #[test]
+    fn invisible_only_content_is_refused() {
+        for c in ['\u{3164}', '\u{115F}', '\u{200D}', '\u{200C}', '\u{AD}', '\u{2800}', '\u{FE0F}', '\u{34F}', '\u{FFA0}']
+        {
+            let e = assert_err(&brief(&c.to_string().repeat(40)), "content", "required");
+            assert_eq!(e.message, "must contain visible text", "U+{:04X}", c as u32);
+        }
+        let mix: String = "\u{3164}\u{115F}\u{200D}\u{200C}\u{AD}\u{2800}\u{FE0F}\u{34F} ".repeat(10);
+        assert_err(&brief(&mix), "content", "required");
+        assert_err(&brief("!!!!!!!!!!!! ... ??? ,,,"), "content", "required");
+        // One visible character among them is enough; the rest are kept as written.
+        assert!(ok(&brief(&format!("{mix}a"))).content.ends_with('a'));
+        ok(&brief("😀😀😀😀😀😀😀😀😀😀"));
+        ok(&brief("1234567890"));
+    }
+
+    #[test]
+    fn printable_strips_controls_and_bidi_overrides() {
+        assert_eq!(printable("a\u{0}b\u{202E}c  d"), "abc d");
+    }
+
     #[test]
     fn content_length_boundaries_count_chars_not_bytes() {
         assert_eq!(ok(&brief(&"a".repeat(10))).content.chars().count(), 10);
@@ -817,6 +896,15 @@ mod tests {
         assert_eq!((e.field.as_str(), e.rule), ("languages", "max_length"));
         assert_eq!(e.message, "must name at most 9 distinct languages, got 10");
         assert_eq!(sanitize(&langs(&ten[1..]), &c).expect("nine").languages.len(), 9);
+    }
+
+    #[test]
+    fn languages_are_bounded_before_deduplication() {
+        let many: Vec<&str> = std::iter::repeat_n("en", 10_000).collect();
+        let e = assert_err(&langs(&many), "languages", "max_length");
+        assert_eq!(e.message, "must name at most 9 languages (the supported ones), got 10000");
+        let nine_dupes: Vec<&str> = std::iter::repeat_n("fr", 9).collect();
+        assert_eq!(ok(&langs(&nine_dupes)).languages, ["fr"]);
     }
 
     // --- preset, priority, tier -------------------------------------------------------------

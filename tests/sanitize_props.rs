@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use aiprod::config::Config;
-use aiprod::sanitize::{BriefRequest, FieldError, SanitizedInput, sanitize};
+use aiprod::sanitize::{BriefRequest, FieldError, SanitizedInput, is_visible, sanitize};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
@@ -156,6 +156,11 @@ fn assert_clean_output(out: &SanitizedInput) {
     let n = text.chars().count();
     assert!((limits.min_content_chars..=limits.max_content_chars).contains(&n), "{n} chars");
     assert!(!text.contains("  ") && !text.contains("\n\n") && !text.contains(" \n") && !text.contains("\n "));
+    assert!(text.chars().any(is_visible), "no visible character in {text:?}");
+    assert!(
+        !text.chars().any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')),
+        "bidi override or isolate kept in {text:?}"
+    );
 
     let preset = &CONFIG.presets[&out.preset];
     assert!((limits.min_duration_sec..=limits.max_duration_sec).contains(&out.duration_sec));
@@ -218,6 +223,21 @@ proptest! {
             prop_assert!(second.warnings.is_empty(), "{:?}", second.warnings);
             prop_assert_eq!(second, SanitizedInput { warnings: Vec::new(), ..first });
         }
+    }
+
+    /// (5) Text made only of characters that draw nothing (fillers, joiners, variation
+    /// selectors, soft hyphens, the Braille blank, controls, whitespace, punctuation) is
+    /// refused as `content: required`, however long.
+    #[test]
+    fn invisible_only_content_is_refused(cs in prop::collection::vec(prop::sample::select(vec![
+        '\u{3164}', '\u{115F}', '\u{1160}', '\u{FFA0}', '\u{200D}', '\u{200C}', '\u{AD}', '\u{2800}', '\u{FE0F}',
+        '\u{FE00}', '\u{34F}', '\u{180E}', '\u{E0020}', '\u{200B}', '\u{202E}', '\u{0}', ' ', '\n', '\u{3000}',
+        '!', '.', '\u{301}',
+    ]), 0..600)) {
+        let text: String = cs.into_iter().collect();
+        let e = sanitize(&BriefRequest { content: text, ..Default::default() }, &CONFIG);
+        let e = e.map(|out| out.content).expect_err("invisible text accepted");
+        prop_assert_eq!((e.field.as_str(), e.rule), ("content", "required"));
     }
 
     /// (4) A rejection names a real request field and a known rule.

@@ -3,12 +3,18 @@
 //! A key is 32 random bytes shown once as `aip_<hex>`; only its SHA-256 is stored. Every
 //! `/v1` route needs `Authorization: Bearer <key>` (media and event routes also accept
 //! `?access_token=`, because `<video>` and `EventSource` cannot send headers). Roles:
-//! `admin` and `editor` may change things, `viewer` may only read. Each key has a token
-//! bucket (`service.rateLimit`); an empty bucket answers 429 with `Retry-After`.
+//! `admin` and `editor` may change things, `viewer` and `ops` may only read; `ops` (and
+//! `admin`) may also read `/metrics` and the full `/health` on a public bind. Each key has a
+//! token bucket (`service.rateLimit`); an empty bucket answers 429 with `Retry-After`.
+//!
+//! Guessing keys is throttled per client address: after `service.failedAuthPerMinute`
+//! unknown keys in a minute, every request from that address that needs a key answers 429
+//! with `Retry-After` until the minute is over.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
@@ -31,6 +37,25 @@ pub enum Role {
     Editor,
     /// Read only.
     Viewer,
+    /// Read only, plus the operational endpoints (`/metrics`, full `/health`).
+    Ops,
+}
+
+impl Role {
+    /// The role's name as stored and as `aiprod keys create --role` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Editor => "editor",
+            Role::Viewer => "viewer",
+            Role::Ops => "ops",
+        }
+    }
+
+    /// Whether the role may read the operational endpoints on a public bind.
+    pub fn may_read_ops(self) -> bool {
+        matches!(self, Role::Admin | Role::Ops)
+    }
 }
 
 impl std::str::FromStr for Role {
@@ -40,7 +65,8 @@ impl std::str::FromStr for Role {
             "admin" => Ok(Role::Admin),
             "editor" => Ok(Role::Editor),
             "viewer" => Ok(Role::Viewer),
-            other => Err(format!("unknown role '{other}' (admin, editor or viewer)")),
+            "ops" => Ok(Role::Ops),
+            other => Err(format!("unknown role '{other}' (admin, editor, viewer or ops)")),
         }
     }
 }
@@ -57,8 +83,12 @@ pub struct Caller {
 impl Caller {
     /// 403 unless the caller may change things.
     pub fn require_write(&self) -> Result<(), ApiError> {
-        if self.role == Role::Viewer {
-            return Err(ApiError::forbidden(format!("key '{}' is a viewer and cannot change anything", self.name)));
+        if matches!(self.role, Role::Viewer | Role::Ops) {
+            return Err(ApiError::forbidden(format!(
+                "key '{}' has the read-only role '{}' and cannot change anything",
+                self.name,
+                self.role.as_str()
+            )));
         }
         Ok(())
     }
@@ -69,12 +99,24 @@ struct Bucket {
     at: Instant,
 }
 
-/// Key lookup (cached) and rate limiting.
+/// One client address's failed authentications in the current one-minute window.
+struct Failures {
+    since: Instant,
+    count: u32,
+}
+
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses tracked at most; beyond it, expired windows are dropped first, then all.
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
+
+/// Key lookup (cached), rate limiting, and throttling of failed authentication.
 pub struct Auth {
     store: Arc<SqliteStore>,
     keys: RwLock<HashMap<String, Caller>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     limits: RateLimits,
+    failures: Mutex<HashMap<IpAddr, Failures>>,
+    failed_per_minute: u32,
 }
 
 /// The SHA-256 of a key, hex: what is stored.
@@ -88,12 +130,7 @@ pub fn create_key(store: &SqliteStore, name: &str, role: Role) -> Result<String,
         return Err(ApiError::invalid("name", "format", "a key name is 1–64 of [A-Za-z0-9._-]"));
     }
     let secret = format!("aip_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    let role = match role {
-        Role::Admin => "admin",
-        Role::Editor => "editor",
-        Role::Viewer => "viewer",
-    };
-    store.create_api_key(name, role, &hash_key(&secret)).map_err(|e| match e {
+    store.create_api_key(name, role.as_str(), &hash_key(&secret)).map_err(|e| match e {
         crate::store::StoreError::Db(rusqlite::Error::SqliteFailure(f, _))
             if f.code == rusqlite::ErrorCode::ConstraintViolation =>
         {
@@ -106,8 +143,70 @@ pub fn create_key(store: &SqliteStore, name: &str, role: Role) -> Result<String,
 
 impl Auth {
     /// Keys from `store`, limits from config.
-    pub fn new(store: Arc<SqliteStore>, limits: RateLimits) -> Self {
-        Self { store, keys: RwLock::new(HashMap::new()), buckets: Mutex::new(HashMap::new()), limits }
+    pub fn new(store: Arc<SqliteStore>, limits: RateLimits, failed_per_minute: u32) -> Self {
+        Self {
+            store,
+            keys: RwLock::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
+            limits,
+            failures: Mutex::new(HashMap::new()),
+            failed_per_minute: failed_per_minute.max(1),
+        }
+    }
+
+    /// `Err(seconds until the window ends)` when `ip` has used up its failed attempts.
+    pub fn throttled(&self, ip: IpAddr) -> Result<(), u64> {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match failures.get(&ip) {
+            Some(f) if f.count >= self.failed_per_minute && f.since.elapsed() < FAILURE_WINDOW => {
+                Err(FAILURE_WINDOW.saturating_sub(f.since.elapsed()).as_secs().max(1))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Count one failed authentication from `ip`.
+    pub fn record_failure(&self, ip: IpAddr) {
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() >= MAX_TRACKED_ADDRESSES {
+            failures.retain(|_, f| now.duration_since(f.since) < FAILURE_WINDOW);
+            if failures.len() >= MAX_TRACKED_ADDRESSES {
+                failures.clear();
+            }
+        }
+        let f = failures.entry(ip).or_insert(Failures { since: now, count: 0 });
+        if now.duration_since(f.since) >= FAILURE_WINDOW {
+            *f = Failures { since: now, count: 0 };
+        }
+        f.count = f.count.saturating_add(1);
+    }
+
+    /// The caller a bearer secret belongs to, with failed-authentication throttling by the
+    /// client address: 429 while the address is throttled, 401 for a missing or unknown key
+    /// (an unknown one counts as a failure).
+    pub fn authenticate(&self, secret: Option<&str>, ip: Option<IpAddr>) -> Result<Caller, ApiError> {
+        if let Some(ip) = ip
+            && let Err(wait) = self.throttled(ip)
+        {
+            return Err(ApiError::too_many(
+                "auth_throttled",
+                format!("too many failed authentications from {ip}; retry in {wait} s"),
+                wait,
+            ));
+        }
+        let Some(secret) = secret else {
+            return Err(ApiError::unauthorized("send an API key: Authorization: Bearer <key>"));
+        };
+        match self.lookup(secret)? {
+            Some(caller) => Ok(caller),
+            None => {
+                if let Some(ip) = ip {
+                    self.record_failure(ip);
+                }
+                Err(ApiError::unauthorized("unknown API key"))
+            }
+        }
     }
 
     fn lookup(&self, secret: &str) -> Result<Option<Caller>, ApiError> {
@@ -145,7 +244,8 @@ impl Auth {
     }
 }
 
-fn bearer(req: &Request) -> Option<String> {
+/// The bearer secret a request carries (header, or `?access_token=` on media routes).
+pub fn bearer(req: &Request) -> Option<String> {
     if let Some(h) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         return h.strip_prefix("Bearer ").map(|s| s.trim().to_owned());
     }
@@ -162,12 +262,8 @@ fn bearer(req: &Request) -> Option<String> {
 
 /// Middleware on `/v1`: authenticate, rate-limit, and refuse writes by viewers.
 pub async fn require_key(State(state): State<Shared>, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    let Some(secret) = bearer(&req) else {
-        return Err(ApiError::unauthorized("send an API key: Authorization: Bearer <key>"));
-    };
-    let Some(caller) = state.auth.lookup(&secret)? else {
-        return Err(ApiError::unauthorized("unknown API key"));
-    };
+    let ip = super::serve::peer(&req).map(|a| a.ip());
+    let caller = state.auth.authenticate(bearer(&req).as_deref(), ip)?;
     if let Err(wait) = state.auth.take(&caller.name) {
         return Err(ApiError::too_many(
             "rate_limited",
@@ -193,7 +289,7 @@ mod tests {
     fn buckets_refill_at_the_configured_rate() {
         let store = Arc::new(SqliteStore::in_memory().unwrap());
         let limits = RateLimits { default: RateLimit { per_minute: 60.0, burst: 2.0 }, per_key: Default::default() };
-        let auth = Auth::new(store.clone(), limits);
+        let auth = Auth::new(store.clone(), limits, 20);
         assert!(auth.take("a").is_ok());
         assert!(auth.take("a").is_ok());
         assert_eq!(auth.take("a"), Err(1));
@@ -203,5 +299,22 @@ mod tests {
         assert_eq!((c.name.as_str(), c.role), ("alice", Role::Viewer));
         assert!(auth.lookup("aip_nope").unwrap().is_none());
         assert!(create_key(&store, "alice", Role::Admin).is_err());
+    }
+
+    #[test]
+    fn failed_authentications_are_throttled_per_address() {
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let auth = Auth::new(store.clone(), RateLimits::default(), 3);
+        let good = create_key(&store, "ops1", Role::Ops).unwrap();
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        for _ in 0..3 {
+            assert_eq!(auth.authenticate(Some("aip_wrong"), Some(a)).unwrap_err().status.as_u16(), 401);
+        }
+        let e = auth.authenticate(Some(&good), Some(a)).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (429, "auth_throttled"));
+        assert!((1..=60).contains(&e.retry_after.unwrap()));
+        assert_eq!(auth.authenticate(Some(&good), Some(b)).unwrap().role, Role::Ops, "other addresses are not affected");
+        assert_eq!(auth.authenticate(None, Some(b)).unwrap_err().status.as_u16(), 401, "a missing key is no guess");
+        assert!(auth.throttled(b).is_ok());
     }
 }

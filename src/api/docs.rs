@@ -1,12 +1,22 @@
 //! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and
 //! the request/response types, served at `/docs/openapi.json`, and a self-contained page at
 //! `/docs` that renders it (no external assets).
+//!
+//! The input limits live in the configuration (`inputSanitizer`, presets, tiers), so
+//! [`spec`] writes them into the generated schemas when the document is served: lengths,
+//! ranges and enums of the brief fields, the list's paging bounds, the idempotency key's
+//! shape, and the error answers every route can give (401 and 429 behind the key check,
+//! 403 on writes, 404 on a job path, 400/413/422 where a body or query is parsed). A client
+//! generator or a fuzzer can then produce requests the server accepts.
 
+use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, hub, icc, jobs, ops};
+use super::{Shared, error, hub, icc, jobs, ops};
+use crate::config::Config;
 
 struct BearerAuth;
 
@@ -42,8 +52,133 @@ impl Modify for BearerAuth {
 pub struct ApiDoc;
 
 /// `GET /docs/openapi.json`.
-pub async fn openapi() -> Response {
-    axum::Json(ApiDoc::openapi()).into_response()
+pub async fn openapi(State(state): State<Shared>) -> Response {
+    axum::Json(spec(&state.config)).into_response()
+}
+
+/// The OpenAPI document with the configured limits and every error answer written in.
+pub fn spec(config: &Config) -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
+    for schema in ["SubmitRequest", "BriefRequest"] {
+        brief_limits(&mut doc["components"]["schemas"][schema]["properties"], config);
+    }
+    if let Some(url) = doc["components"]["schemas"]["SubmitRequest"]["properties"].get_mut("callback_url") {
+        set(url, json!({"format": "uri", "maxLength": 2048}));
+    }
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else { continue };
+            for (method, op) in item.iter_mut() {
+                if matches!(method.as_str(), "get" | "post" | "patch" | "put" | "delete") {
+                    operation_limits(path, method, op);
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// Merge `extra` into a schema object.
+fn set(schema: &mut Value, extra: Value) {
+    if let (Some(s), Value::Object(extra)) = (schema.as_object_mut(), extra) {
+        s.extend(extra);
+    }
+}
+
+/// An `enum` of `values`, with `null` when the schema allows null (optional fields).
+fn one_of_values(schema: &mut Value, values: impl IntoIterator<Item = String>) {
+    let mut values: Vec<Value> = values.into_iter().map(Value::String).collect();
+    let nullable = schema["type"].as_array().is_some_and(|t| t.iter().any(|v| v == "null"));
+    if nullable {
+        values.push(Value::Null);
+    }
+    set(schema, json!({"enum": values}));
+}
+
+fn brief_limits(props: &mut Value, config: &Config) {
+    let limits = &config.input_sanitizer;
+    if props.is_null() {
+        return;
+    }
+    set(
+        &mut props["content"],
+        json!({"minLength": limits.min_content_chars, "maxLength": limits.max_content_chars,
+               "description": format!("The brief: {}–{} characters after cleaning (controls and invisible \
+                   characters removed, whitespace runs collapsed), with at least one visible letter, \
+                   number or symbol.", limits.min_content_chars, limits.max_content_chars)}),
+    );
+    let longest = config.presets.values().map(|p| p.max_duration_sec).max().unwrap_or(limits.max_duration_sec);
+    set(
+        &mut props["duration_sec"],
+        json!({"minimum": limits.min_duration_sec, "maximum": limits.max_duration_sec.min(longest)}),
+    );
+    one_of_values(&mut props["aspect_ratio"], limits.aspect_ratios.iter().map(|a| a.trim().to_owned()));
+    one_of_values(&mut props["preset"], config.presets.keys().cloned());
+    one_of_values(&mut props["priority"], limits.priorities.iter().cloned());
+    one_of_values(&mut props["tier"], config.render.tiers.keys().cloned());
+    one_of_values(&mut props["voice"], agents::voice::VoiceChoice::NAMES.iter().map(|v| (*v).to_owned()));
+    set(&mut props["languages"], json!({"minItems": 1, "maxItems": limits.languages.len()}));
+    if props["languages"]["items"].is_object() {
+        one_of_values(&mut props["languages"]["items"], limits.languages.iter().cloned());
+    }
+    set(&mut props["budget"], json!({"exclusiveMinimum": 0, "maximum": 1_000_000}));
+    set(
+        &mut props["brand_id"],
+        json!({"pattern": format!("^[A-Za-z0-9_-]{{1,{}}}$", limits.max_brand_id_chars),
+               "maxLength": limits.max_brand_id_chars}),
+    );
+}
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+}
+
+/// Query and header parameter limits, and the error answers the middleware and extractors
+/// can give on this operation.
+fn operation_limits(path: &str, method: &str, op: &mut Value) {
+    if let Some(params) = op["parameters"].as_array_mut() {
+        for p in params {
+            let (place, name) = (p["in"].as_str().map(str::to_owned), p["name"].as_str().map(str::to_owned));
+            match (place.as_deref(), name.as_deref()) {
+                (Some("query"), Some("limit")) => set(&mut p["schema"], json!({"minimum": 1, "maximum": 100})),
+                (Some("query"), Some("state")) => {
+                    one_of_values(&mut p["schema"], jobs::STATE_NAMES.iter().map(|s| (*s).to_owned()))
+                }
+                (Some("header"), Some("Idempotency-Key")) => {
+                    set(&mut p["schema"], json!({"minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7E]+$"}))
+                }
+                _ => {}
+            }
+        }
+    }
+    let body = op.get("requestBody").is_some();
+    let query = op["parameters"].as_array().is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+    let keyed = path.starts_with("/v1/");
+    let mut add = |status: &str, description: &str| {
+        let responses = &mut op["responses"];
+        if responses.get(status).is_none() {
+            responses[status] = error_response(description);
+        }
+    };
+    if keyed {
+        add("401", "no API key, or an unknown one");
+        add("429", "rate limited, or too many failed authentications from this address (see Retry-After)");
+        if method != "get" {
+            add("403", "the key's role may not change anything");
+        }
+    }
+    if path.contains("{id}") {
+        add("404", "no such job (or resource of it)");
+        add("400", "the path cannot be decoded");
+    }
+    if body {
+        add("400", "the body is not JSON, or has data after the JSON value");
+        add("413", "the body exceeds inputSanitizer.maxBodyBytes");
+        add("422", "the JSON does not fit the schema or a limit");
+    }
+    if query {
+        add("422", "a query parameter does not parse or is out of range");
+    }
 }
 
 /// `GET /docs`: a page that renders the spec.

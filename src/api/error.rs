@@ -1,5 +1,10 @@
 //! The API's one error type: every failure answers `{error: {code, message, field?}}` with
 //! the right status, so clients can branch on `code` and show `message`.
+//!
+//! Errors that axum produces itself (an extractor's rejection, a body over the limit, 405,
+//! the 404 of an unknown route) come as plain text or an empty body; [`json_errors`], a
+//! layer around the whole router, rewrites every such answer into the same JSON shape,
+//! keeping its status and headers (`Allow`, `Retry-After`).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -153,7 +158,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
         return Err(ApiError::bad_request("the request body is empty; send a JSON object"));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -163,7 +168,76 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
             }
             _ => ApiError::bad_request(format!("malformed JSON: {inner}")),
         }
-    })
+    })?;
+    de.end().map_err(|e| ApiError::bad_request(format!("malformed JSON: data after the JSON value: {e}")))?;
+    Ok(value)
+}
+
+/// The code of an error answer axum produced itself, by status.
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::RANGE_NOT_SATISFIABLE => "range_not_satisfiable",
+        StatusCode::UNPROCESSABLE_ENTITY => "validation_failed",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    }
+}
+
+/// Middleware: every 4xx/5xx answer that is not already JSON becomes the JSON error shape,
+/// with the same status and headers; its text, if any, becomes the message.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, 16 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body exceeds inputSanitizer.maxBodyBytes".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("");
+            format!("this route does not accept that method (allowed: {allow})")
+        }
+        StatusCode::NOT_FOUND if text.is_empty() => "no such route".to_owned(),
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_owned(),
+        _ => text,
+    };
+    let json = ApiError { retry_after: None, ..ApiError::new(status, code_for(status), message) }.into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, json.into_body())
+}
+
+/// Map a query-string rejection to 422 naming the parameter at fault (axum reports
+/// `Failed to deserialize query string: <field>: <reason>`).
+pub fn query_rejection(e: axum::extract::rejection::QueryRejection) -> ApiError {
+    let text = e.body_text();
+    let detail = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
+    let field = match detail.split_once(": ") {
+        Some((f, _)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => f.to_owned(),
+        _ => detail
+            .strip_prefix("duplicate field `")
+            .and_then(|r| r.split('`').next())
+            .unwrap_or("query")
+            .to_owned(),
+    };
+    ApiError::invalid(field, "format", format!("bad query string: {detail}"))
 }
 
 /// serde names an unknown field in its message (`unknown field `x`, expected …`).
@@ -190,5 +264,13 @@ mod tests {
         assert_eq!((e.status, e.field.as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("a")));
         let e = parse_json::<T>(br#"{"a": 1, "b": 2}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn data_after_the_json_value_is_400() {
+        let e = parse_json::<T>(br#"{"a": 1}xx"#).unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "malformed_json"));
+        assert!(parse_json::<T>(br#"{"a": 1}"#).is_ok());
+        assert!(parse_json::<T>(b"{\"a\": 1}\n  ").is_ok(), "trailing whitespace is fine");
     }
 }

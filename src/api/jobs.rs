@@ -33,7 +33,7 @@ use super::hub::{JobEvent, progress_pct};
 use crate::finance::{self, CostQuote};
 use crate::pipeline::machine::{Event, State as JobState};
 use crate::sanitize::{self, BriefRequest, SanitizedInput};
-use crate::store::service::{Cursor, JobApiOptions, JobFilter, ServiceStore};
+use crate::store::service::{Cursor, IdempotencyClaim, JobApiOptions, JobFilter, ServiceStore, Submission};
 use crate::store::{HistoryEvent, JobRecord, Store};
 
 /// The body of `POST /v1/pipeline/run`: a brief plus API-only options.
@@ -160,22 +160,12 @@ pub async fn submit(
         }
     })?;
     let request: SubmitRequest = parse_json(&body)?;
-    let idem_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let idem_key = idempotency_key(&headers)?;
     let body_hash = hex::encode(Sha256::digest(serde_json::to_vec(&request).map_err(ApiError::internal)?));
-    if let Some(key) = &idem_key {
-        if key.is_empty() || key.len() > 255 {
-            return Err(ApiError::invalid("Idempotency-Key", "max_length", "an idempotency key is 1–255 characters"));
-        }
-        if let Some((job_id, hash)) = state.store.idempotent_job(&caller.name, key)? {
-            if hash != body_hash {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "idempotency_key_reused",
-                    format!("Idempotency-Key '{key}' was used with a different body (job {job_id})"),
-                ));
-            }
-            return submitted(&state, &job_id).map(|s| (StatusCode::ACCEPTED, axum::Json(s)).into_response());
-        }
+    if let Some(key) = &idem_key
+        && let Some((job_id, hash)) = state.store.idempotent_job(&caller.name, key)?
+    {
+        return held(&state, key, &job_id, &hash, &body_hash);
     }
     let brief = request.brief();
     let clean = sanitize::sanitize(&brief, &state.config)?;
@@ -195,6 +185,13 @@ pub async fn submit(
         tracing::info!(job = %id, by = %caller.name, "identical request: delivered job reused");
         let mut out = submitted(&state, &id)?;
         out.reused = true;
+        // The caller asked to be called back: the reused job has ended, so the callback
+        // goes now, signed with a secret of this request's own.
+        if let Some(url) = &request.callback_url {
+            let secret = new_webhook_secret();
+            super::webhook::deliver_reused(state.clone(), id.clone(), url.clone(), secret.clone());
+            out.webhook_secret = Some(secret);
+        }
         return Ok((StatusCode::OK, axum::Json(out)).into_response());
     }
     let queued = state.store.queued_count()?;
@@ -205,34 +202,64 @@ pub async fn submit(
             30,
         ));
     }
-    let job = state.driver.submit_sanitized(&brief, &clean, false)?;
-    let webhook_secret =
-        request.callback_url.as_ref().map(|_| hex::encode(Sha256::digest(uuid::Uuid::new_v4().as_bytes())));
-    state.store.set_job_api_options(
-        &job.id,
-        &JobApiOptions {
-            submitted_by: caller.name.clone(),
-            callback_url: request.callback_url.clone(),
-            webhook_secret: webhook_secret.clone(),
-        },
-    )?;
-    let mut job_id = job.id.clone();
-    if let Some(key) = &idem_key
-        && !state.store.remember_idempotency(&caller.name, key, &body_hash, &job.id)?
-    {
-        // A concurrent request with the same key won: cancel ours, answer with theirs.
-        let _ = state.driver.apply_human(&job.id, Event::Cancel, "idempotency");
-        if let Some((winner, _)) = state.store.idempotent_job(&caller.name, key)? {
-            job_id = winner;
+    let new_job = state.driver.admit(&brief, &clean, false)?;
+    let webhook_secret = request.callback_url.as_ref().map(|_| new_webhook_secret());
+    let options = JobApiOptions {
+        submitted_by: caller.name.clone(),
+        callback_url: request.callback_url.clone(),
+        webhook_secret: webhook_secret.clone(),
+    };
+    let claim =
+        idem_key.as_deref().map(|key| IdempotencyClaim { key_name: &caller.name, key, body_sha256: &body_hash });
+    let job = match state.store.create_api_job(&new_job, &options, claim)? {
+        Submission::Created(job) => job,
+        // A concurrent request with the same key got there first: nothing was created.
+        Submission::Held { job_id, body_sha256 } => {
+            return held(&state, idem_key.as_deref().unwrap_or_default(), &job_id, &body_sha256, &body_hash);
         }
-    }
+    };
     state.hub.wake();
-    let mut out = if job_id == job.id { submitted_with(&state, &job_id, &clean)? } else { submitted(&state, &job_id)? };
-    if job_id == job.id {
-        out.webhook_secret = webhook_secret;
-    }
-    tracing::info!(job = %job_id, by = %caller.name, preset = %clean.preset, "job submitted through the API");
+    let mut out = submitted_with(&state, &job.id, &clean)?;
+    out.webhook_secret = webhook_secret;
+    tracing::info!(job = %job.id, by = %caller.name, preset = %clean.preset, "job submitted through the API");
     Ok((StatusCode::ACCEPTED, axum::Json(out)).into_response())
+}
+
+/// A fresh webhook signing key.
+fn new_webhook_secret() -> String {
+    hex::encode(Sha256::digest(uuid::Uuid::new_v4().as_bytes()))
+}
+
+/// The `Idempotency-Key` header, if sent: one value of 1–255 printable ASCII characters
+/// (0x20–0x7E, as the IETF draft's structured-field string allows), else 422.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    let bad = |m: &str| ApiError::invalid("Idempotency-Key", "format", m.to_owned());
+    if values.next().is_some() {
+        return Err(bad("send one Idempotency-Key header, not several"));
+    }
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > 255 {
+        return Err(ApiError::invalid("Idempotency-Key", "max_length", "an idempotency key is 1–255 characters"));
+    }
+    if !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
+        return Err(bad("an idempotency key is printable ASCII (0x20–0x7E); non-ASCII and control characters are refused"));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// The answer when an idempotency key is already held: the same job for the same body, 409
+/// for a different one.
+fn held(state: &Shared, key: &str, job_id: &str, held_hash: &str, body_hash: &str) -> Result<Response, ApiError> {
+    if held_hash != body_hash {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            format!("Idempotency-Key '{key}' was used with a different body (job {job_id})"),
+        ));
+    }
+    submitted(state, job_id).map(|s| (StatusCode::ACCEPTED, axum::Json(s)).into_response())
 }
 
 fn submitted(state: &Shared, job_id: &str) -> Result<Submitted, ApiError> {
@@ -461,7 +488,11 @@ fn decode_cursor(s: &str) -> Result<Cursor, ApiError> {
 /// Jobs, newest first, filtered by state, preset and brand, with cursor pagination.
 #[utoipa::path(get, path = "/v1/jobs", params(ListQuery), responses((status = 200, body = JobPage), (status = 422, body = ErrorBody)),
     security(("bearer" = [])), tag = "pipeline")]
-pub async fn list(State(state): State<Shared>, Query(q): Query<ListQuery>) -> Result<axum::Json<JobPage>, ApiError> {
+pub async fn list(
+    State(state): State<Shared>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<JobPage>, ApiError> {
+    let Query(q) = query.map_err(super::error::query_rejection)?;
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid("limit", "range", format!("limit must be within 1..100, got {limit}")));
@@ -484,7 +515,10 @@ pub async fn list(State(state): State<Shared>, Query(q): Query<ListQuery>) -> Re
     let jobs = rows
         .into_iter()
         .map(|(j, _)| JobSummary {
-            brief: j.request.get("content").and_then(|c| c.as_str()).unwrap_or_default().chars().take(80).collect(),
+            brief: sanitize::printable(j.request.get("content").and_then(|c| c.as_str()).unwrap_or_default())
+                .chars()
+                .take(80)
+                .collect(),
             header: JobHeader::of(&j),
         })
         .collect();

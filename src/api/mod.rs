@@ -10,16 +10,19 @@
 //! - [`jobs`]: submit, list, get, cancel, events, video, artifacts.
 //! - [`icc`]: memory view (ETag), manifest edits and versions, review decisions, comments.
 //! - [`ops`]: presets, cost estimate, health, metrics, alerts.
-//! - [`webhook`]: signed terminal-state callbacks.
+//! - [`webhook`]: signed terminal-state callbacks; [`egress`]: which addresses they may reach.
 //! - [`docs`]: the OpenAPI document and its page; [`web`]: the ICC page.
+//! - [`serve`]: the connection loop (header, body and idle deadlines; the peer address).
 
 pub mod auth;
 pub mod docs;
+pub mod egress;
 pub mod error;
 pub mod hub;
 pub mod icc;
 pub mod jobs;
 pub mod ops;
+pub mod serve;
 pub mod web;
 pub mod webhook;
 pub mod workers;
@@ -63,6 +66,9 @@ pub struct AppState {
     pub started: Instant,
     /// Trips on SIGTERM/SIGINT; long-lived responses (SSE) end with it.
     pub shutdown: workers::Shutdown,
+    /// `/metrics` and the full `/health` need no key: the bind is loopback, or
+    /// `service.publicOps` is set.
+    pub ops_open: bool,
 }
 
 /// Shared state handed to handlers.
@@ -100,6 +106,7 @@ pub fn router(state: Shared) -> Router {
         .route("/app.js", get(web::script))
         .route("/style.css", get(web::style))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::map_response(error::json_errors))
         .layer(cors(&state.config))
         .with_state(state)
 }
@@ -140,20 +147,28 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> anyhow::Result
     );
     let hub = Arc::new(hub::Hub::new());
     let shutdown = workers::Shutdown::new();
+    let pool = Arc::new(workers::Pool::new(config.service.workers));
+    // Registered before stale owners are released, so this server's own id counts as live.
+    crate::store::service::register_owner(&pool.owner);
     let driver = Arc::new(
         crate::app::driver(config.clone(), store.clone())
             .await
             .context("opening the consistency cache")?
             .with_observer(hub.clone())
-            .with_shutdown(shutdown.token()),
+            .with_shutdown(shutdown.token())
+            .with_owner(pool.owner.clone()),
     );
-    let pool = Arc::new(workers::Pool::new(config.service.workers));
     let state = Arc::new(AppState {
         config: config.clone(),
         store: store.clone(),
         driver: driver.clone(),
         hub: hub.clone(),
-        auth: auth::Auth::new(store.clone(), config.service.rate_limit.clone()),
+        auth: auth::Auth::new(
+            store.clone(),
+            config.service.rate_limit.clone(),
+            config.service.failed_auth_per_minute,
+        ),
+        ops_open: config.service.public_ops || listener.local_addr()?.ip().is_loopback(),
         views: jobs::ViewCache::default(),
         pool: pool.clone(),
         data_dir,
@@ -170,10 +185,16 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> anyhow::Result
     let addr = listener.local_addr()?;
     let app = router(state.clone());
     let stop = shutdown.clone();
+    let owner = pool.owner.clone();
     let grace = std::time::Duration::from_secs_f64(config.service.shutdown_grace_sec);
+    let deadlines = serve::Deadlines {
+        header: std::time::Duration::from_secs_f64(config.service.header_timeout_sec),
+        body: std::time::Duration::from_secs_f64(config.service.body_timeout_sec),
+    };
     let done = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { stop.wait().await }).await?;
+        serve::serve(listener, app, deadlines, stop).await;
         workers::join(worker_tasks, grace).await;
+        crate::store::service::unregister_owner(&owner);
         Ok(())
     });
     Ok(Running { addr, shutdown, done })

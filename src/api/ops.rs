@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -15,6 +15,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::Shared;
+use super::auth;
 use super::error::{ApiError, ErrorBody, parse_json};
 use crate::finance::{self, CostQuote};
 use crate::sanitize::{self, BriefRequest};
@@ -58,9 +59,43 @@ pub async fn cost_estimate(State(state): State<Shared>, body: Bytes) -> Result<a
     Ok(axum::Json(e))
 }
 
-/// Liveness and readiness: store reachable, versions, workers, models.
-#[utoipa::path(get, path = "/health", responses((status = 200, description = "healthy"), (status = 503, description = "store unreachable")), tag = "ops")]
-pub async fn health(State(state): State<Shared>) -> Response {
+/// Whether the request may read the operational endpoints: always on a loopback bind or
+/// with `service.publicOps`; otherwise with a key of the `ops` or `admin` role. `Ok(false)`
+/// when no key was sent; 401/403/429 for a bad, unprivileged or throttled one.
+fn ops_access(state: &Shared, req: &Request) -> Result<bool, ApiError> {
+    if state.ops_open {
+        return Ok(true);
+    }
+    let ip = super::serve::peer(req).map(|a| a.ip());
+    let Some(secret) = auth::bearer(req) else {
+        if let Some(ip) = ip
+            && let Err(wait) = state.auth.throttled(ip)
+        {
+            return Err(ApiError::too_many("auth_throttled", format!("too many failed authentications from {ip}"), wait));
+        }
+        return Ok(false);
+    };
+    let caller = state.auth.authenticate(Some(&secret), ip)?;
+    if !caller.role.may_read_ops() {
+        return Err(ApiError::forbidden(format!(
+            "key '{}' has the role '{}'; operational endpoints need 'ops' or 'admin'",
+            caller.name,
+            caller.role.as_str()
+        )));
+    }
+    Ok(true)
+}
+
+/// Liveness and readiness: store reachable, versions, workers, models. On a public bind
+/// without `service.publicOps`, a request without an `ops`/`admin` key gets only
+/// `{"status": "alive"}`.
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "healthy (or, unauthenticated on a public bind, alive)"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody),
+    (status = 503, description = "store unreachable")), tag = "ops")]
+pub async fn health(State(state): State<Shared>, req: Request) -> Result<Response, ApiError> {
+    if !ops_access(&state, &req)? {
+        return Ok(axum::Json(json!({"status": "alive"})).into_response());
+    }
     let store = state.store.ping();
     let queued = state.store.queued_count().unwrap_or(-1);
     let body = json!({
@@ -75,7 +110,7 @@ pub async fn health(State(state): State<Shared>) -> Response {
         "uptime_s": state.started.elapsed().as_secs(),
     });
     let status = if store.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(body)).into_response()
+    Ok((status, axum::Json(body)).into_response())
 }
 
 /// Histogram buckets for stage latency, seconds.
@@ -143,9 +178,17 @@ fn render_metrics(stats: &ExecutionStats, busy: usize, workers: usize) -> String
     out
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")), tag = "ops")]
-pub async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> {
+/// Prometheus text exposition. On a public bind without `service.publicOps` it needs a key
+/// with the `ops` or `admin` role.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)),
+    tag = "ops")]
+pub async fn metrics(State(state): State<Shared>, req: Request) -> Result<Response, ApiError> {
+    if !ops_access(&state, &req)? {
+        return Err(ApiError::unauthorized(
+            "this server is not bound to loopback: /metrics needs a key with the 'ops' or 'admin' role",
+        ));
+    }
     let stats = state.store.execution_stats()?;
     let text = render_metrics(&stats, state.pool.busy(), state.pool.size);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())

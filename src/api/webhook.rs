@@ -2,11 +2,12 @@
 //! ends (delivered, failed, cancelled): the JSON body is signed with HMAC-SHA256 under the
 //! job's secret (returned once at submission) in `X-Aiprod-Signature: sha256=<hex>`.
 //! Delivery is retried with exponential backoff; every attempt is journaled. Only http(s)
-//! URLs are accepted, and loopback/private/link-local addresses are refused unless
-//! `service.webhooks.allowPrivate` is set (checked at submission and again before each
-//! attempt, against what the name resolves to then).
+//! URLs are accepted, and addresses that are not global (see [`super::egress`]) are refused
+//! unless `service.webhooks.allowPrivate` is set. The check runs at submission and again
+//! before each attempt; each attempt resolves the host once and connects to the addresses it
+//! checked.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -15,6 +16,7 @@ use sha2::Sha256;
 use tracing::{info, warn};
 
 use super::Shared;
+use super::egress;
 use super::error::ApiError;
 use crate::pipeline::machine::State as JobState;
 use crate::store::Store;
@@ -30,57 +32,75 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]) // carrier-grade NAT
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return private(IpAddr::V4(v4));
-            }
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-        }
-    }
+/// A callback URL that passed the check, with the addresses its host resolved to then: the
+/// connection goes to exactly these (the client is pinned), never to a second resolution.
+#[derive(Debug, Clone)]
+pub struct CheckedUrl {
+    /// The URL as given (http or https).
+    pub url: reqwest::Url,
+    /// The host when it is a name, not an IP literal.
+    pub domain: Option<String>,
+    /// The checked addresses (port from the URL).
+    pub addrs: Vec<SocketAddr>,
 }
 
-/// Check a callback URL: http(s), a host, and (unless allowed) no private address.
-pub async fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, ApiError> {
+/// Check a callback URL: http(s), a host, resolved once; unless `allow_private`, every
+/// address it resolves to must be a global one ([`egress::denied`]).
+pub async fn check_url(url: &str, allow_private: bool) -> Result<CheckedUrl, ApiError> {
     let bad = |m: String| ApiError::invalid("callback_url", "format", m);
     let parsed = reqwest::Url::parse(url).map_err(|e| bad(format!("not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad(format!("only http and https callbacks are allowed, not '{}'", parsed.scheme())));
     }
-    let host = parsed.host_str().ok_or_else(|| bad("the URL has no host".into()))?.to_owned();
-    if allow_private {
-        return Ok(parsed);
-    }
     let port = parsed.port_or_known_default().unwrap_or(80);
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-    let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| bad(format!("cannot resolve '{host}': {e}")))?
-            .map(|a| a.ip())
-            .collect(),
+    let host = parsed.host_str().ok_or_else(|| bad("the URL has no host".into()))?;
+    let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let (domain, addrs): (Option<String>, Vec<SocketAddr>) = match literal.parse::<IpAddr>() {
+        Ok(ip) => (None, vec![SocketAddr::new(ip, port)]),
+        Err(_) => {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| bad(format!("cannot resolve '{host}': {e}")))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(bad(format!("'{host}' resolves to no address")));
+            }
+            (Some(host.to_owned()), addrs)
+        }
     };
-    if let Some(ip) = addrs.iter().find(|ip| private(**ip)) {
+    if !allow_private
+        && let Some((addr, why)) = addrs.iter().find_map(|a| egress::denied(a.ip()).map(|why| (a, why)))
+    {
         return Err(ApiError::invalid(
             "callback_url",
             "allowed_values",
-            format!("'{host}' is a loopback or private address ({ip}); set service.webhooks.allowPrivate to allow it"),
+            format!(
+                "'{host}' is not a global address ({} is {why}); set service.webhooks.allowPrivate to allow it",
+                addr.ip()
+            ),
         ));
     }
-    Ok(parsed)
+    Ok(CheckedUrl { url: parsed, domain, addrs })
+}
+
+/// POST `body` to a checked URL, connecting only to its checked addresses; no redirects, no
+/// proxy. Answers the HTTP status.
+pub async fn post_to(
+    target: &CheckedUrl,
+    timeout: Duration,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<u16, String> {
+    let mut builder = reqwest::Client::builder().no_proxy().timeout(timeout).redirect(reqwest::redirect::Policy::none());
+    if let Some(domain) = &target.domain {
+        builder = builder.resolve_to_addrs(domain, &target.addrs);
+    }
+    let client = builder.build().map_err(|e| format!("cannot build the webhook client: {e}"))?;
+    let mut req = client.post(target.url.clone()).header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.body(body).send().await.map_err(|e| e.to_string()).map(|r| r.status().as_u16())
 }
 
 /// Start the delivery task: it receives terminal states from the hub.
@@ -102,6 +122,24 @@ async fn deliver(state: Shared, job_id: String, terminal: String) {
         Err(e) => return warn!(job = %job_id, error = %e, "reading webhook options failed"),
     };
     let (Some(url), Some(secret)) = (options.callback_url, options.webhook_secret) else { return };
+    send(state, job_id, terminal, url, secret).await
+}
+
+/// Call back for a request answered by reuse: the reused job has already ended, so its
+/// terminal-state payload goes to the request's URL now, signed with the request's secret.
+pub fn deliver_reused(state: Shared, job_id: String, url: String, secret: String) {
+    tokio::spawn(async move {
+        let terminal = match state.store.job(&job_id) {
+            Ok(job) => job.state.name().to_owned(),
+            Err(e) => return warn!(job = %job_id, error = %e, "reading the reused job for its webhook failed"),
+        };
+        send(state, job_id, terminal, url, secret).await
+    });
+}
+
+/// Sign and POST the terminal-state payload, retrying with backoff; every attempt is
+/// journaled.
+async fn send(state: Shared, job_id: String, terminal: String, url: String, secret: String) {
     let job = match state.store.job(&job_id) {
         Ok(j) => j,
         Err(e) => return warn!(job = %job_id, error = %e, "reading the job for its webhook failed"),
@@ -124,30 +162,19 @@ async fn deliver(state: Shared, job_id: String, terminal: String) {
     let body = serde_json::to_vec(&payload).unwrap_or_default();
     let signature = sign(&secret, &body);
     let cfg = state.config.service.webhooks.clone();
-    let client = match reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs_f64(cfg.timeout_sec))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => return warn!(error = %e, "cannot build the webhook client"),
-    };
     let delivery = uuid::Uuid::new_v4().to_string();
     for attempt in 1..=cfg.max_attempts {
         let result = match check_url(&url, cfg.allow_private).await {
             Err(e) => Err(e.message),
-            Ok(u) => client
-                .post(u)
-                .header("content-type", "application/json")
-                .header(SIGNATURE_HEADER, &signature)
-                .header("x-aiprod-event", format!("job.{terminal}"))
-                .header("x-aiprod-delivery", &delivery)
-                .body(body.clone())
-                .send()
-                .await
-                .map_err(|e| e.to_string())
-                .map(|r| r.status().as_u16()),
+            Ok(target) => {
+                let event = format!("job.{terminal}");
+                let headers = [
+                    (SIGNATURE_HEADER, signature.as_str()),
+                    ("x-aiprod-event", event.as_str()),
+                    ("x-aiprod-delivery", delivery.as_str()),
+                ];
+                post_to(&target, Duration::from_secs_f64(cfg.timeout_sec), &headers, body.clone()).await
+            }
         };
         let (status, error) = match &result {
             Ok(s) if (200..300).contains(s) => (Some(*s), None),
@@ -178,10 +205,74 @@ mod tests {
         assert!(check_url("not a url", true).await.is_err());
         let e = check_url("http://127.0.0.1:9/hook", false).await.unwrap_err();
         assert_eq!(e.rule, Some("allowed_values"));
-        assert!(check_url("http://10.1.2.3/hook", false).await.is_err());
-        assert!(check_url("http://[::1]/hook", false).await.is_err());
         assert!(check_url("http://127.0.0.1:9/hook", true).await.is_ok());
-        assert!(check_url("https://93.184.215.14/hook", false).await.is_ok());
+        let ok = check_url("https://93.184.215.14/hook", false).await.unwrap();
+        assert_eq!(ok.addrs, vec!["93.184.215.14:443".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(ok.domain, None, "an IP literal is not resolved");
+    }
+
+    /// Every address the reliability pass got accepted as a callback, and the classic ones,
+    /// are refused with the rule `allowed_values`.
+    #[tokio::test]
+    async fn every_non_global_callback_address_is_refused() {
+        for host in [
+            "192.0.2.1",
+            "[::127.0.0.1]",
+            "[::7f00:1]",
+            "[64:ff9b::7f00:1]",
+            "[64:ff9b::a9fe:a9fe]",
+            "[2002:7f00:1::]",
+            "[fec0::1]",
+            "198.18.0.1",
+            "224.0.0.1",
+            "240.0.0.1",
+            "192.0.0.170",
+            "127.0.0.1",
+            "10.1.2.3",
+            "169.254.169.254",
+            "100.64.0.1",
+            "[::1]",
+            "[::ffff:127.0.0.1]",
+            "[fd00::1]",
+            "[fe80::1]",
+            "localhost",
+        ] {
+            let e = check_url(&format!("http://{host}:8080/hook"), false).await.unwrap_err();
+            assert_eq!(e.rule, Some("allowed_values"), "{host}: {}", e.message);
+        }
+    }
+
+    /// The connection goes to the address that was checked: a name that does not resolve at
+    /// all is still reached through its pinned address, so no second lookup happens.
+    #[tokio::test]
+    async fn delivery_connects_to_the_checked_address_without_resolving_again() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while !String::from_utf8_lossy(&got).contains("\r\n\r\n{}") {
+                let n = sock.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            sock.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").await.unwrap();
+            String::from_utf8_lossy(&got).into_owned()
+        });
+        let target = CheckedUrl {
+            url: reqwest::Url::parse(&format!("http://hook.invalid:{}/hook", addr.port())).unwrap(),
+            domain: Some("hook.invalid".into()),
+            addrs: vec![addr],
+        };
+        let status = post_to(&target, Duration::from_secs(10), &[], b"{}".to_vec()).await.unwrap();
+        assert_eq!(status, 204);
+        let request = server.await.unwrap();
+        assert!(request.starts_with("POST /hook HTTP/1.1"), "{request}");
+        assert!(request.to_ascii_lowercase().contains(&format!("host: hook.invalid:{}", addr.port())), "{request}");
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl Pool {
             size,
             busy: AtomicUsize::new(0),
             running: Mutex::new(HashMap::new()),
-            owner: format!("serve:{}:{}", std::process::id(), uuid::Uuid::new_v4()),
+            owner: crate::store::service::new_owner("serve"),
         }
     }
     /// Workers driving a job now.

@@ -21,6 +21,7 @@ use crate::pipeline::machine::State;
 use crate::pipeline::reuse;
 use crate::sanitize::{self, BriefRequest};
 use crate::store::database_path;
+use crate::store::service::{Claim, ServiceStore};
 use crate::store::{SqliteStore, Store};
 
 /// aiprod: turn a short text brief into a finished, quality-checked, subtitled video.
@@ -296,8 +297,10 @@ async fn run(args: RunArgs, config: Arc<Config>, store: Arc<SqliteStore>) -> Exi
     if let Err(code) = finance::daily_gate(&config, &store, args.json) {
         return code;
     }
+    // This process owns the job it runs, so `aiprod resume` elsewhere leaves it alone.
+    let owner = crate::store::service::new_owner("run");
     let driver = match crate::app::driver(config.clone(), store.clone()).await {
-        Ok(d) => d.with_observer(bars),
+        Ok(d) => d.with_observer(bars).with_owner(owner.clone()),
         Err(e) => {
             eprintln!("error: cannot open the consistency cache: {e}");
             return ExitCode::FAILURE;
@@ -343,7 +346,23 @@ async fn run(args: RunArgs, config: Arc<Config>, store: Arc<SqliteStore>) -> Exi
     if !args.json {
         eprintln!("job {} submitted", job.id);
     }
-    let state = match driver.drive(&job.id, &cancel_on_ctrl_c()).await {
+    crate::store::service::register_owner(&owner);
+    match store.claim_job(&job.id, &owner) {
+        Ok(Claim::Claimed) => {}
+        Ok(Claim::Held(holder)) => {
+            eprintln!("error: job {} was taken by {holder} before this process could drive it", job.id);
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("error: job {}: {e}", job.id);
+            return ExitCode::FAILURE;
+        }
+    }
+    let driven = driver.drive(&job.id, &cancel_on_ctrl_c()).await;
+    if let Err(e) = store.release(&job.id, &owner) {
+        eprintln!("warning: job {}: could not release it: {e}", job.id);
+    }
+    let state = match driven {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: job {}: {e}", job.id);
@@ -392,37 +411,69 @@ fn finish(store: &dyn Store, driver: &Driver, id: &str, state: &State, out: Opti
     }
 }
 
+/// Drive every job a previous process left unfinished. Each job is claimed first: a job a
+/// live process drives (`aiprod serve`, another `run` or `resume`) is skipped, so nothing is
+/// rendered twice.
 async fn resume(config: Arc<Config>, store: Arc<SqliteStore>) -> ExitCode {
     if !finance::refresh_pricing(&config, &store, false, false).await {
         return ExitCode::FAILURE;
     }
+    let owner = crate::store::service::new_owner("resume");
     let driver = match crate::app::driver(config, store.clone()).await {
-        Ok(d) => d.with_observer(Arc::new(progress::Bars::new(false))),
+        Ok(d) => d.with_observer(Arc::new(progress::Bars::new(false))).with_owner(owner.clone()),
         Err(e) => {
             eprintln!("error: cannot open the consistency cache: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match driver.resume_all(&cancel_on_ctrl_c()).await {
-        Ok(jobs) if jobs.is_empty() => {
-            eprintln!("nothing to resume");
-            ExitCode::SUCCESS
+    crate::store::service::register_owner(&owner);
+    let jobs = match store.resumable_jobs() {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
         }
-        Ok(jobs) => {
-            let mut code = ExitCode::SUCCESS;
-            for (id, state) in jobs {
-                println!("{id} {}", state.name());
+    };
+    let cancel = cancel_on_ctrl_c();
+    let (mut code, mut resumed) = (ExitCode::SUCCESS, 0);
+    for job in jobs {
+        match store.claim_job(&job.id, &owner) {
+            Ok(Claim::Claimed) => {}
+            Ok(Claim::Held(holder)) => {
+                eprintln!("job {} is driven by a running process ({holder}); skipped", job.id);
+                continue;
+            }
+            Err(e) => {
+                eprintln!("error: job {}: {e}", job.id);
+                code = ExitCode::FAILURE;
+                continue;
+            }
+        }
+        resumed += 1;
+        let driven = match driver.mark_resumed(&job, "resume") {
+            Ok(()) => driver.drive(&job.id, &cancel).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = store.release(&job.id, &owner) {
+            eprintln!("warning: job {}: could not release it: {e}", job.id);
+        }
+        match driven {
+            Ok(state) => {
+                println!("{} {}", job.id, state.name());
                 if !matches!(state, State::Delivered {}) && state.is_terminal() {
                     code = ExitCode::from(EXIT_FAILED);
                 }
             }
-            code
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            Err(e) => {
+                eprintln!("error: job {}: {e}", job.id);
+                code = ExitCode::FAILURE;
+            }
         }
     }
+    if resumed == 0 {
+        eprintln!("nothing to resume");
+    }
+    code
 }
 
 fn list(store: &SqliteStore) -> ExitCode {

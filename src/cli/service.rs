@@ -28,7 +28,7 @@ pub enum KeysCommand {
     Create {
         /// The key's name: shown as the author of edits and comments.
         name: String,
-        /// admin, editor or viewer.
+        /// admin, editor, viewer or ops (read-only, plus /metrics and /health on a public bind).
         #[arg(long, default_value = "editor")]
         role: String,
     },

@@ -112,7 +112,11 @@ pub struct Driver {
     cache: Option<ConsistencyCache>,
     runner: Arc<dyn StageRunner>,
     shutdown: Option<CancelToken>,
+    owner: Option<String>,
 }
+
+/// How a stage attempt refused to run because the job moved on (see [`Driver::with_owner`]).
+const MOVED_ON: &str = "not run";
 
 /// A duration in seconds as people write it: `600 s`, `0.25 s`.
 fn seconds(d: Duration) -> String {
@@ -139,6 +143,7 @@ impl Driver {
             cache: None,
             runner: Arc::new(PipelineStages),
             shutdown: None,
+            owner: None,
         }
     }
 
@@ -176,6 +181,32 @@ impl Driver {
     pub fn with_shutdown(mut self, token: CancelToken) -> Self {
         self.shutdown = Some(token);
         self
+    }
+
+    /// Drive only jobs whose `jobs.owner` is `owner` (this process's id): before every stage
+    /// attempt, retries included, and before committing one, the job must still be in the
+    /// stage's state and still be owned by it; otherwise the driver stops touching the job.
+    /// Without an owner (one-job tools, tests) only the state is re-checked.
+    pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// Why this driver must leave `job` alone now: it left the state the stage started from,
+    /// or another process owns it. `None` while it is still this driver's to run.
+    fn moved_on(&self, job: &JobRecord) -> Result<Option<String>, StoreError> {
+        let now = self.store.job(&job.id)?;
+        if now.state != job.state {
+            return Ok(Some(format!("job {} is now in state '{}', not '{}'", job.id, now.state.name(), job.state.name())));
+        }
+        if let Some(me) = &self.owner {
+            let holder = self.store.job_owner(&job.id)?;
+            if holder.as_deref() != Some(me.as_str()) {
+                let holder = holder.unwrap_or_else(|| "nobody".into());
+                return Ok(Some(format!("job {} is owned by {holder}, not by this process", job.id)));
+            }
+        }
+        Ok(None)
     }
 
     fn shutting_down(&self) -> bool {
@@ -270,28 +301,27 @@ impl Driver {
         clean: &SanitizedInput,
         auto_approve: bool,
     ) -> Result<JobRecord, DriverError> {
-        let prices = crate::store::pricing_in_force(&self.config, self.ledger.as_deref());
-        daily::status(self.store.as_ref(), &self.config, &prices, chrono::Utc::now())?.admit()?;
-        let job = self.store.create_job(&NewJob {
-            id: uuid::Uuid::new_v4().to_string(),
-            request: serde_json::to_value(request).map_err(StoreError::Json)?,
-            preset: Some(clean.preset.clone()),
-            brand_id: clean.brand_id.clone(),
-            auto_approve,
-        })?;
+        let job = self.store.create_job(&self.admit(request, clean, auto_approve)?)?;
         info!(job = %job.id, preset = %clean.preset, "job submitted");
         Ok(job)
     }
 
-    /// Drive every job a previous process left unfinished, marking each resume in its
-    /// history. Returns the final states.
-    pub async fn resume_all(&self, cancel: &CancelToken) -> Result<Vec<(String, State)>, DriverError> {
-        let mut out = Vec::new();
-        for job in self.store.resumable_jobs()? {
-            self.mark_resumed(&job, "resume")?;
-            out.push((job.id.clone(), self.drive(&job.id, cancel).await?));
-        }
-        Ok(out)
+    /// The job row a sanitised brief becomes, once today's spend admits it
+    /// ([`DriverError::BudgetRefused`] otherwise). The API creates it with its options and
+    /// idempotency key in one transaction; [`Driver::submit_sanitized`] creates it as is.
+    pub fn admit(&self, request: &BriefRequest, clean: &SanitizedInput, auto_approve: bool) -> Result<NewJob, DriverError> {
+        let prices = crate::store::pricing_in_force(&self.config, self.ledger.as_deref());
+        daily::status(self.store.as_ref(), &self.config, &prices, chrono::Utc::now())?.admit()?;
+        Ok(NewJob {
+            id: uuid::Uuid::new_v4().to_string(),
+            // The cleaned text is what is stored: control and bidi characters never reach
+            // the store, and re-sanitising it gives the same brief.
+            request: serde_json::to_value(BriefRequest { content: clean.content.clone(), ..request.clone() })
+                .map_err(StoreError::Json)?,
+            preset: Some(clean.preset.clone()),
+            brand_id: clean.brand_id.clone(),
+            auto_approve,
+        })
     }
 
     /// Journal that `job` is picked up again from its last committed state (a `resumed` line
@@ -323,6 +353,12 @@ impl Driver {
             if cancel.is_cancelled() {
                 self.commit(&job, Event::Cancel, vec![], 0, 1, Some("cancelled".into()), None)?;
                 continue;
+            }
+            if let Some(me) = &self.owner
+                && self.store.job_owner(id)?.as_deref() != Some(me.as_str())
+            {
+                info!(job = %id, "another process drives this job now; leaving it");
+                return Ok(state);
             }
             let Some(stage) = state.stage() else {
                 if job.auto_approve {
@@ -357,6 +393,11 @@ impl Driver {
         // Process CPU time around the whole stage (all attempts): the actual cost's input.
         let cpu_before = cpu::process_cpu_time();
         let run_once = || async {
+            // Every attempt, retries included, runs only while the job is still this stage's
+            // and this process's: a retry never re-renders a job someone else delivered.
+            if let Some(why) = self.moved_on(job).map_err(|e| StageError::Transient(e.to_string()))? {
+                return Err(StageError::Permanent(format!("{MOVED_ON}: {why}")));
+            }
             let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
             self.observer.stage_started(&job.id, stage, attempt);
             let token = cancel.child();
@@ -424,6 +465,11 @@ impl Driver {
             None => Some(json!({"cpu_ms": cpu_ms})),
         };
         let attempt = attempts.load(Ordering::SeqCst);
+        // The job moved on while the stage ran (or before an attempt): nothing to commit.
+        if let Some(why) = self.moved_on(job)? {
+            warn!(job = %job.id, stage = stage.name(), %why, "stage result dropped: the job moved on");
+            return Ok(());
+        }
         match result {
             Ok(out) => {
                 let detail = with_cpu(out.detail);
@@ -910,8 +956,10 @@ mod tests {
         });
         let driver = f.driver(config(|_| {}), runner);
         let id = f.job_in(State::Costing {});
-        let err = drive(&driver, &id, &CancelToken::new()).await.unwrap_err();
-        assert!(matches!(err, DriverError::Store(StoreError::Conflict { .. })), "{err:?}");
+        // The driver sees that the job moved on before committing and drops the result (a
+        // move between that check and the commit is refused by the commit's own state check).
+        let end = drive(&driver, &id, &CancelToken::new()).await.unwrap();
+        assert_eq!(end, State::Cancelled {});
         assert_eq!(moved.lock().unwrap().as_deref(), Some(id.as_str()));
         assert!(f.store.entries().unwrap().is_empty(), "no audit entry without its step");
         assert!(f.store.cache_since(cache::KIND_DELIVERED, 0).unwrap().is_empty(), "no cache entry without its step");
@@ -958,5 +1006,71 @@ mod tests {
         // One approver is enough without multiReview.
         let single = waiting_job(&f, "brand_campaign");
         assert_eq!(driver.apply_human(&single, Event::Approve, "ann").unwrap(), State::Delivering {});
+    }
+
+    /// Another process delivers the job while this driver's render attempt fails: the retry
+    /// must not run (it would rewrite the delivered files) and nothing is committed.
+    #[tokio::test]
+    async fn a_retry_never_runs_once_the_job_moved_on() {
+        let f = Fixture::new();
+        let config = config(|c| c.orchestrator.retry_policy.max_retries = 3);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (c, store) = (calls.clone(), f.store.clone());
+        let id = f.job_in(State::Rendering { attempt: 1 });
+        let job_id = id.clone();
+        let runner = scripted(move |state, _, _| {
+            let (c, store, job_id) = (c.clone(), store.clone(), job_id.clone());
+            Box::pin(async move {
+                if !matches!(state, State::Rendering { .. }) {
+                    return stop();
+                }
+                c.fetch_add(1, Ordering::SeqCst);
+                // Meanwhile the other process finishes the job.
+                let event = NewEvent { event: "elsewhere".into(), duration_ms: 0, attempt: 0, error: None, detail: None };
+                let step = StepCommit {
+                    job_id,
+                    from: state,
+                    to: State::Delivered {},
+                    event,
+                    writes: vec![],
+                    audit: vec![],
+                    cache: vec![],
+                };
+                store.commit_step(&step).unwrap();
+                Err(StageError::Transient("cannot finish .video.mp4.partial".into()))
+            })
+        });
+        let driver = f.driver(config, runner);
+        let end = drive(&driver, &id, &CancelToken::new()).await.unwrap();
+        assert_eq!(end, State::Delivered {});
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "the retry ran although the job was delivered");
+        let events: Vec<String> = f.events(&id).iter().map(|e| e.event.clone()).collect();
+        assert!(!events.iter().any(|e| e.starts_with("stage_failed") || e.starts_with("rejected")), "{events:?}");
+    }
+
+    /// A driver with an owner id leaves alone a job another live process owns.
+    #[tokio::test]
+    async fn a_driver_with_an_owner_only_drives_its_own_jobs() {
+        use crate::store::service::{Claim, ServiceStore, new_owner, register_owner};
+        let f = Fixture::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let runner = scripted(move |_, _, _| {
+            c.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { stop() })
+        });
+        let (mine, theirs) = (new_owner("resume"), new_owner("serve"));
+        register_owner(&theirs);
+        let driver = f.driver(config(|_| {}), runner).with_owner(mine.clone());
+        let id = f.job_in(State::Rendering { attempt: 1 });
+        assert_eq!(f.store.claim_job(&id, &theirs).unwrap(), Claim::Claimed);
+        assert_eq!(f.store.claim_job(&id, &mine).unwrap(), Claim::Held(theirs.clone()), "a live owner keeps its job");
+        let end = drive(&driver, &id, &CancelToken::new()).await.unwrap();
+        assert_eq!((end, calls.load(Ordering::SeqCst)), (State::Rendering { attempt: 1 }, 0));
+        // Once that owner is gone, the job can be taken over and driven.
+        crate::store::service::unregister_owner(&theirs);
+        assert_eq!(f.store.claim_job(&id, &mine).unwrap(), Claim::Claimed);
+        drive(&driver, &id, &CancelToken::new()).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 }

@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::blocking;
+use super::brief_cap::{self, PlanningBrief};
 use super::machine::{Event, Stage, State};
 use super::retry::StageError;
 use crate::config::{Config, PipelineKind};
@@ -220,7 +221,7 @@ fn fast_track_decision(
 
 fn route(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
     let brief: SanitizedInput = input.read()?;
-    let c = planner::complexity(&brief.content, brief.duration_sec);
+    let c = planner::complexity(&brief_cap::planning_brief(&brief.content).text, brief.duration_sec);
     let ft = &input.config.fast_track;
     let preset_fast = input.config.presets.get(&brief.preset).is_some_and(|p| p.pipeline == PipelineKind::Fast);
     let cost_check = fast_track_cost_check(input, &brief);
@@ -268,8 +269,10 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutcome, 
         ));
     }
     let brief: SanitizedInput = input.read()?;
+    // The planner, the director and the embedder see a bounded text (brief_cap).
+    let capped = brief_cap::planning_brief(&brief.content);
     let mut request = PlanRequest {
-        brief: brief.content.clone(),
+        brief: capped.text.clone(),
         duration_s: brief.duration_sec,
         language: brief.languages.first().cloned().unwrap_or_else(|| "en".into()),
         fast_track,
@@ -289,7 +292,7 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutcome, 
         _ => None,
     };
     if let (Some(brand), Some(cache)) = (&brief.brand_id, &cache) {
-        let (reg, content) = (registry.clone(), brief.content.clone());
+        let (reg, content) = (registry.clone(), capped.text.clone());
         let embedded = blocking::run("brief embedding", &input.agent, move |_| {
             reg.embedder().and_then(|(e, _)| e.embed(&[content.as_str()]))
         })
@@ -401,6 +404,11 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutcome, 
     let mut meta = serde_json::to_value(&metadata).unwrap_or(Value::Null);
     meta["note"] = Value::String(note);
     meta["consistency_cache"] = cache_note.clone();
+    if !capped.unchanged() {
+        let PlanningBrief { text: _, chars_in, chars_used, collapsed_chars, truncated, estimated_tokens } = capped;
+        meta["planning_brief"] = json!({"chars_in": chars_in, "chars_used": chars_used,
+            "collapsed_chars": collapsed_chars, "truncated": truncated, "estimated_tokens": estimated_tokens});
+    }
     if let Some(r) = &director_report {
         meta["director"] = to_value(r)?;
     }
@@ -839,7 +847,7 @@ async fn semantic_qa(input: &StageInput<'_>) -> Result<StageOutcome, StageError>
     let assets: GeneratedAssets = input.read()?;
     let registry = models::Registry::shared(&input.config.models.settings());
     let captions: Vec<String> = plan.scenes.iter().map(|s| s.caption.clone()).collect();
-    let (b, m) = (brief.content.clone(), manifest.clone());
+    let (b, m) = (brief_cap::planning_brief(&brief.content).text, manifest.clone());
     let started = std::time::Instant::now();
     let embedded =
         blocking::run("embedding", &input.agent, move |_| narrative_similarities(&registry, &b, &m, &captions)).await?;

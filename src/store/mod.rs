@@ -185,6 +185,8 @@ pub trait Store: Send + Sync {
     fn list_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
     /// Jobs a driver should pick up: not ended and not waiting for a human.
     fn resumable_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
+    /// The process that drives the job now (`jobs.owner`), if any.
+    fn job_owner(&self, id: &str) -> Result<Option<String>, StoreError>;
     /// What the jobs created on `day` (UTC) spent, as one aggregate (the daily budget guard
     /// runs it on every submission).
     fn day_spend(&self, day: chrono::NaiveDate) -> Result<DaySpend, StoreError>;

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::sqlite::{IDLE_STATES, JOB_COLUMNS, job_from_row, memory_entry, now, parse_time};
-use super::{JobRecord, MemoryEntry, NewEvent, SqliteStore, StoreError};
+use super::sqlite::{IDLE_STATES, JOB_COLUMNS, insert_job, job_from_row, memory_entry, now, parse_time};
+use super::{JobRecord, MemoryEntry, NewEvent, NewJob, SqliteStore, Store, StoreError};
 use agents::semantic::SemanticReport;
 
 use crate::memory::sections::CostCertification;
@@ -42,6 +42,90 @@ pub struct JobApiOptions {
     /// The HMAC key for that webhook.
     #[serde(skip)]
     pub webhook_secret: Option<String>,
+}
+
+/// An `Idempotency-Key` as a submission carries it: the API key that sent it, the key itself
+/// and the hash of the body it came with.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencyClaim<'a> {
+    /// The API key's name (idempotency keys are per client).
+    pub key_name: &'a str,
+    /// The `Idempotency-Key` header's value.
+    pub key: &'a str,
+    /// Hex SHA-256 of the request body.
+    pub body_sha256: &'a str,
+}
+
+/// What [`ServiceStore::create_api_job`] did.
+#[derive(Debug, Clone)]
+pub enum Submission {
+    /// The job was created (with its API options and idempotency key, if any).
+    Created(JobRecord),
+    /// The idempotency key already belongs to a job; nothing was created.
+    Held {
+        /// The job that holds the key.
+        job_id: String,
+        /// The body hash it was created with.
+        body_sha256: String,
+    },
+}
+
+/// What [`ServiceStore::claim_job`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The job is now the caller's.
+    Claimed,
+    /// A live process drives it (its owner id).
+    Held(String),
+}
+
+/// A new owner id for this process: `<what>:<pid>:<uuid>` (`serve`, `run`, `resume`).
+pub fn new_owner(what: &str) -> String {
+    format!("{what}:{}:{}", std::process::id(), uuid::Uuid::new_v4())
+}
+
+/// Whether the process named in an owner id (`<what>:<pid>:<uuid>`) still runs on this
+/// machine. An id with this process's pid is alive only while registered
+/// ([`register_owner`]): a restarted server in a container gets the same pid as the one that
+/// died. Ids of another shape are taken as gone (they predate owner ids with a pid), so
+/// their jobs can be resumed.
+pub fn owner_alive(owner: &str) -> bool {
+    let mut parts = owner.splitn(3, ':');
+    let (Some(_), Some(pid), Some(_)) = (parts.next(), parts.next(), parts.next()) else { return false };
+    let Ok(pid) = pid.parse::<i32>() else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    if pid as u32 == std::process::id() {
+        return OWN_IDS.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|o| o == owner);
+    }
+    // SAFETY: signal 0 sends nothing; it only asks whether the pid exists (EPERM: it does,
+    // under another user).
+    let r = unsafe { libc::kill(pid, 0) };
+    let exists = r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && !zombie(pid)
+}
+
+/// A process that has exited but was not reaped yet (state `Z` or `X` in `/proc/<pid>/stat`)
+/// still answers signal 0; it drives nothing.
+fn zombie(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The state follows the command name, which is in parentheses and may contain spaces.
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()).is_some_and(|c| matches!(c, 'Z' | 'X'))
+}
+
+/// Owner ids this process uses now (servers and drivers register theirs), so an id with
+/// our pid is known to be live.
+static OWN_IDS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Record an owner id as this process's (see [`owner_alive_for`]).
+pub fn register_owner(owner: &str) {
+    OWN_IDS.lock().unwrap_or_else(|p| p.into_inner()).push(owner.to_owned());
+}
+
+/// Forget an owner id this process no longer uses.
+pub fn unregister_owner(owner: &str) {
+    OWN_IDS.lock().unwrap_or_else(|p| p.into_inner()).retain(|o| o != owner);
 }
 
 /// Filters for listing jobs; `None` matches everything.
@@ -126,9 +210,12 @@ pub trait ServiceStore {
     fn claim_next(&self, owner: &str) -> Result<Option<JobRecord>, StoreError>;
     /// Give a job back (the worker stopped driving it).
     fn release(&self, job_id: &str, owner: &str) -> Result<(), StoreError>;
-    /// Free every job a previous process owned; returns those left mid-pipeline (they are
-    /// resumed from their last committed state).
+    /// Free every job owned by a process that is no longer running ([`owner_alive`]);
+    /// returns those left mid-pipeline (they are resumed from their last committed state).
+    /// Jobs another live process drives (`aiprod run` or `resume`) stay its own.
     fn release_stale(&self) -> Result<Vec<JobRecord>, StoreError>;
+    /// Take one job for `owner` when nobody, or only a process that is gone, owns it.
+    fn claim_job(&self, job_id: &str, owner: &str) -> Result<Claim, StoreError>;
     /// How many jobs wait for a worker.
     fn queued_count(&self) -> Result<i64, StoreError>;
     /// A page of jobs, newest first, after `cursor`.
@@ -146,18 +233,16 @@ pub trait ServiceStore {
 
     /// The job an idempotency key already created, with the body hash it was created from.
     fn idempotent_job(&self, key_name: &str, idem_key: &str) -> Result<Option<(String, String)>, StoreError>;
-    /// Remember that `idem_key` created `job_id`. `false` when another request took the key
-    /// first.
-    fn remember_idempotency(
+    /// Create a job submitted through the API, its API options and its idempotency key in one
+    /// transaction: when the key is already held, nothing is created and the holder is
+    /// returned, so concurrent duplicates create exactly one job row.
+    fn create_api_job(
         &self,
-        key_name: &str,
-        idem_key: &str,
-        body_sha256: &str,
-        job_id: &str,
-    ) -> Result<bool, StoreError>;
+        job: &NewJob,
+        options: &JobApiOptions,
+        claim: Option<IdempotencyClaim<'_>>,
+    ) -> Result<Submission, StoreError>;
 
-    /// Record how a job was submitted through the API.
-    fn set_job_api_options(&self, job_id: &str, options: &JobApiOptions) -> Result<(), StoreError>;
     /// A job's API options, if it came through the API.
     fn job_api_options(&self, job_id: &str) -> Result<Option<JobApiOptions>, StoreError>;
 
@@ -231,11 +316,37 @@ impl ServiceStore for SqliteStore {
 
     fn release_stale(&self) -> Result<Vec<JobRecord>, StoreError> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare(&format!("UPDATE jobs SET owner = NULL WHERE owner IS NOT NULL RETURNING {JOB_COLUMNS}"))?;
-        let rows = stmt.query_map([], job_from_row)?;
-        let jobs: Vec<JobRecord> = rows.collect::<Result<_, _>>()?;
+        let owners: Vec<String> = conn
+            .prepare("SELECT DISTINCT owner FROM jobs WHERE owner IS NOT NULL")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut jobs = Vec::new();
+        for owner in owners.iter().filter(|o| !owner_alive(o)) {
+            let mut stmt =
+                conn.prepare(&format!("UPDATE jobs SET owner = NULL WHERE owner = ?1 RETURNING {JOB_COLUMNS}"))?;
+            let rows = stmt.query_map([owner], job_from_row)?;
+            jobs.extend(rows.collect::<Result<Vec<_>, _>>()?);
+        }
+        jobs.sort_by_key(|j| j.created_at);
         Ok(jobs.into_iter().filter(|j| !j.state.is_terminal() && !j.state.awaits_human()).collect())
+    }
+
+    fn claim_job(&self, job_id: &str, owner: &str) -> Result<Claim, StoreError> {
+        let conn = self.conn();
+        let current: Option<String> = conn
+            .query_row("SELECT owner FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(job_id.to_owned()))?;
+        if let Some(holder) = current.as_deref().filter(|o| *o != owner && owner_alive(o)) {
+            return Ok(Claim::Held(holder.to_owned()));
+        }
+        // Compare-and-set on the owner seen: a process that claims in between wins.
+        let n = conn.execute("UPDATE jobs SET owner = ?2 WHERE id = ?1 AND owner IS ?3", params![job_id, owner, current])?;
+        if n == 1 {
+            return Ok(Claim::Claimed);
+        }
+        let holder: Option<String> = conn.query_row("SELECT owner FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?;
+        Ok(Claim::Held(holder.unwrap_or_default()))
     }
 
     fn queued_count(&self) -> Result<i64, StoreError> {
@@ -303,27 +414,44 @@ impl ServiceStore for SqliteStore {
             .optional()?)
     }
 
-    fn remember_idempotency(
+    fn create_api_job(
         &self,
-        key_name: &str,
-        idem_key: &str,
-        body_sha256: &str,
-        job_id: &str,
-    ) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
-            "INSERT OR IGNORE INTO idempotency_keys (key_name, idem_key, body_sha256, job_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![key_name, idem_key, body_sha256, job_id, now()],
-        )?;
-        Ok(n == 1)
-    }
-
-    fn set_job_api_options(&self, job_id: &str, o: &JobApiOptions) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT OR REPLACE INTO job_api (job_id, submitted_by, callback_url, webhook_secret) VALUES (?1, ?2, ?3, ?4)",
-            params![job_id, o.submitted_by, o.callback_url, o.webhook_secret],
-        )?;
-        Ok(())
+        job: &NewJob,
+        o: &JobApiOptions,
+        claim: Option<IdempotencyClaim<'_>>,
+    ) -> Result<Submission, StoreError> {
+        {
+            let mut conn = self.conn();
+            // Immediate: another process's submission with the same key waits for this one.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if let Some(c) = claim
+                && let Some((job_id, body_sha256)) = tx
+                    .query_row(
+                        "SELECT job_id, body_sha256 FROM idempotency_keys WHERE key_name = ?1 AND idem_key = ?2",
+                        [c.key_name, c.key],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?
+            {
+                return Ok(Submission::Held { job_id, body_sha256 });
+            }
+            insert_job(&tx, job)?;
+            tx.execute(
+                "INSERT INTO job_api (job_id, submitted_by, callback_url, webhook_secret) VALUES (?1, ?2, ?3, ?4)",
+                params![job.id, o.submitted_by, o.callback_url, o.webhook_secret],
+            )?;
+            if let Some(c) = claim {
+                // The primary key (key_name, idem_key) is the constraint that makes a key
+                // name one job.
+                tx.execute(
+                    "INSERT INTO idempotency_keys (key_name, idem_key, body_sha256, job_id, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![c.key_name, c.key, c.body_sha256, job.id, now()],
+                )?;
+            }
+            tx.commit()?;
+        }
+        Ok(Submission::Created(self.job(&job.id)?))
     }
 
     fn job_api_options(&self, job_id: &str) -> Result<Option<JobApiOptions>, StoreError> {
@@ -597,14 +725,67 @@ mod tests {
         assert_eq!(order, ["high-1", "high-2", "normal-1", "normal-2", "low-1"]);
     }
 
+    /// Owner ids name a process: alive while it runs (a zombie does not count), gone once
+    /// it exited; this process's own ids only while registered.
     #[test]
-    fn idempotency_keys_are_first_come() {
-        let store = SqliteStore::in_memory().unwrap();
-        job(&store, "a");
-        assert!(store.remember_idempotency("k", "i1", "h1", "a").unwrap());
-        assert!(!store.remember_idempotency("k", "i1", "h2", "a").unwrap());
-        assert_eq!(store.idempotent_job("k", "i1").unwrap(), Some(("a".into(), "h1".into())));
-        assert_eq!(store.idempotent_job("other", "i1").unwrap(), None);
+    fn owners_are_alive_exactly_while_their_process_runs() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let owner = format!("run:{}:x", child.id());
+        assert!(owner_alive(&owner));
+        child.kill().unwrap();
+        // Until reaped, the killed child is a zombie: not a live owner either.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while owner_alive(&owner) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!owner_alive(&owner), "a killed, unreaped process is not a live owner");
+        child.wait().unwrap();
+        assert!(!owner_alive(&owner));
+        let mine = new_owner("serve");
+        assert!(!owner_alive(&mine), "this pid, not registered: a previous incarnation");
+        register_owner(&mine);
+        assert!(owner_alive(&mine));
+        unregister_owner(&mine);
+        assert!(!owner_alive("legacy-owner"), "ids without a pid are taken as gone");
+    }
+
+    /// Ten submissions with one key, from two connections (as two processes would), race:
+    /// exactly one job row exists afterwards and every loser is told who holds the key.
+    #[test]
+    fn concurrent_idempotent_submissions_create_exactly_one_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aiprod.db");
+        let stores = [std::sync::Arc::new(SqliteStore::open(&path).unwrap()), std::sync::Arc::new(SqliteStore::open(&path).unwrap())];
+        let threads: Vec<_> = (0..10)
+            .map(|i| {
+                let store = stores[i % 2].clone();
+                std::thread::spawn(move || {
+                    let new = NewJob {
+                        id: format!("job-{i}"),
+                        request: serde_json::json!({"content": "a brief for a test"}),
+                        preset: None,
+                        brand_id: None,
+                        auto_approve: false,
+                    };
+                    let options = JobApiOptions { submitted_by: "k".into(), callback_url: None, webhook_secret: None };
+                    let claim = IdempotencyClaim { key_name: "k", key: "order-42", body_sha256: "h1" };
+                    store.create_api_job(&new, &options, Some(claim)).unwrap()
+                })
+            })
+            .collect();
+        let outcomes: Vec<Submission> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let created: Vec<&JobRecord> =
+            outcomes.iter().filter_map(|o| if let Submission::Created(j) = o { Some(j) } else { None }).collect();
+        assert_eq!(created.len(), 1, "{outcomes:?}");
+        for o in &outcomes {
+            if let Submission::Held { job_id, body_sha256 } = o {
+                assert_eq!((job_id, body_sha256.as_str()), (&created[0].id, "h1"));
+            }
+        }
+        assert_eq!(stores[0].list_jobs().unwrap().len(), 1);
+        assert_eq!(stores[1].idempotent_job("k", "order-42").unwrap(), Some((created[0].id.clone(), "h1".into())));
+        assert_eq!(stores[1].idempotent_job("other", "order-42").unwrap(), None);
+        assert!(stores[0].job_api_options(&created[0].id).unwrap().is_some(), "API options written with the job");
     }
 
     #[test]

@@ -107,6 +107,26 @@ pub(super) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
     })
 }
 
+/// Insert a new job row in `Init` (inside the caller's transaction, if any).
+pub(super) fn insert_job(conn: &Connection, job: &NewJob) -> Result<(), StoreError> {
+    let state = State::Init {};
+    conn.execute(
+        "INSERT INTO jobs (id, created_at, updated_at, state, state_json, request_json, preset, brand_id, auto_approve)
+         VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            job.id,
+            now(),
+            state.name(),
+            serde_json::to_string(&state)?,
+            serde_json::to_string(&job.request)?,
+            job.preset,
+            job.brand_id,
+            job.auto_approve
+        ],
+    )?;
+    Ok(())
+}
+
 fn insert_event(tx: &Connection, job_id: &str, from: &State, to: &State, e: &NewEvent) -> Result<(), StoreError> {
     let detail = e.detail.as_ref().map(serde_json::to_string).transpose()?;
     tx.execute(
@@ -119,22 +139,7 @@ fn insert_event(tx: &Connection, job_id: &str, from: &State, to: &State, e: &New
 
 impl Store for SqliteStore {
     fn create_job(&self, job: &NewJob) -> Result<JobRecord, StoreError> {
-        let t = now();
-        let state = State::Init {};
-        self.conn().execute(
-            "INSERT INTO jobs (id, created_at, updated_at, state, state_json, request_json, preset, brand_id, auto_approve)
-             VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                job.id,
-                t,
-                state.name(),
-                serde_json::to_string(&state)?,
-                serde_json::to_string(&job.request)?,
-                job.preset,
-                job.brand_id,
-                job.auto_approve
-            ],
-        )?;
+        insert_job(&self.conn(), job)?;
         self.job(&job.id)
     }
 
@@ -296,6 +301,13 @@ impl Store for SqliteStore {
         ))?;
         let rows = stmt.query_map([], job_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn job_owner(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .query_row("SELECT owner FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(id.to_owned()))
     }
 }
 

@@ -15,10 +15,11 @@ use serde_json::Value;
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
-    /// Admin, editor and viewer keys.
+    /// Admin, editor, viewer and ops keys.
     pub admin: String,
     pub editor: String,
     pub viewer: String,
+    pub ops: String,
     /// The HTTP client (no proxy).
     pub client: reqwest::Client,
     /// The server, to shut down.
@@ -54,30 +55,58 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut config = test_config(dir.path());
     tweak(&mut config);
-    start_in(dir, config).await
+    start_in(dir, config, "127.0.0.1:0").await
 }
 
-async fn start_in(dir: Arc<tempfile::TempDir>, config: Config) -> TestApp {
+/// Start a server listening on `bind` (e.g. `0.0.0.0:0`, a public bind); `base` still
+/// reaches it through 127.0.0.1.
+pub async fn spawn_app_bound(bind: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    start_in(dir, config, bind).await
+}
+
+async fn start_in(dir: Arc<tempfile::TempDir>, config: Config, bind: &str) -> TestApp {
     let store = SqliteStore::open(&database_path(&config.storage.data_dir)).unwrap();
     let key = |name: &str, role| create_key(&store, name, role).unwrap();
-    let (admin, editor, viewer) = (key("admin", Role::Admin), key("editor", Role::Editor), key("viewer", Role::Viewer));
+    let keys = Keys {
+        admin: key("admin", Role::Admin),
+        editor: key("editor", Role::Editor),
+        viewer: key("viewer", Role::Viewer),
+        ops: key("ops", Role::Ops),
+    };
     drop(store);
-    serve(dir, config, admin, editor, viewer).await
+    serve(dir, config, keys, bind).await
+}
+
+struct Keys {
+    admin: String,
+    editor: String,
+    viewer: String,
+    ops: String,
 }
 
 /// Start a new server on a stopped one's directory, configuration and keys.
 pub async fn restart(prev: &TestApp) -> TestApp {
-    serve(prev.dir.clone(), prev.config.clone(), prev.admin.clone(), prev.editor.clone(), prev.viewer.clone()).await
+    let keys = Keys {
+        admin: prev.admin.clone(),
+        editor: prev.editor.clone(),
+        viewer: prev.viewer.clone(),
+        ops: prev.ops.clone(),
+    };
+    serve(prev.dir.clone(), prev.config.clone(), keys, "127.0.0.1:0").await
 }
 
-async fn serve(dir: Arc<tempfile::TempDir>, config: Config, admin: String, editor: String, viewer: String) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+async fn serve(dir: Arc<tempfile::TempDir>, config: Config, keys: Keys, bind: &str) -> TestApp {
+    let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
     let running = aiprod::api::start(Arc::new(config.clone()), listener).await.unwrap();
     TestApp {
-        base: format!("http://{}", running.addr),
-        admin,
-        editor,
-        viewer,
+        base: format!("http://127.0.0.1:{}", running.addr.port()),
+        admin: keys.admin,
+        editor: keys.editor,
+        viewer: keys.viewer,
+        ops: keys.ops,
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
         running: Some(running),
         dir,
