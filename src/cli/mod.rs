@@ -72,6 +72,22 @@ pub enum Command {
     /// Local models: list, verify, prepare.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Run the technical and semantic QA on any video against a job's plan; exits 1 when
+    /// the supervisor would not approve it.
+    Qa(QaArgs),
+}
+
+/// `aiprod qa FILE --job ID`
+#[derive(Debug, Args)]
+pub struct QaArgs {
+    /// The video to inspect (for instance a deliverable edited by hand).
+    pub file: PathBuf,
+    /// The job whose brief, plan and narration the file is judged against.
+    #[arg(long)]
+    pub job: String,
+    /// Print the full report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The brief and its options as flags; each maps onto a field of [`BriefRequest`]
@@ -269,6 +285,7 @@ async fn dispatch(command: Command, config: Arc<Config>) -> ExitCode {
         Command::Audit(c) => finance::audit(c, store.as_ref()),
         Command::Serve(args) => service::serve(args, config).await,
         Command::Keys(k) => service::keys(k, store.as_ref()),
+        Command::Qa(args) => qa(args, &config, store.as_ref()),
         Command::Config(_) | Command::Models(_) => ExitCode::SUCCESS,
     }
 }
@@ -489,6 +506,26 @@ fn list(store: &SqliteStore) -> ExitCode {
                 );
             }
             ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `aiprod qa`: the report on stderr (or JSON on stdout), exit 1 unless approved.
+fn qa(args: QaArgs, config: &Config, store: &dyn Store) -> ExitCode {
+    let outcome = crate::app::qa::QaSubject::from_job(store, &args.job, config)
+        .and_then(|subject| crate::app::qa::qa_file(&args.file, &subject, config));
+    match outcome {
+        Ok(o) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&o).unwrap_or_default());
+            } else {
+                eprint!("{}", crate::app::qa::describe(&o));
+            }
+            if o.approved() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILED) }
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -661,11 +661,6 @@ fn cost(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
 
 /// The encoder settings to render with: the costing stage's choice when it made one, else the
 /// render plan's own (jobs costed before tier selection existed).
-fn selected_video(input: &StageInput<'_>, plan_video: &VideoSettings) -> Result<VideoSettings, StageError> {
-    // A selection that does not decode (written before tier selection existed) is the same
-    // as none: the plan's own settings.
-    Ok(input.memory.get::<BackendSelection>().ok().flatten().map(|s| s.video).unwrap_or_else(|| plan_video.clone()))
-}
 
 fn relative(job_dir: &Path, p: &Path) -> PathBuf {
     p.strip_prefix(job_dir).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf())
@@ -751,14 +746,22 @@ fn voice_credit(track: &NarrationTrack) -> String {
 /// speech, word timings, the clips, subtitles cut from the words). The translator's section
 /// itself is never rewritten.
 pub fn rendered_plan(input: &StageInput<'_>) -> Result<RenderPlan, StageError> {
-    let translation: Translation = input.read()?;
+    plan_as_rendered(input.memory, input.job_dir, input.config)
+}
+
+/// [`rendered_plan`] from a job's memory and directory, for QA of a finished job's files.
+pub fn plan_as_rendered(memory: &Memory, job_dir: &Path, config: &Config) -> Result<RenderPlan, StageError> {
+    let translation: Translation = memory.read().map_err(|e| StageError::Permanent(e.to_string()))?;
     let mut plan = translation.plan;
-    plan.video = selected_video(input, &plan.video)?;
-    plan.mix = input.config.voice.mix();
+    // A selection that does not decode (written before tier selection existed) is the same
+    // as none: the plan's own settings.
+    plan.video =
+        memory.get::<BackendSelection>().ok().flatten().map(|s| s.video).unwrap_or_else(|| plan.video.clone());
+    plan.mix = config.voice.mix();
     // Jobs voiced before the section existed simply have none.
-    let narration = input.memory.get::<Narration>().map_err(|e| StageError::Permanent(e.to_string()))?;
+    let narration = memory.get::<Narration>().map_err(|e| StageError::Permanent(e.to_string()))?;
     if let Some(n) = narration.filter(|n| n.status == NarrationStatus::Narrated) {
-        n.apply(&mut plan, input.job_dir, &input.config.voice.cue_rules());
+        n.apply(&mut plan, job_dir, &config.voice.cue_rules());
     }
     Ok(plan)
 }
@@ -873,6 +876,9 @@ async fn semantic_qa(input: &StageInput<'_>) -> Result<StageOutcome, StageError>
             .collect(),
         gate: input.config.quality_gates.semantic,
         narrative_embeddings,
+        video: Some(input.job_dir.join(&assets.output.video)),
+        caption_boxes: assets.output.caption_boxes.clone(),
+        narration_engine: narration_engine(input.memory),
     };
     // Decoding and scoring keyframes is CPU work: off the runtime like every other.
     let mut out = blocking::run("semantic QA", &input.agent, move |ctx| {
@@ -891,6 +897,15 @@ async fn semantic_qa(input: &StageInput<'_>) -> Result<StageOutcome, StageError>
     ))
 }
 
+/// The engine that spoke the narrated track, if the job was narrated.
+pub fn narration_engine(memory: &Memory) -> Option<agents::voice::VoiceEngine> {
+    let narration = memory.get::<Narration>().ok().flatten()?;
+    if narration.status != NarrationStatus::Narrated {
+        return None;
+    }
+    narration.tracks.first().and_then(|t| t.engine)
+}
+
 fn supervise(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
     let brief: SanitizedInput = input.read()?;
     let technical: TechnicalReport = input.read()?;
@@ -903,6 +918,7 @@ fn supervise(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
             technical: technical.technical_score,
             cost: cost.certificate.estimate.total,
             budget: brief.budget,
+            failed_checks: semantic.failed_checks(),
         },
         &Thresholds {
             // Both keys bound automatic approval; the stricter one holds.

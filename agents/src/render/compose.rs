@@ -10,7 +10,7 @@ use ab_glyph::FontVec;
 
 use crate::agent::AgentError;
 use crate::domain::{Camera, Gradient, RenderPlan, ScenePlan, Shape, ShapeKind};
-use crate::render::text::CaptionOverlay;
+use crate::render::text::{CaptionBox, CaptionOverlay, PixelRect};
 
 /// The byte order of the three channels in a frame.
 ///
@@ -75,6 +75,8 @@ pub struct Compositor {
     seed: u64,
     order: ChannelOrder,
     scratch: Vec<u8>,
+    /// Each scene's caption rectangle and line count, recorded when its assets are built.
+    drawn_captions: Vec<Option<(PixelRect, usize)>>,
 }
 
 impl Compositor {
@@ -110,6 +112,7 @@ impl Compositor {
             seed: plan.seed,
             order,
             scratch: Vec::new(),
+            drawn_captions: vec![None; plan.scenes.len()],
         })
     }
 
@@ -175,6 +178,28 @@ impl Compositor {
         }
     }
 
+    /// The caption boxes drawn so far (every scene's, once the whole video is drawn), with
+    /// the window in which each caption is fully shown (outside the crossfades); `lang` is
+    /// the captions' language.
+    pub fn caption_boxes(&self, lang: &str) -> Vec<CaptionBox> {
+        let mut boxes = Vec::new();
+        for (i, drawn) in self.drawn_captions.iter().enumerate() {
+            let Some((rect, lines)) = drawn else { continue };
+            let s = &self.scenes[i];
+            let fade_in = if i > 0 { self.fades[i - 1] / 2.0 } else { 0.0 };
+            boxes.push(CaptionBox {
+                scene: i,
+                rect: *rect,
+                text: s.caption.clone(),
+                lang: lang.to_owned(),
+                lines: *lines as u32,
+                shown_from_s: s.start_s + fade_in,
+                shown_until_s: s.start_s + s.duration_s - self.fades[i] / 2.0,
+            });
+        }
+        boxes
+    }
+
     /// Drops the assets of scenes outside `lo..=hi`, so only on-screen scenes hold memory.
     fn retain_assets(&mut self, lo: usize, hi: usize) {
         for (i, slot) in self.assets.iter_mut().enumerate() {
@@ -193,6 +218,7 @@ impl Compositor {
         let background = gradient(&scene.background, self.width, self.height, self.order);
         let mut caption =
             CaptionOverlay::build(&self.font, &scene.caption, &scene.typography, self.width as u32, self.height as u32);
+        self.drawn_captions[index] = caption.as_ref().map(|o| (o.rect(), o.lines));
         if let Some(overlay) = caption.as_mut()
             && self.order == ChannelOrder::Bgr
         {

@@ -33,6 +33,7 @@ use compose::{ChannelOrder, Compositor, FrameMut};
 use encode::{AAC_SAMPLE_RATES, AudioSpec, FrameSource, Mp4Spec, Mp4Writer, VideoSpec, X264_PRESETS};
 use mix::{LoudnessReport, Mixer};
 use subtitles::{TimedCue, iso639_2, normalize_cues};
+pub use text::{CaptionBox, PixelRect};
 
 /// Bumped whenever the same plan would render differently.
 pub const RENDER_VERSION: &str = "1.0.0";
@@ -91,6 +92,10 @@ pub struct RenderOutput {
     /// Loudness and true peak of the soundtrack as mixed (narration, ducking, normalisation).
     #[serde(default)]
     pub loudness: Option<LoudnessReport>,
+    /// The caption rectangle drawn in each captioned scene, with its text and when it is fully
+    /// shown: what QA crops and reads back.
+    #[serde(default)]
+    pub caption_boxes: Vec<CaptionBox>,
 }
 
 /// Renders `plan` into `req.out_dir`. Synchronous and CPU-bound: callers in async code run
@@ -255,6 +260,7 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
         encode_fps: written as f64 / elapsed.as_secs_f64().max(1e-9),
         elapsed_ms: elapsed.as_millis() as u64,
         loudness: Some(music.report()),
+        caption_boxes: compositor.caption_boxes(plan.subtitles.first().map(|t| t.lang.as_str()).unwrap_or("und")),
     })
 }
 

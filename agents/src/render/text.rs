@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use ab_glyph::{Font, FontVec, GlyphId, PxScale, ScaleFont, point};
+use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentError;
 use crate::domain::{CaptionPosition, Rgb, Typography};
@@ -146,6 +147,40 @@ pub(crate) fn layout_caption(
     }
 }
 
+/// A rectangle in frame pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PixelRect {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+/// Where the renderer drew one scene's caption and what it says, so QA can crop exactly
+/// that rectangle from the decoded video and read it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptionBox {
+    /// Scene index, from 0.
+    pub scene: usize,
+    /// The caption's box (text and its legibility box) in frame pixels.
+    pub rect: PixelRect,
+    /// The caption text the plan asked for (before wrapping or truncation).
+    pub text: String,
+    /// Language of the caption (the plan's source language; `und` when unknown).
+    pub lang: String,
+    /// Lines the caption was set on.
+    pub lines: u32,
+    /// From this time (seconds from the start of the video) the caption is fully shown, with
+    /// no crossfade over it …
+    pub shown_from_s: f64,
+    /// … until this time.
+    pub shown_until_s: f64,
+}
+
 /// A caption and its box, rasterised once per scene as premultiplied RGBA, positioned in
 /// frame pixels; blending it is the only per-frame caption cost.
 #[derive(Debug, Clone)]
@@ -160,6 +195,8 @@ pub struct CaptionOverlay {
     pub height: usize,
     /// Premultiplied RGBA, row-major, `width * height * 4` bytes.
     pub pixels: Vec<u8>,
+    /// Lines the caption was set on.
+    pub lines: usize,
 }
 
 impl CaptionOverlay {
@@ -229,7 +266,12 @@ impl CaptionOverlay {
             }
             CaptionPosition::Center => (frame_h as usize - height) / 2,
         };
-        Some(CaptionOverlay { x, y, width, height, pixels })
+        Some(CaptionOverlay { x, y, width, height, pixels, lines: layout.lines.len() })
+    }
+
+    /// The overlay's rectangle in frame pixels.
+    pub fn rect(&self) -> PixelRect {
+        PixelRect { x: self.x as u32, y: self.y as u32, width: self.width as u32, height: self.height as u32 }
     }
 }
 

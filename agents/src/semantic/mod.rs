@@ -9,8 +9,23 @@
 //! | `emotionalSync`      | keyframe brightness, colourfulness and warm/cool bias against a band per mood ([`MOOD_BANDS`]), and the plan's music tempo/energy against the same mood |
 //! | `narrativeAdherence` | **embeddings** (all-MiniLM-L6-v2, computed by the caller) of brief ↔ script ↔ captions/descriptions; **lexical fallback** when the model is not installed: recall of the brief's content words in captions + descriptions, and each caption's overlap with the brief |
 //!
+//! On top of these, the [`checks`] look at the rendered file the way a viewer does: each
+//! caption cropped from the decoded video ([`frames`]) and read back with OCR ([`ocr`]),
+//! black and frozen scenes found on the same frames, the soundtrack transcribed ([`asr`]),
+//! the mix metered ([`mix`]). A failed check caps the criterion it belongs to
+//! (caption read-back, black and frozen scenes → `visualQuality`, narration heard → `narrativeAdherence`, the mix →
+//! `emotionalSync`) at the check's measured score, is named in the scene's issues and fails
+//! the report; a check that could not apply or measure says so and never counts as a pass.
+//!
 //! The overall score is `Σ weight · score` over the configured criteria; the video passes
-//! when that score reaches the gate and every criterion reaches its own threshold.
+//! when that score reaches the gate, every criterion reaches its own threshold and no
+//! perception check failed.
+
+pub mod asr;
+pub mod checks;
+pub mod frames;
+pub mod mix;
+pub mod ocr;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -24,6 +39,9 @@ use serde_json::json;
 
 use crate::agent::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput};
 use crate::domain::{CaptionPosition, ProductionManifest, RenderPlan, Rgb, Typography};
+use crate::render::CaptionBox;
+use crate::voice::VoiceEngine;
+use checks::{BLACK_SCENE, CAPTION_READBACK, Check, FROZEN_SCENE, NARRATION_HEARD, Perception};
 
 /// Config key of the palette-adherence criterion.
 pub const STYLE_COHERENCE: &str = "styleCoherence";
@@ -36,7 +54,7 @@ pub const VISUAL_QUALITY: &str = "visualQuality";
 /// Every criterion this agent scores, in report order.
 pub const CRITERIA: [&str; 4] = [STYLE_COHERENCE, NARRATIVE_ADHERENCE, EMOTIONAL_SYNC, VISUAL_QUALITY];
 /// The agent's version; bump when its scores for the same input change.
-pub const SEMANTIC_VERSION: &str = "1.1.0";
+pub const SEMANTIC_VERSION: &str = "2.0.0";
 
 /// Keyframes are sampled on a grid of every `SAMPLE_STEP`-th pixel in both directions.
 const SAMPLE_STEP: usize = 4;
@@ -87,6 +105,17 @@ pub struct SemanticRequest {
     /// falls back to lexical overlap and says so).
     #[serde(default)]
     pub narrative_embeddings: Option<NarrativeSimilarities>,
+    /// The rendered MP4 the perception checks inspect; `None` skips them (each says "not
+    /// applicable").
+    #[serde(default)]
+    pub video: Option<PathBuf>,
+    /// The caption rectangles the renderer recorded (empty for renders that predate them).
+    #[serde(default)]
+    pub caption_boxes: Vec<CaptionBox>,
+    /// The synthesiser that spoke the narration, when known: speech recognition is only
+    /// measured for voices the recogniser can follow.
+    #[serde(default)]
+    pub narration_engine: Option<VoiceEngine>,
 }
 
 /// Cosine similarities between the brief, the script and each scene's caption and
@@ -199,6 +228,17 @@ pub struct SemanticReport {
     pub weakest_scenes: Vec<usize>,
     /// Observations that belong to no single scene (audio, config, method caveats).
     pub notes: Vec<String>,
+    /// What the perception checks saw and heard in the rendered file.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+}
+
+impl SemanticReport {
+    /// One line per failed perception check, with its measured value: what a decision
+    /// quotes.
+    pub fn failed_checks(&self) -> Vec<String> {
+        self.checks.iter().filter(|c| c.failed()).map(Check::summary).collect()
+    }
 }
 
 /// Score a render. Fails permanently when a keyframe is missing or unreadable (naming the
@@ -269,8 +309,12 @@ fn assess_with(req: &SemanticRequest, ctx: Option<&AgentContext>) -> Result<Sema
         }
         None => narrative_adherence(req, &mut scenes),
     };
-    let emotion = emotional_sync(req, &frames, &mut scenes, &mut notes);
-    let visual = visual_quality(req, &frames, &mut scenes);
+    let mut emotion = emotional_sync(req, &frames, &mut scenes, &mut notes);
+    let mut visual = visual_quality(req, &frames, &mut scenes);
+    let mut narrative = narrative;
+
+    let checks = perceive(req);
+    apply_checks(&checks, &mut visual, &mut narrative, &mut emotion, &mut scenes, &mut notes);
     let per_scene = [style.1.clone(), narrative.1.clone(), emotion.1.clone(), visual.1.clone()];
 
     let weight_sum: f64 = configs.iter().map(|c| c.weight).sum();
@@ -307,7 +351,7 @@ fn assess_with(req: &SemanticRequest, ctx: Option<&AgentContext>) -> Result<Sema
     if score < req.gate {
         notes.push(format!("weighted score {score:.2} is below the semantic gate {:.2}", req.gate));
     }
-    let passed = score >= req.gate && criteria.iter().all(|c| c.passed);
+    let passed = score >= req.gate && criteria.iter().all(|c| c.passed) && !checks.iter().any(Check::failed);
 
     for (i, scene) in scenes.iter_mut().enumerate() {
         let s: f64 = configs.iter().zip(per_scene.iter()).map(|(c, v)| c.weight * v[i]).sum();
@@ -317,7 +361,80 @@ fn assess_with(req: &SemanticRequest, ctx: Option<&AgentContext>) -> Result<Sema
     weakest.sort_by(|a, b| a.score.total_cmp(&b.score).then(a.index.cmp(&b.index)));
     let weakest_scenes = weakest.iter().take(2).map(|s| s.index).collect();
 
-    Ok(SemanticReport { score, passed, criteria, scenes, weakest_scenes, notes })
+    Ok(SemanticReport { score, passed, criteria, scenes, weakest_scenes, notes, checks })
+}
+
+/// Runs the perception checks on the request's video, in a hidden scratch directory next to
+/// it that is removed afterwards.
+fn perceive(req: &SemanticRequest) -> Vec<Check> {
+    let scratch = match &req.video {
+        Some(v) => v.parent().unwrap_or(Path::new(".")).join(".semantic_qa"),
+        None => std::env::temp_dir(),
+    };
+    let checks = checks::run(&Perception {
+        video: req.video.as_deref(),
+        plan: &req.plan,
+        caption_boxes: &req.caption_boxes,
+        narration_engine: req.narration_engine,
+        scratch: scratch.clone(),
+    });
+    if req.video.is_some() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    checks
+}
+
+/// Caps each criterion at the measured score of its failed checks and names the failures
+/// in the scenes' issues (per-scene checks) or the notes (whole-video checks).
+fn apply_checks(
+    checks: &[Check],
+    visual: &mut Criterion,
+    narrative: &mut Criterion,
+    emotion: &mut Criterion,
+    scenes: &mut [SceneScore],
+    notes: &mut Vec<String>,
+) {
+    for c in checks {
+        match c.status {
+            checks::CheckStatus::Failed => {}
+            checks::CheckStatus::NotMeasured => {
+                notes.push(format!("{} not measured: {}", c.name, c.reason));
+                continue;
+            }
+            _ => continue,
+        }
+        let target: &mut Criterion = match c.name.as_str() {
+            CAPTION_READBACK | BLACK_SCENE | FROZEN_SCENE => &mut *visual,
+            NARRATION_HEARD => &mut *narrative,
+            _ => &mut *emotion,
+        };
+        match c.scene.filter(|s| *s < scenes.len()) {
+            Some(s) => {
+                target.1[s] = target.1[s].min(c.score);
+                // A scene whose caption cannot be read costs the criterion that scene's share.
+                let n = target.1.len().max(1) as f64;
+                target.0 = (target.0 - (1.0 - c.score) / n).max(0.0).min(target.0);
+                scenes[s].issues.push(c.summary());
+                scenes[s].suggestions.push(match c.name.as_str() {
+                    CAPTION_READBACK => format!(
+                        "use a font that has every glyph of scene {s}'s caption, keep it inside the safe area and clear of \
+                         illustrations"
+                    ),
+                    BLACK_SCENE => format!("re-render scene {s}: its picture is missing"),
+                    FROZEN_SCENE => format!("re-render scene {s}: its picture does not move"),
+                    _ => format!("re-render scene {s}"),
+                });
+            }
+            None => {
+                target.0 = target.0.min(c.score);
+                for v in target.1.iter_mut() {
+                    *v = v.min(c.score);
+                }
+                notes.push(c.summary());
+            }
+        }
+        target.2.push_str(&format!("; capped by failed check {}", c.name));
+    }
 }
 
 /// The four criterion configs in [`CRITERIA`] order; unknown keys are noted and ignored.
@@ -1547,6 +1664,9 @@ mod tests {
             criteria: v33_criteria(),
             gate: 0.7,
             narrative_embeddings: None,
+            video: None,
+            caption_boxes: vec![],
+            narration_engine: None,
         };
         redraw(&mut req, dir, |_, s| draw(s, (s.background.from, s.background.to), None));
         req
