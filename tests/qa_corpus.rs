@@ -36,6 +36,7 @@ fn job(brief: &str, lang: &str) -> Job {
         fast_track: true,
         limits: PlanLimits { max_scenes: 3, max_caption_chars: 40, min_scene_s: 3.0 },
         reuse_markers: None,
+        speech: Default::default(),
     })
     .expect("the planner plans the brief");
     let video =
