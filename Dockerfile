@@ -18,7 +18,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 \
-      fonts-dejavu-core ca-certificates espeak-ng \
+      fonts-dejavu-core fonts-noto-core fonts-noto-cjk ca-certificates espeak-ng \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /var/lib/aiprod aiprod
 COPY --from=build /src/target/release/aiprod /usr/local/bin/aiprod

@@ -4,7 +4,8 @@
 # clang for bindgen, the DejaVu font captions are set in, pip for the model wheels,
 # headless Chromium + chromedriver for the web client's browser test (tests/browser.rs),
 # espeak-ng (phonemes for the Piper voice, formant voice for other languages) and
-# pocketsphinx (the voice tests check word timings against its alignment).
+# pocketsphinx (the voice tests check word timings against its alignment), the Noto fonts
+# captions fall back to for scripts the caption font lacks, and npm (fetches the illustration set).
 set -euo pipefail
 
 packages=(
@@ -14,6 +15,8 @@ packages=(
   python3-pip  # scripts/install_models.sh downloads the model wheels with pip
   espeak-ng libespeak-ng-dev  # narration: phonemes and the formant voice
   pocketsphinx pocketsphinx-en-us  # voice tests: word onsets against a recogniser's alignment
+  fonts-noto-core fonts-noto-cjk  # captions in every script: the caption font and its fallbacks
+  npm  # scripts/install_assets.sh fetches the illustration set with `npm pack`
 )
 
 missing=()
