@@ -235,7 +235,8 @@ mod tests {
         let chars = |s: &str| s.chars().collect::<Vec<_>>();
         assert_eq!(set.match_emoji(&chars("🚀 go")), Some(("rocket", 1)));
         assert_eq!(set.match_emoji(&chars("❤️x")), Some(("red-heart", 2)));
-        assert_eq!(set.match_emoji(&chars("🇯🇵")).map(|m| m.1), Some(2));
+        assert_eq!(set.match_emoji(&chars("🇯🇵")), None, "Fluent Emoji has no country flags");
+        assert_eq!(set.match_emoji(&chars("👍🏽")).map(|m| m.1), Some(2), "skin tone joins its emoji");
         assert_eq!(set.match_emoji(&chars("👩‍💻")).map(|m| m.1), Some(3));
         assert_eq!(set.match_emoji(&chars("abc")), None);
     }

@@ -148,8 +148,12 @@ impl<'a> Shaper<'a> {
         while i < chars.len() {
             let (start, ch) = indexed[i];
             let next = chars.get(i + 1).copied();
-            let maybe_emoji = ch as u32 >= 0x1F000 || matches!(next, Some('\u{FE0F}' | '\u{20E3}' | '\u{200D}'))
-                || (ch as u32 >= 0x2000 && self.fonts.face_for(ch).is_none());
+            // Emoji proper (pictographs, or anything asking for emoji presentation) and
+            // symbols no font has are looked up in the picture set.
+            let emoji_like = ch as u32 >= 0x1F000
+                || matches!(next, Some('\u{FE0F}' | '\u{20E3}' | '\u{200D}'))
+                || ('\u{2600}'..='\u{27BF}').contains(&ch);
+            let maybe_emoji = emoji_like || (ch as u32 >= 0x2000 && self.fonts.face_for(ch).is_none());
             if maybe_emoji && !ch.is_ascii_alphanumeric() {
                 match self.icons.get() {
                     Ok(set) => {
@@ -159,7 +163,7 @@ impl<'a> Shaper<'a> {
                             continue;
                         }
                     }
-                    Err(reason) if self.fonts.face_for(ch).is_none() => {
+                    Err(reason) if emoji_like && self.fonts.face_for(ch).is_none() => {
                         return Err(TextError::NoIcons { ch, reason });
                     }
                     Err(_) => {}
