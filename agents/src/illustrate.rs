@@ -37,7 +37,14 @@ const COMPANION_RATIO: f32 = 0.85;
 /// Bonus when the scene's text contains an illustration's label (its CLDR name).
 const LABEL_BONUS: f32 = 0.3;
 /// Bonus when the scene's text contains one of its keywords.
-const KEYWORD_BONUS: f32 = 0.15;
+const KEYWORD_BONUS: f32 = 0.08;
+/// all-MiniLM-L6-v2 reads English only: in another language a keyword the scene names
+/// outright lifts the similarity to at least this before the bonus.
+const LEXICAL_FLOOR: f32 = 0.45;
+/// Penalty for a prohibition sign ("no bicycles") when the scene says nothing negative.
+const PROHIBITION_PENALTY: f32 = 0.25;
+/// Words that make a prohibition sign fit.
+const NEGATIONS: &[&str] = &["no", "not", "don't", "dont", "never", "without", "forbidden", "prohibited", "pas", "nicht", "kein", "keine", "sin", "senza", "sem"];
 /// Penalty for a picture an earlier scene showed, unless this scene names it too.
 const REPEAT_PENALTY: f32 = 0.12;
 /// Two pictures closer than this (cosine of their annotations) are one subject twice.
@@ -248,6 +255,11 @@ fn contains_keyword(text: &str, words: &HashSet<String>, keyword: &str, cjk: boo
     if keyword.is_empty() {
         return false;
     }
+    let hangul = keyword.chars().any(|c| ('\u{AC00}'..='\u{D7AF}').contains(&c));
+    if hangul {
+        // Korean separates words by spaces but attaches particles: 빵을, 빵이.
+        return words.iter().any(|w| w.starts_with(keyword));
+    }
     if cjk || keyword.chars().any(|c| c as u32 >= 0x2E80) {
         return keyword.chars().count() >= 2 && text.contains(keyword);
     }
@@ -285,19 +297,43 @@ impl Illustrator<'_> {
         let words = word_set(&text);
         let cjk = matches!(scene.lang.as_str(), "ja" | "zh" | "ko");
         let langs: Vec<&str> = if scene.lang == "en" { vec!["en"] } else { vec![scene.lang.as_str(), "en"] };
+        let negative = NEGATIONS.iter().any(|n| words.contains(*n)) || text.contains('禁') || text.contains("금지");
         let mut out = Vec::with_capacity(self.index.len());
         for (i, entry) in self.index.entries.iter().enumerate() {
             let mut score = cosine(embedding, self.index.embedding(i));
             let mut named = false;
             let mut keyword = false;
+            let mut own_language = false;
+            // The share of an illustration's keywords the text names: breaks ties between
+            // pictures that share one keyword in favour of the one it describes best.
+            let mut specificity = 0.0f32;
             for lang in &langs {
                 if let Some(kw) = entry.keywords.get(*lang) {
-                    if kw.first().is_some_and(|label| contains_keyword(&text, &words, label, cjk)) {
+                    // A one-character label (狗, 犬) is specific enough to count; tags are not.
+                    let label_hit = kw.first().is_some_and(|label| {
+                        contains_keyword(&text, &words, label, cjk)
+                            || (cjk && label.chars().count() == 1 && label.chars().all(|c| c as u32 >= 0x2E80) && text.contains(label.as_str()))
+                    });
+                    let hits = kw.iter().filter(|k| contains_keyword(&text, &words, k, cjk)).count();
+                    specificity = specificity.max(hits as f32 / kw.len().max(1) as f32);
+                    let hit = if label_hit {
                         named = true;
+                        true
                     } else if kw.iter().skip(1).any(|k| contains_keyword(&text, &words, k, cjk)) {
                         keyword = true;
-                    }
+                        true
+                    } else {
+                        false
+                    };
+                    own_language |= hit && *lang == scene.lang && scene.lang != "en";
                 }
+            }
+            if own_language {
+                score = score.max(LEXICAL_FLOOR);
+            }
+            score += 0.05 * specificity;
+            if entry.name.starts_with("no-") && !negative {
+                score -= PROHIBITION_PENALTY;
             }
             if named {
                 score += LABEL_BONUS;
