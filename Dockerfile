@@ -18,7 +18,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 \
-      fonts-dejavu-core ca-certificates espeak-ng apertium apertium-eng-spa \
+      fonts-dejavu-core fonts-noto-core fonts-noto-cjk ca-certificates espeak-ng apertium apertium-eng-spa \
       ffmpeg pocketsphinx pocketsphinx-en-us \
       tesseract-ocr tesseract-ocr-jpn tesseract-ocr-chi-sim tesseract-ocr-kor tesseract-ocr-ara \
       tesseract-ocr-heb tesseract-ocr-fra tesseract-ocr-deu tesseract-ocr-spa tesseract-ocr-ita tesseract-ocr-por \

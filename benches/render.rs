@@ -53,6 +53,7 @@ fn standard_plan() -> RenderPlan {
                 max_lines: 2,
             },
             words: Vec::new(),
+            illustrations: Vec::new(),
         })
         .collect();
     RenderPlan {
@@ -92,6 +93,7 @@ fn bench_render(c: &mut Criterion) {
     let request = RenderRequest {
         out_dir: dir.path().to_path_buf(),
         font_path: FONT.into(),
+        assets_dir: None,
         preview: PreviewSettings { max_seconds: 10.0, short_side: 240 },
     };
     let ctx = AgentContext::with_seed(1);
@@ -105,8 +107,8 @@ fn bench_render(c: &mut Criterion) {
         b.iter(|| black_box(render(&plan, &request, &ctx).expect("render succeeds")))
     });
 
-    let font = text::load_font(Path::new(FONT)).expect("font");
-    let mut compositor = Compositor::new(&plan, font, 1280, 720, ChannelOrder::Bgr).expect("compositor");
+    let typesetter = text::Typesetter::new(Path::new(FONT), "en", None).expect("fonts");
+    let mut compositor = Compositor::new(&plan, typesetter, 1280, 720, ChannelOrder::Bgr).expect("compositor");
     let mut frame = vec![0u8; 1280 * 720 * 3];
     let frames = plan.frame_count();
     group.measurement_time(Duration::from_secs(10));

@@ -81,9 +81,13 @@ fetch onnxruntime 1.32.0 onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.wh
   onnxruntime/ onnxruntime LICENSE ThirdPartyNotices.txt
 pip_extra=()
 
-# Requantise Q4_1 → Q8_0 (candle has no AVX2 kernel for Q4_1); idempotent.
+# The illustration set (also the emoji in captions), from npm.
+./scripts/install_assets.sh
+
+# Requantise Q4_1 → Q8_0 (candle has no AVX2 kernel for Q4_1) and build the illustration
+# index (MiniLM embeddings of every annotation); both idempotent.
 if [ -n "${AIPROD_BIN:-}" ]; then
-  "$AIPROD_BIN" models prepare --dir "$dir"
+  "$AIPROD_BIN" models prepare --dir "$dir" --assets "${AIPROD_ASSETS_DIR:-assets}"
 else
-  cargo run --quiet --bin aiprod -- models prepare --dir "$dir"
+  cargo run --quiet --bin aiprod -- models prepare --dir "$dir" --assets "${AIPROD_ASSETS_DIR:-assets}"
 fi

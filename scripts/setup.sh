@@ -8,7 +8,9 @@
 # transcribes the rendered narration with it), tesseract with the caption languages' data
 # (semantic QA reads the burned-in captions back) and the Noto CJK font (the QA corpus test
 # renders a Japanese caption that must read back), and Apertium with its English–Spanish
-# pair (a rule-based subtitle translation backend, used only where it clears the chrF bar).
+# pair (a rule-based subtitle translation backend, used only where it clears the chrF bar),
+# the Noto fonts captions fall back to for scripts the caption font lacks, and npm (fetches
+# the illustration set).
 set -euo pipefail
 
 packages=(
@@ -21,8 +23,9 @@ packages=(
   # semantic QA: OCR of the captions, one data package per caption language it can read
   tesseract-ocr tesseract-ocr-jpn tesseract-ocr-chi-sim tesseract-ocr-kor tesseract-ocr-ara
   tesseract-ocr-heb tesseract-ocr-fra tesseract-ocr-deu tesseract-ocr-spa tesseract-ocr-ita tesseract-ocr-por
-  fonts-noto-cjk  # tests/qa_corpus.rs: a Japanese caption in a font that has its glyphs
+  fonts-noto-core fonts-noto-cjk  # captions in every script: the caption font and its fallbacks
   apertium apertium-eng-spa  # translation backend en<->es, scored by `aiprod models evaluate-translation`
+  npm  # scripts/install_assets.sh fetches the illustration set with `npm pack`
 )
 
 missing=()

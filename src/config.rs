@@ -604,8 +604,11 @@ pub struct Render {
     pub preview_max_sec: f64,
     /// Short side of the preview clip in pixels.
     pub preview_short_side: u32,
-    /// The TrueType font captions are set in.
+    /// The TrueType font captions are set in; Debian's Noto faces are its fallbacks.
     pub font_path: PathBuf,
+    /// Where `scripts/install_assets.sh` installs the illustration set (also the emoji in
+    /// captions); relative paths resolve against the working directory.
+    pub assets_dir: PathBuf,
 }
 
 /// One quality tier.
@@ -730,6 +733,7 @@ impl Config {
         abs(&mut self.models.dir);
         abs(&mut self.logging.dir);
         abs(&mut self.render.font_path);
+        abs(&mut self.render.assets_dir);
         self.models.marian.values_mut().for_each(abs);
         if let Some(source) = &mut self.pricing.source
             && !source.starts_with("http://")

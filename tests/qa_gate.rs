@@ -408,6 +408,7 @@ fn our_rendered_video_passes_and_its_truncation_fails() {
     let request = RenderRequest {
         out_dir: dir.path().to_path_buf(),
         font_path: config.render.font_path.clone(),
+        assets_dir: Some(config.render.assets_dir.clone()),
         preview: PreviewSettings { max_seconds: 3.0, short_side: 120 },
     };
     let out = render(&plan, &request, &agents::AgentContext::with_seed(42)).unwrap();

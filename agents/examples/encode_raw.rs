@@ -69,6 +69,7 @@ fn demo_plan(seconds: f64, width: u32, height: u32, fps: u32, preset: &str) -> R
                 max_lines: 2,
             },
             words: Vec::new(),
+            illustrations: Vec::new(),
         })
         .collect();
     RenderPlan {
@@ -105,8 +106,8 @@ fn dump(args: &[String]) {
     let (w, h) = size_arg(args.get(2), (1280, 720));
     let fps: u32 = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(25);
     let plan = demo_plan(frames as f64 / fps as f64, w, h, fps, "veryfast");
-    let font = text::load_font(Path::new(FONT)).expect("font");
-    let mut comp = Compositor::new(&plan, font, w, h, ChannelOrder::Rgb).expect("compositor");
+    let typesetter = text::Typesetter::new(Path::new(FONT), "en", None).expect("fonts");
+    let mut comp = Compositor::new(&plan, typesetter, w, h, ChannelOrder::Rgb).expect("compositor");
     let mut buf = vec![0u8; w as usize * h as usize * 3];
     let mut file = std::io::BufWriter::new(std::fs::File::create(&out).expect("create output"));
     let started = Instant::now();
@@ -170,6 +171,7 @@ fn full_render(args: &[String]) {
     let req = RenderRequest {
         out_dir: out,
         font_path: FONT.into(),
+        assets_dir: None,
         preview: PreviewSettings { max_seconds: 10.0, short_side: 240 },
     };
     let started = Instant::now();

@@ -371,6 +371,24 @@ pub struct ScenePlan {
     /// highlight words with them.
     #[serde(default)]
     pub words: Vec<WordTiming>,
+    /// The pictures the scene shows (0–3), chosen by meaning with their scores; a reviewer
+    /// may swap one for another name from the set. Empty: the scene is typography only.
+    #[serde(default)]
+    pub illustrations: Vec<Illustration>,
+}
+
+/// One illustration placed in a scene: a picture of the Fluent Emoji Flat set, chosen by the
+/// illustrator (or named by a reviewer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Illustration {
+    /// Icon name in the set (e.g. `bread`, `safety-vest`).
+    pub name: String,
+    /// Relevance score the illustrator gave it (cosine similarity plus keyword bonuses); a
+    /// reviewer's choice keeps the score of the picture it replaced.
+    pub score: f32,
+    /// Whether the scene's text names the picture's subject outright (its CLDR label).
+    #[serde(default)]
+    pub named: bool,
 }
 
 /// One spoken word and when it is heard. Shared by the voice (which measures it), the

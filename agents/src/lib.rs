@@ -16,6 +16,8 @@
 //! - [`visual`]: the VisualTranslator (manifest → render plan, subtitle cues).
 //! - [`voice`]: narration (Piper neural voice, espeak-ng formant voice), word timings,
 //!   scene durations that follow the speech, subtitle cues from the words.
+//! - [`illustrate`]: the Illustrator (scene text → 0–3 pictures from the illustration set,
+//!   by embedding similarity to CLDR annotations, with a relevance floor).
 //! - [`render`]: the RenderExecutor (render plan → MP4, preview, keyframes, VTT, the mix).
 //! - [`semantic`]: SemanticQA (brief + manifest + plan + keyframes → scored report, no model).
 //! - [`translate`]: caption translation backends (Marian, LLM prompt), chrF quality bar.
@@ -24,6 +26,7 @@
 pub mod agent;
 pub mod director;
 pub mod domain;
+pub mod illustrate;
 pub mod models;
 pub mod planner;
 pub mod render;

@@ -68,6 +68,10 @@ pub struct Translation {
     pub plan: RenderPlan,
     /// One entry per requested language.
     pub languages: Vec<LanguageStatus>,
+    /// How the scenes' illustrations were chosen, or why none could be (no embedding model,
+    /// no illustration set): said, never hidden.
+    #[serde(default)]
+    pub illustration_note: Option<String>,
 }
 
 /// Mood → music bed: tempo, scale, energy. Unknown moods get a neutral bed.
@@ -206,6 +210,7 @@ pub fn translate(req: &TranslateRequest, seed: u64) -> Result<Translation, Agent
             motion: Motion { camera: scene.camera, intensity },
             typography,
             words: Vec::new(),
+            illustrations: Vec::new(),
         });
         start += scene.duration_s;
     }
@@ -260,6 +265,7 @@ pub fn translate(req: &TranslateRequest, seed: u64) -> Result<Translation, Agent
             mix: Default::default(),
         },
         languages,
+        illustration_note: None,
     })
 }
 

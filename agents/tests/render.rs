@@ -47,6 +47,7 @@ fn scene(i: usize, start: f64, dur: f64, caption: &str, camera: Camera) -> Scene
         motion: Motion { camera, intensity: 0.8 },
         typography: typography(if i == 0 { CaptionPosition::Center } else { CaptionPosition::Bottom }),
         words: Vec::new(),
+        illustrations: Vec::new(),
     }
 }
 
@@ -98,6 +99,7 @@ fn request(dir: &Path) -> RenderRequest {
     RenderRequest {
         out_dir: dir.to_path_buf(),
         font_path: PathBuf::from(FONT),
+        assets_dir: None,
         preview: PreviewSettings { max_seconds: 3.0, short_side: 90 },
     }
 }
@@ -446,4 +448,50 @@ fn the_agent_wrapper_reports_its_metadata() {
     let json = serde_json::to_string(&out.value).unwrap();
     let back: RenderOutput = serde_json::from_str(&json).unwrap();
     assert_eq!(back, out.value);
+}
+
+#[test]
+#[ignore = "needs models"]
+fn scenes_show_their_illustrations_and_captions_in_any_script_with_emoji() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = plan_with(["焼きたてのパン 🍞", "Fresh bread — خبز طازج", "לחם טרי 🎉"], 360, 640);
+    plan.scenes[0].illustrations =
+        vec![agents::domain::Illustration { name: "bread".into(), score: 0.9, named: true }];
+    plan.scenes[0].shapes.clear();
+    plan.scenes[0].typography.position = CaptionPosition::Bottom;
+    let mut req = request(dir.path());
+    req.font_path = PathBuf::from("/usr/share/fonts/truetype/noto/NotoSans-Bold.ttf");
+    req.assets_dir = Some(agents::render::icons::default_assets_dir());
+    let out = render(&plan, &req, &ctx()).unwrap_or_else(|e| panic!("render failed: {e}"));
+
+    assert_eq!(out.caption_boxes.len(), 3);
+    for (i, b) in out.caption_boxes.iter().enumerate() {
+        let b = b.unwrap_or_else(|| panic!("scene {} has a caption box", i + 1));
+        assert!(b.x + b.width <= 360 && b.y + b.height <= 640, "{b:?}");
+        assert!(((b.y + b.height) as f32) <= 640.0 * 0.8 + 1.0, "clear of the bottom 20 % on 9:16: {b:?}");
+    }
+    let families: Vec<&str> = out.fonts.iter().map(|f| f.family.as_str()).collect();
+    for family in ["Noto Sans", "Noto Sans CJK JP", "Noto Sans Arabic", "Noto Sans Hebrew"] {
+        assert!(families.contains(&family), "{family} is credited: {families:?}");
+    }
+    assert!(out.fonts.iter().all(|f| f.license.contains("Open Font License")), "{:?}", out.fonts);
+
+    // The bread (warm orange crust) sits above the caption in scene 1's keyframe.
+    let img = read_png(&out.keyframes[0]);
+    let caption_top = out.caption_boxes[0].unwrap().y as usize;
+    let warm = (0..caption_top)
+        .flat_map(|y| row(&img, y).chunks(3).map(|p| (p[0], p[1], p[2])).collect::<Vec<_>>())
+        .filter(|&(r, g, b)| r > 200 && g > 120 && g < 200 && b < 90)
+        .count();
+    assert!(warm > 2000, "the bread illustration is drawn: {warm} crust-coloured pixels");
+}
+
+#[test]
+fn a_caption_no_font_can_draw_fails_the_render_naming_the_character() {
+    let dir = tempfile::tempdir().unwrap();
+    // U+0378 is unassigned: no font has a glyph for it.
+    let plan = plan_with(["A calm morning", "Coffee \u{378} then work", "See you"], 320, 180);
+    let err = render(&plan, &request(dir.path()), &ctx()).unwrap_err();
+    assert!(matches!(err, AgentError::Permanent(ref m) if m.contains("U+0378") && m.contains("scene 2")), "{err:?}");
+    assert!(!dir.path().join("video.mp4").exists());
 }

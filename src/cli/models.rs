@@ -51,11 +51,15 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Requantise the installed SmolLM2 GGUF to Q8_0 (idempotent; the installer runs it).
+    /// Requantise the installed SmolLM2 GGUF to Q8_0 and build the illustration index
+    /// (both idempotent; the installer runs it).
     Prepare {
         /// Models directory (default: models.dir from the config).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Assets directory (default: render.assetsDir from the config).
+        #[arg(long)]
+        assets: Option<PathBuf>,
     },
 }
 
@@ -78,15 +82,24 @@ pub fn run(command: ModelsCommand, config: &Config) -> ExitCode {
         ModelsCommand::Direct { brief, duration, seed, candidates, json } => {
             direct(config, &brief, duration, seed, candidates, json)
         }
-        ModelsCommand::Prepare { dir } => {
+        ModelsCommand::Prepare { dir, assets } => {
             let dir = dir.unwrap_or_else(|| config.models.dir.clone());
             match prepare::prepare_smollm2(&dir) {
                 Ok(prepare::Prepared::AlreadyDone) => {
                     println!("models: {} already prepared (Q8_0)", models::SMOLLM2_ID);
-                    ExitCode::SUCCESS
                 }
                 Ok(prepare::Prepared::Requantized { tensors }) => {
                     println!("models: {} requantised to Q8_0 ({tensors} tensors)", models::SMOLLM2_ID);
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            let assets = assets.unwrap_or_else(|| config.render.assets_dir.clone());
+            match prepare_illustrations(&dir, &assets) {
+                Ok(message) => {
+                    println!("assets: {message}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -96,6 +109,20 @@ pub fn run(command: ModelsCommand, config: &Config) -> ExitCode {
             }
         }
     }
+}
+
+/// Builds the illustration index under `assets` once (embedding every annotation with the
+/// installed all-MiniLM-L6-v2), so no job pays for it.
+fn prepare_illustrations(models_dir: &Path, assets: &Path) -> Result<String, String> {
+    use agents::illustrate::IllustrationIndex;
+    if let Some(index) = IllustrationIndex::load_cached(assets) {
+        return Ok(format!("illustration index already built ({} illustrations)", index.len()));
+    }
+    let started = std::time::Instant::now();
+    let embedder = models::embed::Embedder::load(&models_dir.join(models::MINILM_DIR)).map_err(|e| e.to_string())?;
+    let index = IllustrationIndex::build(assets, &embedder).map_err(|e| e.to_string())?;
+    index.save(assets).map_err(|e| e.to_string())?;
+    Ok(format!("illustration index built: {} illustrations in {:.1} s", index.len(), started.elapsed().as_secs_f64()))
 }
 
 const MODELS: [(&str, &str); 4] = [

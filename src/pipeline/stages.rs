@@ -477,7 +477,52 @@ pub async fn translation_for(
         translations,
         unavailable,
     };
-    Ok(VisualTranslator.run(request, ctx).await?)
+    let descriptions: Vec<String> = request.manifest.scenes.iter().map(|s| s.description.clone()).collect();
+    let mut out = VisualTranslator.run(request, ctx).await?;
+    let mut plan = out.value.plan.clone();
+    let owned = config.clone();
+    let (plan, note) = blocking::run("illustration", ctx, move |_| {
+        let note = illustrate(&owned, &mut plan, &descriptions, &source);
+        (plan, note)
+    })
+    .await?;
+    out.value.plan = plan;
+    out.value.illustration_note = Some(note);
+    Ok(out)
+}
+
+/// Chooses the scenes' illustrations (see `agents::illustrate`), building the index on first
+/// use; the note says what ran or why no pictures were chosen.
+fn illustrate(config: &Config, plan: &mut RenderPlan, descriptions: &[String], lang: &str) -> String {
+    let registry = models::Registry::shared(&config.models.settings());
+    let embedder = match registry.embedder() {
+        Ok((e, _)) => e,
+        Err(e) => return format!("no illustrations: the embedding model is unavailable ({e})"),
+    };
+    let index = match illustration_index(&config.render.assets_dir, &embedder) {
+        Ok(i) => i,
+        Err(e) => return format!("no illustrations: {e}"),
+    };
+    match agents::illustrate::illustrate_plan(plan, descriptions, lang, &index, &embedder) {
+        Ok(note) => note,
+        Err(e) => format!("no illustrations: {e}"),
+    }
+}
+
+/// The illustration index for an assets directory, loaded (or built) once per process.
+fn illustration_index(
+    assets_dir: &std::path::Path,
+    embedder: &agents::models::embed::Embedder,
+) -> Result<Arc<agents::illustrate::IllustrationIndex>, agents::AgentError> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<BTreeMap<std::path::PathBuf, Arc<agents::illustrate::IllustrationIndex>>>> =
+        std::sync::OnceLock::new();
+    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(index) = cache.get(assets_dir) {
+        return Ok(index.clone());
+    }
+    let index = Arc::new(agents::illustrate::IllustrationIndex::load_or_build(assets_dir, embedder)?);
+    cache.insert(assets_dir.to_path_buf(), index.clone());
+    Ok(index)
 }
 
 /// The translation backends this configuration offers, in preference order: Marian models
@@ -726,6 +771,28 @@ pub fn prewarm_voice(config: &Config, brief: &SanitizedInput) {
     });
 }
 
+/// Credits for what the picture shows: each illustration used (Fluent Emoji Flat, MIT, which
+/// asks for its copyright notice) and each font that drew a caption, with its version and
+/// licence as the font states them.
+fn picture_credits(plan: &RenderPlan, output: &render::RenderOutput) -> Vec<String> {
+    let mut used: Vec<&str> = plan.scenes.iter().flat_map(|s| s.illustrations.iter().map(|i| i.name.as_str())).collect();
+    used.sort_unstable();
+    used.dedup();
+    let mut credits = Vec::new();
+    if !used.is_empty() {
+        credits.push(format!(
+            "Illustrations: Fluent Emoji Flat by Microsoft Corporation (MIT License, Copyright (c) Microsoft \
+             Corporation), via @iconify-json/fluent-emoji-flat 1.2.6: {}",
+            used.join(", ")
+        ));
+    }
+    for font in &output.fonts {
+        let license = if font.license.is_empty() { "licence not stated in the font" } else { font.license.as_str() };
+        credits.push(format!("Font: {} ({}); {license}", font.family, font.version));
+    }
+    credits
+}
+
 /// The credit a narration's voice asks for in the delivery manifest.
 fn voice_credit(track: &NarrationTrack) -> String {
     let voice = track.voice.as_deref().unwrap_or("?");
@@ -775,6 +842,7 @@ async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutco
     let request = RenderRequest {
         out_dir: input.job_dir.to_path_buf(),
         font_path: input.config.render.font_path.clone(),
+        assets_dir: Some(input.config.render.assets_dir.clone()),
         preview: PreviewSettings {
             max_seconds: input.config.render.preview_max_sec,
             short_side: input.config.render.preview_short_side,
@@ -1019,13 +1087,16 @@ async fn deliver(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
         effects.push(Effect::Cache(cache::delivered_entry(&key, &input.job.id)));
     }
     let narration = input.memory.get::<Narration>().map_err(|e| StageError::Permanent(e.to_string()))?;
+    let mut credits: Vec<String> = narration.as_ref().and_then(Narration::spoken).map(voice_credit).into_iter().collect();
+    let assets: Option<GeneratedAssets> = input.memory.get().map_err(|e| StageError::Permanent(e.to_string()))?;
+    credits.extend(assets.map(|a| picture_credits(&translation.plan, &a.output)).unwrap_or_default());
     let manifest = DeliveryManifest {
         job_id: input.job.id.clone(),
         directory: input.job_dir.to_path_buf(),
         files,
         subtitles: translation.languages,
         cost,
-        credits: narration.as_ref().and_then(Narration::spoken).map(voice_credit).into_iter().collect(),
+        credits,
         extra: Default::default(),
     };
     Ok(StageOutcome {

@@ -1,16 +1,16 @@
 //! The frame compositor: draws any instant of a [`RenderPlan`] into an RGB24 buffer at any
 //! resolution. Per scene it precomputes what does not move (the gradient background and the
-//! rasterised caption); per frame it copies the background, blends the moving shapes only
-//! where they are, blends the caption overlay and, inside a transition, crossfades with the
-//! next scene drawn into a reused scratch buffer.
+//! caption's layout); per frame it copies the background, blends the moving shapes only
+//! where they are, blends the caption overlay (re-rasterised only when the spoken word
+//! changes: kinetic captions) and, inside a transition, crossfades with the next scene drawn
+//! into a reused scratch buffer.
 
 use std::f32::consts::{PI, TAU};
 
-use ab_glyph::FontVec;
-
 use crate::agent::AgentError;
-use crate::domain::{Camera, Gradient, RenderPlan, ScenePlan, Shape, ShapeKind};
-use crate::render::text::{CaptionBox, CaptionOverlay, PixelRect};
+use crate::domain::{Camera, Gradient, RenderPlan, Rgb, ScenePlan, Shape, ShapeKind};
+use crate::render::kinetic::{TimedWord, progress_at, word_at};
+use crate::render::text::{CaptionBox, CaptionOverlay, CaptionPlate, SafeArea, Typesetter};
 
 /// The byte order of the three channels in a frame.
 ///
@@ -47,10 +47,27 @@ pub struct FrameMut<'a> {
 struct SceneAssets {
     /// The gradient (with a soft vignette), tightly packed RGB24, `width * 3` per row.
     background: Vec<u8>,
-    /// The caption and its box, if the scene has a caption.
-    caption: Option<CaptionOverlay>,
+    /// The caption as last rasterised, and the spoken-word state it shows (`word_at`).
+    caption: Option<(Result<usize, usize>, CaptionOverlay)>,
     /// Per-shape drift phases and rates, drawn from the plan's seed.
     drift: Vec<[f32; 4]>,
+    /// The scene's illustrations, each rasterised at most once per size step.
+    sprites: Vec<Sprite>,
+}
+
+/// One illustration of a scene: where it sits and its latest rasterisation.
+struct Sprite {
+    /// Icon name in the set.
+    name: String,
+    /// Centre, as fractions of the frame.
+    cx: f32,
+    cy: f32,
+    /// Side length before the camera move, in pixels.
+    size: f32,
+    /// Seconds after the scene starts that it begins to enter (staggered).
+    delay: f32,
+    /// The latest rasterisation: (side in pixels, premultiplied RGBA in frame channel order).
+    bitmap: Option<(usize, Vec<u8>)>,
 }
 
 /// Which scene(s) an instant shows: one scene, or a crossfade from `scene` to `scene + 1`.
@@ -71,20 +88,23 @@ pub struct Compositor {
     /// Crossfade length at the boundary after scene `i` (0 when there is none).
     fades: Vec<f64>,
     assets: Vec<Option<SceneAssets>>,
-    font: FontVec,
+    /// Each scene's caption laid out once (`None`: no caption).
+    plates: Vec<Option<CaptionPlate>>,
+    /// Each scene's caption words with the times they are spoken.
+    timed: Vec<Vec<TimedWord>>,
+    typesetter: Typesetter,
     seed: u64,
     order: ChannelOrder,
     scratch: Vec<u8>,
-    /// Each scene's caption rectangle and line count, recorded when its assets are built.
-    drawn_captions: Vec<Option<(PixelRect, usize)>>,
 }
 
 impl Compositor {
     /// Prepares a compositor for `plan` at `width`×`height` writing pixels in `order`;
-    /// `font` sets the captions.
+    /// `typesetter` sets the captions. Every caption is laid out here, so text that cannot
+    /// be drawn (a character no installed font covers) fails before the first frame.
     pub fn new(
         plan: &RenderPlan,
-        font: FontVec,
+        typesetter: Typesetter,
         width: u32,
         height: u32,
         order: ChannelOrder,
@@ -102,17 +122,54 @@ impl Compositor {
                 None => 0.0,
             })
             .collect();
+        let mut plates = Vec::with_capacity(plan.scenes.len());
+        let mut timed = Vec::with_capacity(plan.scenes.len());
+        for (i, scene) in plan.scenes.iter().enumerate() {
+            let plate = CaptionPlate::new(
+                &typesetter,
+                &scene.caption,
+                &scene.typography,
+                highlight_for(scene.typography.color),
+                width,
+                height,
+            )
+            .and_then(|plate| match plate {
+                // Rasterise once too: an emoji picture that cannot be drawn fails here.
+                Some(p) => p.render(&typesetter, &Default::default()).map(|_| Some(p)),
+                None => Ok(None),
+            })
+            .map_err(|e| AgentError::Permanent(format!("scene {} caption: {e}", i + 1)))?;
+            timed.push(match &plate {
+                Some(p) => crate::render::kinetic::time_words(p.lines(), &scene.words, scene.start_s, scene.duration_s),
+                None => Vec::new(),
+            });
+            plates.push(plate);
+        }
+        // Every illustration must exist in the set: a wrong name is the plan's error, found
+        // before the first frame.
+        for (i, scene) in plan.scenes.iter().enumerate() {
+            if scene.illustrations.is_empty() {
+                continue;
+            }
+            let set = typesetter.icons.get().map_err(|e| {
+                AgentError::Permanent(format!("scene {} shows illustrations but the set is unavailable: {e}", i + 1))
+            })?;
+            for ill in &scene.illustrations {
+                set.rasterize(&ill.name, 8).map_err(|e| AgentError::Permanent(format!("scene {}: {e}", i + 1)))?;
+            }
+        }
         Ok(Compositor {
             width: width as usize,
             height: height as usize,
             scenes: plan.scenes.clone(),
             fades,
             assets: (0..plan.scenes.len()).map(|_| None).collect(),
-            font,
+            plates,
+            timed,
+            typesetter,
             seed: plan.seed,
             order,
             scratch: Vec::new(),
-            drawn_captions: vec![None; plan.scenes.len()],
         })
     }
 
@@ -124,6 +181,32 @@ impl Compositor {
     /// Frame height in pixels.
     pub fn height(&self) -> u32 {
         self.height as u32
+    }
+
+    /// Every captioned scene's caption box as drawn, with its text and the window in which it
+    /// is fully shown (outside the crossfades); `lang` is the captions' language.
+    pub fn caption_boxes(&self, lang: &str) -> Vec<CaptionBox> {
+        let mut boxes = Vec::new();
+        for (i, plate) in self.plates.iter().enumerate() {
+            let Some(plate) = plate else { continue };
+            let s = &self.scenes[i];
+            let fade_in = if i > 0 { self.fades[i - 1] / 2.0 } else { 0.0 };
+            boxes.push(CaptionBox {
+                scene: i,
+                rect: plate.rect(),
+                text: s.caption.clone(),
+                lang: lang.to_owned(),
+                lines: plate.lines().len() as u32,
+                shown_from_s: s.start_s + fade_in,
+                shown_until_s: s.start_s + s.duration_s - self.fades[i] / 2.0,
+            });
+        }
+        boxes
+    }
+
+    /// The fonts that have drawn text so far, for the delivery manifest's credits.
+    pub fn font_credits(&self) -> Vec<crate::render::fonts::FontCredit> {
+        self.typesetter.fonts.credits()
     }
 
     /// Which scene(s) are visible at `t` seconds.
@@ -163,9 +246,9 @@ impl Compositor {
             Shot::Crossfade { scene, mix } => (scene, Some((scene + 1, mix))),
         };
         self.retain_assets(first, second.map(|(s, _)| s).unwrap_or(first));
-        self.ensure_assets(first);
+        self.ensure_assets(first, t);
         if let Some((next, _)) = second {
-            self.ensure_assets(next);
+            self.ensure_assets(next, t);
         }
         self.draw_scene(first, t, frame);
         if let Some((next, mix)) = second {
@@ -178,28 +261,6 @@ impl Compositor {
         }
     }
 
-    /// The caption boxes drawn so far (every scene's, once the whole video is drawn), with
-    /// the window in which each caption is fully shown (outside the crossfades); `lang` is
-    /// the captions' language.
-    pub fn caption_boxes(&self, lang: &str) -> Vec<CaptionBox> {
-        let mut boxes = Vec::new();
-        for (i, drawn) in self.drawn_captions.iter().enumerate() {
-            let Some((rect, lines)) = drawn else { continue };
-            let s = &self.scenes[i];
-            let fade_in = if i > 0 { self.fades[i - 1] / 2.0 } else { 0.0 };
-            boxes.push(CaptionBox {
-                scene: i,
-                rect: *rect,
-                text: s.caption.clone(),
-                lang: lang.to_owned(),
-                lines: *lines as u32,
-                shown_from_s: s.start_s + fade_in,
-                shown_until_s: s.start_s + s.duration_s - self.fades[i] / 2.0,
-            });
-        }
-        boxes
-    }
-
     /// Drops the assets of scenes outside `lo..=hi`, so only on-screen scenes hold memory.
     fn retain_assets(&mut self, lo: usize, hi: usize) {
         for (i, slot) in self.assets.iter_mut().enumerate() {
@@ -209,28 +270,97 @@ impl Compositor {
         }
     }
 
-    /// Builds the fixed assets of scene `index` if they are not cached yet.
-    fn ensure_assets(&mut self, index: usize) {
-        if self.assets[index].is_some() {
+    /// Builds the fixed assets of scene `index` if they are not cached yet, and brings its
+    /// caption to the state of instant `t` (re-rasterised only when the spoken word changes).
+    fn ensure_assets(&mut self, index: usize, t: f64) {
+        if self.assets[index].is_none() {
+            self.assets[index] = Some(self.build_assets(index));
+        }
+        self.size_sprites(index, t);
+        let Some(plate) = &self.plates[index] else { return };
+        let words = &self.timed[index];
+        let state = word_at(words, t);
+        let assets = self.assets[index].as_mut().expect("built above");
+        if assets.caption.as_ref().is_some_and(|(s, _)| *s == state) {
             return;
         }
+        // Layout succeeded in `new`; rasterising the same glyphs cannot fail except for an
+        // emoji whose picture failed to load, which `new` also checked by laying it out.
+        match plate.render(&self.typesetter, &progress_at(words, t)) {
+            Ok(mut overlay) => {
+                if self.order == ChannelOrder::Bgr {
+                    overlay.pixels.chunks_exact_mut(4).for_each(|px| px.swap(0, 2));
+                }
+                assets.caption = Some((state, overlay));
+            }
+            Err(e) => {
+                tracing::error!(scene = index + 1, error = %e, "caption could not be rasterised");
+                assets.caption = None;
+            }
+        }
+    }
+
+    /// Rasterises scene `index`'s illustrations at the size instant `t` shows them, when that
+    /// size has moved more than a step from the last rasterisation.
+    fn size_sprites(&mut self, index: usize, t: f64) {
+        let scene = &self.scenes[index];
+        let (w, h) = (self.width, self.height);
+        let local = (t - scene.start_s) as f32;
+        let u = if scene.duration_s > 0.0 { local / scene.duration_s as f32 } else { 0.0 };
+        let Some(assets) = self.assets[index].as_mut() else { return };
+        if assets.sprites.is_empty() {
+            return;
+        }
+        let Ok(set) = self.typesetter.icons.get() else { return };
+        for sprite in &mut assets.sprites {
+            let (_, _, size, _) = place_sprite(sprite, scene, u, local, w, h);
+            let want = size.round().max(1.0) as usize;
+            let stale = match &sprite.bitmap {
+                Some((have, _)) => (*have as f32 - want as f32).abs() > RESIZE_STEP * want as f32,
+                None => true,
+            };
+            if stale && let Ok(mut bitmap) = set.rasterize(&sprite.name, want) {
+                if self.order == ChannelOrder::Bgr {
+                    bitmap.pixels.chunks_exact_mut(4).for_each(|px| px.swap(0, 2));
+                }
+                sprite.bitmap = Some((bitmap.size, bitmap.pixels));
+            }
+        }
+    }
+
+    /// The parts of scene `index` that never change while it plays.
+    fn build_assets(&self, index: usize) -> SceneAssets {
         let scene = &self.scenes[index];
         let background = gradient(&scene.background, self.width, self.height, self.order);
-        let mut caption =
-            CaptionOverlay::build(&self.font, &scene.caption, &scene.typography, self.width as u32, self.height as u32);
-        self.drawn_captions[index] = caption.as_ref().map(|o| (o.rect(), o.lines));
-        if let Some(overlay) = caption.as_mut()
-            && self.order == ChannelOrder::Bgr
-        {
-            overlay.pixels.chunks_exact_mut(4).for_each(|px| px.swap(0, 2));
-        }
         let mut rng = SplitMix(self.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let drift = scene
             .shapes
             .iter()
             .map(|_| [rng.unit() * TAU, rng.unit() * TAU, 0.05 + 0.1 * rng.unit(), 0.05 + 0.1 * rng.unit()])
             .collect();
-        self.assets[index] = Some(SceneAssets { background, caption, drift });
+        let caption_top = self.plates[index].as_ref().map(|p| p.rect().y);
+        let slots = sprite_slots(
+            scene.illustrations.len().min(3),
+            self.width as u32,
+            self.height as u32,
+            scene.typography.safe_margin,
+            caption_top,
+        );
+        let sprites = scene
+            .illustrations
+            .iter()
+            .zip(slots)
+            .enumerate()
+            .map(|(i, (ill, (cx, cy, size)))| Sprite {
+                name: ill.name.clone(),
+                cx,
+                cy,
+                size,
+                delay: 0.15 + STAGGER_S * i as f32,
+                bitmap: None,
+            })
+            .collect();
+        SceneAssets { background, caption: None, drift, sprites }
     }
 
     /// Draws scene `index` at video time `t`; its assets must have been built.
@@ -251,7 +381,13 @@ impl Compositor {
             let placed = place_shape(shape, scene, u, local, depth, &assets.drift[i], w, h);
             draw_shape(frame, w, h, &placed, shape, self.order);
         }
-        if let Some(caption) = &assets.caption {
+        for sprite in &assets.sprites {
+            if let Some((size, pixels)) = &sprite.bitmap {
+                let (x, y, _, alpha) = place_sprite(sprite, scene, u, local, w, h);
+                blit_sprite(frame, w, h, pixels, *size, x, y, alpha);
+            }
+        }
+        if let Some((_, caption)) = &assets.caption {
             blend_overlay(frame, caption, w, h);
         }
     }
@@ -281,17 +417,25 @@ fn place_shape(
 ) -> Placed {
     let (wf, hf) = (w as f32, h as f32);
     let short = wf.min(hf);
+    let (x, y, r) = apply_camera(scene, u, depth, shape.x * wf, shape.y * hf, shape.size.max(0.0) * short, wf, hf);
+    let k = scene.motion.intensity.clamp(0.0, 1.0);
+    let drift_amp = if scene.motion.camera == Camera::Static { (0.01 + 0.02 * k) * short } else { 0.004 * short };
+    let x = x + drift_amp * (TAU * drift[2] * local_s + drift[0]).sin();
+    let y = y + drift_amp * (TAU * drift[3] * local_s + drift[1]).cos();
+    Placed { cx: x, cy: y, r }
+}
+
+/// The scene's camera move applied to a point (`x`, `y`) with size `r`, in pixels, at
+/// normalised scene time `u`; layers with `depth` near 1 move more (parallax).
+#[allow(clippy::too_many_arguments)]
+fn apply_camera(scene: &ScenePlan, u: f32, depth: f32, mut x: f32, mut y: f32, mut r: f32, wf: f32, hf: f32) -> (f32, f32, f32) {
     let (cx, cy) = (wf / 2.0, hf / 2.0);
     let k = scene.motion.intensity.clamp(0.0, 1.0);
-    let mut x = shape.x * wf;
-    let mut y = shape.y * hf;
-    let mut r = shape.size.max(0.0) * short;
     let scale_about_centre = |x: &mut f32, y: &mut f32, r: &mut f32, s: f32| {
         *x = cx + (*x - cx) * s;
         *y = cy + (*y - cy) * s;
         *r *= s;
     };
-    let mut drift_amp = 0.004 * short;
     match scene.motion.camera {
         Camera::Dolly => {
             let s = 1.0 + 0.2 * k * u * (0.6 + 0.4 * depth);
@@ -311,13 +455,90 @@ fn place_shape(
             x = cx + dx * cos - dy * sin;
             y = cy + dx * sin + dy * cos;
         }
-        Camera::Static => {
-            drift_amp = (0.01 + 0.02 * k) * short;
+        Camera::Static => {}
+    }
+    (x, y, r)
+}
+
+/// Seconds an illustration takes to enter.
+const ENTER_S: f32 = 0.6;
+/// Delay between the entrances of a scene's illustrations.
+const STAGGER_S: f32 = 0.18;
+/// Illustrations move less than the front shapes: they are the subject, not decoration.
+const SPRITE_DEPTH: f32 = 0.5;
+/// How much a sprite's size may drift before it is rasterised again (fraction of its size).
+const RESIZE_STEP: f32 = 0.03;
+
+/// Places `n` illustrations (1–3) inside the safe area above the caption: centre fractions
+/// and side lengths in pixels, the first one the largest.
+fn sprite_slots(n: usize, w: u32, h: u32, margin: f32, caption_top: Option<u32>) -> Vec<(f32, f32, f32)> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let safe = SafeArea::of(w, h, margin);
+    let bottom = caption_top.map(|t| (t as f32 - 0.02 * h as f32).min(safe.bottom)).unwrap_or(safe.bottom);
+    let (left, top, right) = (safe.left, safe.top, safe.right);
+    let (rw, rh) = ((right - left).max(1.0), (bottom - top).max(1.0));
+    // A row or a column, whichever gives the larger pictures.
+    let row = (rw / n as f32).min(rh);
+    let col = rw.min(rh / n as f32);
+    let cell = row.max(col) * 0.8;
+    (0..n)
+        .map(|i| {
+            let (x, y) = if row >= col {
+                (left + rw * (i as f32 + 0.5) / n as f32, top + rh / 2.0)
+            } else {
+                (left + rw / 2.0, top + rh * (i as f32 + 0.5) / n as f32)
+            };
+            let size = if i == 0 || n == 1 { cell } else { cell * 0.8 };
+            (x / w as f32, y / h as f32, size)
+        })
+        .collect()
+}
+
+/// Where a sprite is at scene time `local_s` (`u` normalised): centre, side and opacity.
+fn place_sprite(sprite: &Sprite, scene: &ScenePlan, u: f32, local_s: f32, w: usize, h: usize) -> (f32, f32, f32, f32) {
+    let (wf, hf) = (w as f32, h as f32);
+    let enter = smoothstep((local_s - sprite.delay) / ENTER_S);
+    let (x, y, size) = apply_camera(scene, u, SPRITE_DEPTH, sprite.cx * wf, sprite.cy * hf, sprite.size, wf, hf);
+    let bob = 0.006 * wf.min(hf) * (TAU * 0.25 * local_s + sprite.delay * 7.0).sin();
+    let rise = (1.0 - enter) * 0.05 * hf;
+    (x, y + bob + rise, size * (0.85 + 0.15 * enter), enter)
+}
+
+/// Blends a premultiplied RGBA square (`size` px, channel order already the frame's) centred
+/// at (`cx`, `cy`) with extra opacity `alpha`.
+fn blit_sprite(frame: &mut FrameMut<'_>, w: usize, h: usize, bitmap: &[u8], size: usize, cx: f32, cy: f32, alpha: f32) {
+    let k = (alpha.clamp(0.0, 1.0) * 256.0) as u32;
+    if k == 0 {
+        return;
+    }
+    let x0 = (cx - size as f32 / 2.0).round() as i64;
+    let y0 = (cy - size as f32 / 2.0).round() as i64;
+    for sy in 0..size {
+        let y = y0 + sy as i64;
+        if y < 0 || y >= h as i64 {
+            continue;
+        }
+        let sx0 = (-x0).max(0) as usize;
+        let sx1 = ((w as i64 - x0).min(size as i64)).max(0) as usize;
+        if sx0 >= sx1 {
+            continue;
+        }
+        let row = &mut frame.data[y as usize * frame.stride..y as usize * frame.stride + w * 3];
+        let src = &bitmap[(sy * size + sx0) * 4..(sy * size + sx1) * 4];
+        let dst = &mut row[((x0 + sx0 as i64) as usize) * 3..((x0 + sx1 as i64) as usize) * 3];
+        for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(4)) {
+            let a = (s[3] as u32 * k) >> 8;
+            if a == 0 {
+                continue;
+            }
+            let inv = 255 - a;
+            for c in 0..3 {
+                d[c] = (((s[c] as u32 * k) >> 8) + div255(d[c] as u32 * inv)).min(255) as u8;
+            }
         }
     }
-    x += drift_amp * (TAU * drift[2] * local_s + drift[0]).sin();
-    y += drift_amp * (TAU * drift[3] * local_s + drift[1]).cos();
-    Placed { cx: x, cy: y, r }
 }
 
 /// Renders a linear gradient along `angle_deg` (0 = left→right, 90 = top→bottom) with a
@@ -466,6 +687,12 @@ fn draw_shape(frame: &mut FrameMut<'_>, w: usize, h: usize, p: &Placed, shape: &
             }
         }
     }
+}
+
+/// The colour of the word being spoken: warm yellow on light text, deep red on dark text.
+fn highlight_for(text: Rgb) -> Rgb {
+    let luma = 0.2126 * text.0 as f32 + 0.7152 * text.1 as f32 + 0.0722 * text.2 as f32;
+    if luma > 128.0 { Rgb(255, 214, 10) } else { Rgb(190, 30, 20) }
 }
 
 /// Blends a premultiplied RGBA caption overlay onto the frame.

@@ -13,9 +13,13 @@
 mod audio;
 pub mod compose;
 pub mod encode;
+pub mod fonts;
+pub mod icons;
 mod keyframe;
+pub mod kinetic;
 pub mod mix;
 mod movtext;
+pub mod shape;
 pub mod subtitles;
 pub mod text;
 mod vtt;
@@ -58,8 +62,13 @@ pub struct RenderRequest {
     /// Directory that receives `video.mp4`, `preview.mp4`, `keyframes/` and the VTT files;
     /// created if missing.
     pub out_dir: PathBuf,
-    /// TrueType/OpenType font used for the burned-in captions.
+    /// TrueType/OpenType font used for the burned-in captions; Debian's Noto faces follow it
+    /// as fallbacks for scripts it lacks.
     pub font_path: PathBuf,
+    /// Directory of the installed assets (the illustration set that also draws emoji in
+    /// captions); `None` renders without it, and a caption with emoji then fails.
+    #[serde(default)]
+    pub assets_dir: Option<PathBuf>,
     /// Preview cut and size.
     pub preview: PreviewSettings,
 }
@@ -96,6 +105,9 @@ pub struct RenderOutput {
     /// shown: what QA crops and reads back.
     #[serde(default)]
     pub caption_boxes: Vec<CaptionBox>,
+    /// The fonts that drew the captions, with version and licence, for the credits.
+    #[serde(default)]
+    pub fonts: Vec<fonts::FontCredit>,
 }
 
 /// Renders `plan` into `req.out_dir`. Synchronous and CPU-bound: callers in async code run
@@ -109,7 +121,8 @@ pub struct RenderOutput {
 pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Result<RenderOutput, AgentError> {
     let started = Instant::now();
     validate(plan, req)?;
-    let font = text::load_font(&req.font_path)?;
+    let source_lang = plan.subtitles.first().map(|t| t.lang.as_str()).unwrap_or("en");
+    let typesetter = text::Typesetter::new(&req.font_path, source_lang, req.assets_dir.as_deref())?;
     encode::init_ffmpeg()?;
 
     let v = &plan.video;
@@ -169,7 +182,7 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
     let preview_source = FrameSource { format: ffmpeg::format::Pixel::YUV420P, width, height };
     let mut preview = Some(Mp4Writer::create(&preview_tmp, &preview_spec, preview_source)?);
 
-    let mut compositor = Compositor::new(plan, font, width, height, ChannelOrder::Bgr)?;
+    let mut compositor = Compositor::new(plan, typesetter, width, height, ChannelOrder::Bgr)?;
     let mut music = Mixer::new(&plan.audio, &plan.mix, &plan.narration, duration_s, plan.seed)?;
     let chunk = main.audio_frame_size().unwrap_or(1024);
     let (mut left, mut right) = (vec![0.0f32; chunk], vec![0.0f32; chunk]);
@@ -261,6 +274,7 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
         elapsed_ms: elapsed.as_millis() as u64,
         loudness: Some(music.report()),
         caption_boxes: compositor.caption_boxes(plan.subtitles.first().map(|t| t.lang.as_str()).unwrap_or("und")),
+        fonts: compositor.font_credits(),
     })
 }
 

@@ -80,9 +80,11 @@ pub fn cer(reference: &str, hypothesis: &str) -> f64 {
     prev[h.len()] as f64 / r.len() as f64
 }
 
-/// The frame time at which `b`'s caption is read: the middle of its fully-shown window.
+/// The frame time at which `b`'s caption is read: near the end of its fully-shown window,
+/// where a kinetic caption has every word spoken and drawn at full strength.
 pub fn read_time(b: &CaptionBox) -> f64 {
-    (b.shown_from_s + b.shown_until_s) / 2.0
+    let window = (b.shown_until_s - b.shown_from_s).max(0.0);
+    b.shown_until_s - (window / 4.0).min(0.25)
 }
 
 /// Cuts `b`'s rectangle from `frame`, upscaled 2×, into `path` (PGM).
