@@ -61,6 +61,7 @@ fn render_job(job: &Job, font: &str, dir: &Path) -> RenderOutput {
         out_dir: dir.to_path_buf(),
         font_path: font.into(),
         preview: PreviewSettings { max_seconds: 2.0, short_side: 180 },
+        assets_dir: None,
     };
     let ctx = AgentContext { seed: 7, cancel: CancelToken::new(), progress: Progress::new(|_| {}) };
     render(&job.plan, &request, &ctx).unwrap_or_else(|e| panic!("render failed: {e}"))
@@ -149,8 +150,27 @@ fn the_gate_rejects_every_broken_video_and_accepts_every_good_one() {
     cases.push(qa("japanese bakery, CJK font", false, &ja_out.video, &ja, &ja_out, &config));
 
     // One defect each.
-    let tofu_out = render_job(&ja, LATIN_FONT, &dir("ja-tofu"));
-    cases.push(qa("japanese in a Latin-only font (tofu)", true, &tofu_out.video, &ja, &tofu_out, &config));
+    // The renderer refuses a glyph no installed font covers, so the tofu a renderer without
+    // the fallback fonts produced is painted over the good video: each caption box filled and
+    // its text set in a Latin-only font by ffmpeg's drawtext, which draws missing glyphs as boxes.
+    let tofu_dir = dir("ja-tofu");
+    let mut chain = Vec::new();
+    for b in &ja_out.caption_boxes {
+        let text = tofu_dir.join(format!("caption_{}.txt", b.scene));
+        std::fs::write(&text, &b.text).unwrap();
+        let r = b.rect;
+        chain.push(format!("drawbox=x={}:y={}:w={}:h={}:color=0x3c2a20:t=fill", r.x, r.y, r.width, r.height));
+        chain.push(format!(
+            "drawtext=fontfile={LATIN_FONT}:textfile={}:x={}:y={}:fontsize={}:fontcolor=white",
+            text.display(),
+            r.x + 8,
+            r.y + r.height / 4,
+            (r.height / 2).max(8)
+        ));
+    }
+    let tofu = tofu_dir.join("tofu.mp4");
+    video_variant(&ja_out.video, &format!("[0:v]{}[v]", chain.join(",")), &tofu);
+    cases.push(qa("japanese captions drawn as tofu", true, &tofu, &ja, &ja_out, &config));
 
     let variants = dir("variants");
     let muted = variants.join("muted.mp4");

@@ -465,8 +465,9 @@ fn scenes_show_their_illustrations_and_captions_in_any_script_with_emoji() {
     let out = render(&plan, &req, &ctx()).unwrap_or_else(|e| panic!("render failed: {e}"));
 
     assert_eq!(out.caption_boxes.len(), 3);
-    for (i, b) in out.caption_boxes.iter().enumerate() {
-        let b = b.unwrap_or_else(|| panic!("scene {} has a caption box", i + 1));
+    for (i, c) in out.caption_boxes.iter().enumerate() {
+        assert_eq!(c.scene, i, "every scene has a caption box");
+        let b = c.rect;
         assert!(b.x + b.width <= 360 && b.y + b.height <= 640, "{b:?}");
         assert!(((b.y + b.height) as f32) <= 640.0 * 0.8 + 1.0, "clear of the bottom 20 % on 9:16: {b:?}");
     }
@@ -478,7 +479,7 @@ fn scenes_show_their_illustrations_and_captions_in_any_script_with_emoji() {
 
     // The bread (warm orange crust) sits above the caption in scene 1's keyframe.
     let img = read_png(&out.keyframes[0]);
-    let caption_top = out.caption_boxes[0].unwrap().y as usize;
+    let caption_top = out.caption_boxes[0].rect.y as usize;
     let warm = (0..caption_top)
         .flat_map(|y| row(&img, y).chunks(3).map(|p| (p[0], p[1], p[2])).collect::<Vec<_>>())
         .filter(|&(r, g, b)| r > 200 && g > 120 && g < 200 && b < 90)
