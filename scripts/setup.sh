@@ -25,8 +25,12 @@ packages=(
   tesseract-ocr-heb tesseract-ocr-fra tesseract-ocr-deu tesseract-ocr-spa tesseract-ocr-ita tesseract-ocr-por
   fonts-noto-core fonts-noto-cjk  # captions in every script: the caption font and its fallbacks
   apertium apertium-eng-spa  # translation backend en<->es, scored by `aiprod models evaluate-translation`
-  npm  # scripts/install_assets.sh fetches the illustration set with `npm pack`
 )
+
+# scripts/install_assets.sh fetches the illustration set with `npm pack`: Debian's npm only
+# where no npm is installed (a Node.js from elsewhere brings its own, and Debian's would
+# conflict with it).
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
