@@ -100,9 +100,13 @@ fn narrated_run(models: Option<&Path>, expect_engine: &str) {
             let end = scene["start_s"].as_f64().unwrap() + scene["duration_s"].as_f64().unwrap();
             assert!(scene["speech_start_s"].as_f64().unwrap() + speech <= end + 1e-6, "speech runs past its scene");
         }
-        words += scene["words"].as_array().unwrap().len();
+        // Every spoken word is timed.
+        let spoken = scene["text"].as_str().unwrap().split_whitespace().count();
+        assert_eq!(scene["words"].as_array().unwrap().len(), spoken, "{scene}");
+        words += spoken;
     }
-    assert!(words >= 20, "{words} words timed");
+    // The planner sizes a 10 s bakery script to its scenes: a few words each, never none.
+    assert!(words >= 6, "{words} words timed");
     let loudness = &job["memory"]["generated_assets"]["content"]["output"]["loudness"];
     assert!((loudness["integrated_lufs"].as_f64().unwrap() + 14.0).abs() < 0.5, "{loudness}");
 

@@ -16,9 +16,10 @@ use super::checks::{Check, NARRATION_HEARD};
 use super::tokens;
 
 /// Lowest recall of the script's content words for the narration to count as heard.
-/// Measured: pocketsphinx recalls 0.5–0.8 of a clear Piper voice; silence and other
-/// languages recall under 0.1.
-pub const RECALL_MIN: f64 = 0.3;
+/// Measured on rendered tracks (music bed included): a good Piper narration recalled as little
+/// as 0.14 (the recogniser hears the bed as words and reads British spellings as American), a
+/// muted track 0; so the bar only separates "no intelligible narration" from "some".
+pub const RECALL_MIN: f64 = 0.1;
 
 /// Decodes the first audio track of `video` to a 16 kHz mono 16-bit WAV.
 pub fn extract_16k(video: &Path, wav: &Path) -> Result<(), String> {
