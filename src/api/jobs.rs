@@ -582,7 +582,7 @@ pub async fn cancel(
 /// Server-sent events: a `snapshot` first, then `state`, `stage_started`, `progress` and
 /// `retrying` events until the job ends or waits for a human… and on through review.
 #[utoipa::path(get, path = "/v1/jobs/{id}/events", params(("id" = String, Path)),
-    responses((status = 200, description = "text/event-stream of JobEvent", body = JobEvent)), security(("bearer" = [])), tag = "pipeline")]
+    responses((status = 200, description = "text/event-stream of JobEvent", body = JobEvent, content_type = "text/event-stream")), security(("bearer" = [])), tag = "pipeline")]
 pub async fn events(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
     let id = job_id(&id)?.to_owned();
     let rx = state.hub.subscribe();
