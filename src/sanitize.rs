@@ -708,7 +708,8 @@ mod tests {
     /// variation selectors, the Braille blank) are refused, whatever their length.
     #[test]
     fn invisible_only_content_is_refused() {
-        for c in ['\u{3164}', '\u{115F}', '\u{200D}', '\u{200C}', '\u{AD}', '\u{2800}', '\u{FE0F}', '\u{34F}', '\u{FFA0}']
+        for c in
+            ['\u{3164}', '\u{115F}', '\u{200D}', '\u{200C}', '\u{AD}', '\u{2800}', '\u{FE0F}', '\u{34F}', '\u{FFA0}']
         {
             let e = assert_err(&brief(&c.to_string().repeat(40)), "content", "required");
             assert_eq!(e.message, "must contain visible text", "U+{:04X}", c as u32);

@@ -3,10 +3,10 @@
 //! oversized input is refused, nothing unsafe is echoed, and a reused delivery still calls
 //! back.
 
-#[path = "api/helpers.rs"]
-mod helpers;
 #[path = "common/mod.rs"]
 mod common;
+#[path = "api/helpers.rs"]
+mod helpers;
 
 use std::time::Duration;
 
@@ -100,7 +100,9 @@ async fn idempotency_keys_are_printable_ascii_and_concurrent_duplicates_make_one
     let calls = (0..10).map(|_| {
         let body = body.clone();
         let app = &app;
-        async move { app.call_with("POST", "/v1/pipeline/run", &app.editor, Some(body), &[("idempotency-key", "order-7")]).await }
+        async move {
+            app.call_with("POST", "/v1/pipeline/run", &app.editor, Some(body), &[("idempotency-key", "order-7")]).await
+        }
     });
     let answers = futures_util::future::join_all(calls).await;
     let first = answers[0].body["job_id"].clone();
@@ -338,7 +340,10 @@ async fn the_openapi_spec_states_limits_and_error_answers() {
     let mut app = spawn_app_with(|c| c.service.workers = 0).await;
     let spec = app.call("GET", "/docs/openapi.json", "", None).await.body;
     let submit = &spec["components"]["schemas"]["SubmitRequest"]["properties"];
-    assert_eq!((submit["content"]["minLength"].as_u64(), submit["content"]["maxLength"].as_u64()), (Some(10), Some(10_000)));
+    assert_eq!(
+        (submit["content"]["minLength"].as_u64(), submit["content"]["maxLength"].as_u64()),
+        (Some(10), Some(10_000))
+    );
     assert_eq!(submit["duration_sec"]["minimum"], 5);
     assert!(submit["aspect_ratio"]["enum"].as_array().unwrap().contains(&json!("16:9")));
     assert!(submit["preset"]["enum"].as_array().unwrap().contains(&json!("quick_social")));

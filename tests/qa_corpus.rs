@@ -39,8 +39,14 @@ fn job(brief: &str, lang: &str) -> Job {
         speech: Default::default(),
     })
     .expect("the planner plans the brief");
-    let video =
-        VideoSettings { width: 640, height: 360, fps: 12, x264_preset: "ultrafast".into(), crf: 23, audio_bitrate: 128_000 };
+    let video = VideoSettings {
+        width: 640,
+        height: 360,
+        fps: 12,
+        x264_preset: "ultrafast".into(),
+        crf: 23,
+        audio_bitrate: 128_000,
+    };
     let translation = translate(
         &TranslateRequest {
             manifest: manifest.clone(),

@@ -44,7 +44,23 @@ const LEXICAL_FLOOR: f32 = 0.45;
 /// Penalty for a prohibition sign ("no bicycles") when the scene says nothing negative.
 const PROHIBITION_PENALTY: f32 = 0.25;
 /// Words that make a prohibition sign fit.
-const NEGATIONS: &[&str] = &["no", "not", "don't", "dont", "never", "without", "forbidden", "prohibited", "pas", "nicht", "kein", "keine", "sin", "senza", "sem"];
+const NEGATIONS: &[&str] = &[
+    "no",
+    "not",
+    "don't",
+    "dont",
+    "never",
+    "without",
+    "forbidden",
+    "prohibited",
+    "pas",
+    "nicht",
+    "kein",
+    "keine",
+    "sin",
+    "senza",
+    "sem",
+];
 /// Penalty for a picture an earlier scene showed, unless this scene names it too.
 const REPEAT_PENALTY: f32 = 0.12;
 /// Two pictures closer than this (cosine of their annotations) are one subject twice.
@@ -151,8 +167,9 @@ impl IllustrationIndex {
                 AgentError::Permanent(format!("{} is missing ({e}); run scripts/install_assets.sh", p.display()))
             })
         };
-        let chars: HashMap<String, String> = serde_json::from_slice(&read(assets_dir.join(ICON_SET_DIR).join("chars.json"))?)
-            .map_err(|e| AgentError::Permanent(format!("chars.json: {e}")))?;
+        let chars: HashMap<String, String> =
+            serde_json::from_slice(&read(assets_dir.join(ICON_SET_DIR).join("chars.json"))?)
+                .map_err(|e| AgentError::Permanent(format!("chars.json: {e}")))?;
         #[derive(Deserialize)]
         struct Icons {
             icons: HashMap<String, Body>,
@@ -312,7 +329,10 @@ impl Illustrator<'_> {
                     // A one-character label (狗, 犬) is specific enough to count; tags are not.
                     let label_hit = kw.first().is_some_and(|label| {
                         contains_keyword(&text, &words, label, cjk)
-                            || (cjk && label.chars().count() == 1 && label.chars().all(|c| c as u32 >= 0x2E80) && text.contains(label.as_str()))
+                            || (cjk
+                                && label.chars().count() == 1
+                                && label.chars().all(|c| c as u32 >= 0x2E80)
+                                && text.contains(label.as_str()))
                     });
                     let hits = kw.iter().filter(|k| contains_keyword(&text, &words, k, cjk)).count();
                     specificity = specificity.max(hits as f32 / kw.len().max(1) as f32);
@@ -344,7 +364,10 @@ impl Illustrator<'_> {
                 score -= REPEAT_PENALTY;
             }
             if let (Some(bg), Some(c)) = (scene.background, entry.main_color) {
-                let d = ((bg.0 as f32 - c.0 as f32).powi(2) + (bg.1 as f32 - c.1 as f32).powi(2) + (bg.2 as f32 - c.2 as f32).powi(2)).sqrt();
+                let d = ((bg.0 as f32 - c.0 as f32).powi(2)
+                    + (bg.1 as f32 - c.1 as f32).powi(2)
+                    + (bg.2 as f32 - c.2 as f32).powi(2))
+                .sqrt();
                 if d < 60.0 {
                     score -= CAMOUFLAGE_PENALTY;
                 }
@@ -381,9 +404,9 @@ impl Illustrator<'_> {
                 if cand.score < RELEVANCE_FLOOR || cand.score < first.score * COMPANION_RATIO {
                     break;
                 }
-                let distinct = chosen.iter().all(|c| {
-                    cosine(self.index.embedding(c.index), self.index.embedding(cand.index)) < SAME_SUBJECT
-                });
+                let distinct = chosen
+                    .iter()
+                    .all(|c| cosine(self.index.embedding(c.index), self.index.embedding(cand.index)) < SAME_SUBJECT);
                 if distinct {
                     chosen.push(*cand);
                 }

@@ -128,7 +128,8 @@ mod tests {
 
     #[test]
     fn overrun_is_reported_in_percent() {
-        let v = decide(&Inputs { quality: 0.9, technical: 1.0, cost: 1.25, budget: Some(1.0), failed_checks: vec![] }, &T);
+        let v =
+            decide(&Inputs { quality: 0.9, technical: 1.0, cost: 1.25, budget: Some(1.0), failed_checks: vec![] }, &T);
         assert_eq!(v.overrun_pct, Some(25.0));
         assert!(v.reasons[0].contains("25.00 %"));
     }

@@ -27,7 +27,10 @@ fn cases() -> Vec<Case> {
             Case {
                 lang: cols[0].into(),
                 text: cols[1].into(),
-                acceptable: cols.get(2).map(|a| a.split(',').filter(|n| !n.is_empty()).map(String::from).collect()).unwrap_or_default(),
+                acceptable: cols
+                    .get(2)
+                    .map(|a| a.split(',').filter(|n| !n.is_empty()).map(String::from).collect())
+                    .unwrap_or_default(),
             }
         })
         .collect()
@@ -71,7 +74,11 @@ fn pictures_match_what_scenes_say_and_abstract_lines_get_none() {
         let scene = SceneText { text: c.text.clone(), lang: c.lang.clone(), background: None };
         let chosen = illustrator.choose(&[scene], 3).unwrap().remove(0);
         if !chosen.is_empty() {
-            wrongly_illustrated.push(format!("{} -> {:?}", c.text, chosen.iter().map(|i| (&i.name, i.score)).collect::<Vec<_>>()));
+            wrongly_illustrated.push(format!(
+                "{} -> {:?}",
+                c.text,
+                chosen.iter().map(|i| (&i.name, i.score)).collect::<Vec<_>>()
+            ));
         }
     }
     assert!(wrongly_illustrated.is_empty(), "abstract lines got pictures: {wrongly_illustrated:#?}");
@@ -88,7 +95,14 @@ fn scenes_share_a_subject_keep_its_picture_and_otherwise_vary() {
     let illustrator = Illustrator { index: &index, embedder: &embedder };
     let scene = |t: &str| SceneText { text: t.into(), lang: "en".into(), background: None };
     let chosen = illustrator
-        .choose(&[scene("Fresh bread at dawn"), scene("Warm light fills the bakery"), scene("More fresh bread for everyone")], 3)
+        .choose(
+            &[
+                scene("Fresh bread at dawn"),
+                scene("Warm light fills the bakery"),
+                scene("More fresh bread for everyone"),
+            ],
+            3,
+        )
         .unwrap();
     let first = |i: usize| chosen[i].first().map(|p| p.name.clone());
     assert_eq!(first(0).as_deref(), Some("bread"), "{chosen:?}");

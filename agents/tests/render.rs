@@ -458,8 +458,7 @@ fn the_agent_wrapper_reports_its_metadata() {
 fn scenes_show_their_illustrations_and_captions_in_any_script_with_emoji() {
     let dir = tempfile::tempdir().unwrap();
     let mut plan = plan_with(["焼きたてのパン 🍞", "Fresh bread — خبز طازج", "לחם טרי 🎉"], 360, 640);
-    plan.scenes[0].illustrations =
-        vec![agents::domain::Illustration { name: "bread".into(), score: 0.9, named: true }];
+    plan.scenes[0].illustrations = vec![agents::domain::Illustration { name: "bread".into(), score: 0.9, named: true }];
     plan.scenes[0].shapes.clear();
     plan.scenes[0].typography.position = CaptionPosition::Bottom;
     let mut req = request(dir.path());

@@ -272,7 +272,11 @@ fn voice_all(voices: agents::voice::VoiceSettings, langs: &[&str]) -> Vec<(Strin
                 .manifest
                 .scenes
                 .iter()
-                .map(|s| SceneText { text: s.spoken_text().to_owned(), planned_s: s.duration_s, caption: String::new() })
+                .map(|s| SceneText {
+                    text: s.spoken_text().to_owned(),
+                    planned_s: s.duration_s,
+                    caption: String::new(),
+                })
                 .collect(),
             languages: vec![c.lang.clone()],
             requested_s: c.duration as f64,

@@ -313,7 +313,11 @@ mod tests {
         let e = auth.authenticate(Some(&good), Some(a)).unwrap_err();
         assert_eq!((e.status.as_u16(), e.code), (429, "auth_throttled"));
         assert!((1..=60).contains(&e.retry_after.unwrap()));
-        assert_eq!(auth.authenticate(Some(&good), Some(b)).unwrap().role, Role::Ops, "other addresses are not affected");
+        assert_eq!(
+            auth.authenticate(Some(&good), Some(b)).unwrap().role,
+            Role::Ops,
+            "other addresses are not affected"
+        );
         assert_eq!(auth.authenticate(None, Some(b)).unwrap_err().status.as_u16(), 401, "a missing key is no guess");
         assert!(auth.throttled(b).is_ok());
     }

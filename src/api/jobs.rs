@@ -244,7 +244,9 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
         return Err(ApiError::invalid("Idempotency-Key", "max_length", "an idempotency key is 1–255 characters"));
     }
     if !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
-        return Err(bad("an idempotency key is printable ASCII (0x20–0x7E); non-ASCII and control characters are refused"));
+        return Err(bad(
+            "an idempotency key is printable ASCII (0x20–0x7E); non-ASCII and control characters are refused",
+        ));
     }
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }

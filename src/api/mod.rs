@@ -163,11 +163,7 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> anyhow::Result
         store: store.clone(),
         driver: driver.clone(),
         hub: hub.clone(),
-        auth: auth::Auth::new(
-            store.clone(),
-            config.service.rate_limit.clone(),
-            config.service.failed_auth_per_minute,
-        ),
+        auth: auth::Auth::new(store.clone(), config.service.rate_limit.clone(), config.service.failed_auth_per_minute),
         ops_open: config.service.public_ops || listener.local_addr()?.ip().is_loopback(),
         views: jobs::ViewCache::default(),
         pool: pool.clone(),

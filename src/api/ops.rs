@@ -71,7 +71,11 @@ fn ops_access(state: &Shared, req: &Request) -> Result<bool, ApiError> {
         if let Some(ip) = ip
             && let Err(wait) = state.auth.throttled(ip)
         {
-            return Err(ApiError::too_many("auth_throttled", format!("too many failed authentications from {ip}"), wait));
+            return Err(ApiError::too_many(
+                "auth_throttled",
+                format!("too many failed authentications from {ip}"),
+                wait,
+            ));
         }
         return Ok(false);
     };

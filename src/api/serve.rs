@@ -97,7 +97,10 @@ fn with_deadline(body: Body, limit: Duration) -> Body {
             Err(_) => Some((
                 Err(axum::Error::new(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    format!("the request body did not arrive within {} s (service.bodyTimeoutSec)", limit.as_secs_f64()),
+                    format!(
+                        "the request body did not arrive within {} s (service.bodyTimeoutSec)",
+                        limit.as_secs_f64()
+                    ),
                 ))),
                 None,
             )),

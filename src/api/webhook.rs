@@ -68,9 +68,7 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<CheckedUrl, Api
             (Some(host.to_owned()), addrs)
         }
     };
-    if !allow_private
-        && let Some((addr, why)) = addrs.iter().find_map(|a| egress::denied(a.ip()).map(|why| (a, why)))
-    {
+    if !allow_private && let Some((addr, why)) = addrs.iter().find_map(|a| egress::denied(a.ip()).map(|why| (a, why))) {
         return Err(ApiError::invalid(
             "callback_url",
             "allowed_values",
@@ -91,7 +89,8 @@ pub async fn post_to(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Result<u16, String> {
-    let mut builder = reqwest::Client::builder().no_proxy().timeout(timeout).redirect(reqwest::redirect::Policy::none());
+    let mut builder =
+        reqwest::Client::builder().no_proxy().timeout(timeout).redirect(reqwest::redirect::Policy::none());
     if let Some(domain) = &target.domain {
         builder = builder.resolve_to_addrs(domain, &target.addrs);
     }

@@ -109,11 +109,11 @@ pub async fn calibrate(args: CalibrateArgs, config: Arc<Config>) -> ExitCode {
             Ok(path) => {
                 println!("calibration written to {}", path.display());
                 for (tier, c) in &cal.tiers {
-                    let r = c
-                        .stages
-                        .get("rendering")
-                        .copied()
-                        .unwrap_or(finance::model::Linear { fixed_s: 0.0, per_mpf_s: 0.0, per_output_s: 0.0 });
+                    let r = c.stages.get("rendering").copied().unwrap_or(finance::model::Linear {
+                        fixed_s: 0.0,
+                        per_mpf_s: 0.0,
+                        per_output_s: 0.0,
+                    });
                     let q = c.stages.get("technical_qa").copied().unwrap_or(r);
                     println!(
                         "  {tier:<9} render {:.3} s + {:.5} s/Mpx-frame; technical QA {:.3} s + {:.5} s/Mpx-frame",

@@ -129,8 +129,7 @@ impl Calibration {
     /// Stages not listed measured under a millisecond and are modelled as free.
     pub fn defaults() -> Self {
         let tier = |render_per_mpf: f64, qa: Linear, bytes: f64| {
-            let mut stages: BTreeMap<String, Linear> =
-                STAGES.iter().map(|s| (s.to_string(), Linear::ZERO)).collect();
+            let mut stages: BTreeMap<String, Linear> = STAGES.iter().map(|s| (s.to_string(), Linear::ZERO)).collect();
             stages.insert("rendering".into(), Linear { per_mpf_s: render_per_mpf, ..Linear::ZERO });
             stages.insert("technical_qa".into(), qa);
             stages.insert("semantic_qa".into(), Linear { fixed_s: 0.001, per_mpf_s: 0.00005, ..Linear::ZERO });

@@ -197,7 +197,12 @@ impl Driver {
     fn moved_on(&self, job: &JobRecord) -> Result<Option<String>, StoreError> {
         let now = self.store.job(&job.id)?;
         if now.state != job.state {
-            return Ok(Some(format!("job {} is now in state '{}', not '{}'", job.id, now.state.name(), job.state.name())));
+            return Ok(Some(format!(
+                "job {} is now in state '{}', not '{}'",
+                job.id,
+                now.state.name(),
+                job.state.name()
+            )));
         }
         if let Some(me) = &self.owner {
             let holder = self.store.job_owner(&job.id)?;
@@ -309,7 +314,12 @@ impl Driver {
     /// The job row a sanitised brief becomes, once today's spend admits it
     /// ([`DriverError::BudgetRefused`] otherwise). The API creates it with its options and
     /// idempotency key in one transaction; [`Driver::submit_sanitized`] creates it as is.
-    pub fn admit(&self, request: &BriefRequest, clean: &SanitizedInput, auto_approve: bool) -> Result<NewJob, DriverError> {
+    pub fn admit(
+        &self,
+        request: &BriefRequest,
+        clean: &SanitizedInput,
+        auto_approve: bool,
+    ) -> Result<NewJob, DriverError> {
         let prices = crate::store::pricing_in_force(&self.config, self.ledger.as_deref());
         daily::status(self.store.as_ref(), &self.config, &prices, chrono::Utc::now())?.admit()?;
         Ok(NewJob {
@@ -1026,7 +1036,8 @@ mod tests {
                 }
                 c.fetch_add(1, Ordering::SeqCst);
                 // Meanwhile the other process finishes the job.
-                let event = NewEvent { event: "elsewhere".into(), duration_ms: 0, attempt: 0, error: None, detail: None };
+                let event =
+                    NewEvent { event: "elsewhere".into(), duration_ms: 0, attempt: 0, error: None, detail: None };
                 let step = StepCommit {
                     job_id,
                     from: state,

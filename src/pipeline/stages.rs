@@ -514,8 +514,9 @@ fn illustration_index(
     assets_dir: &std::path::Path,
     embedder: &agents::models::embed::Embedder,
 ) -> Result<Arc<agents::illustrate::IllustrationIndex>, agents::AgentError> {
-    static CACHE: std::sync::OnceLock<std::sync::Mutex<BTreeMap<std::path::PathBuf, Arc<agents::illustrate::IllustrationIndex>>>> =
-        std::sync::OnceLock::new();
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<BTreeMap<std::path::PathBuf, Arc<agents::illustrate::IllustrationIndex>>>,
+    > = std::sync::OnceLock::new();
     let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
     if let Some(index) = cache.get(assets_dir) {
         return Ok(index.clone());
@@ -775,7 +776,8 @@ pub fn prewarm_voice(config: &Config, brief: &SanitizedInput) {
 /// asks for its copyright notice) and each font that drew a caption, with its version and
 /// licence as the font states them.
 fn picture_credits(plan: &RenderPlan, output: &render::RenderOutput) -> Vec<String> {
-    let mut used: Vec<&str> = plan.scenes.iter().flat_map(|s| s.illustrations.iter().map(|i| i.name.as_str())).collect();
+    let mut used: Vec<&str> =
+        plan.scenes.iter().flat_map(|s| s.illustrations.iter().map(|i| i.name.as_str())).collect();
     used.sort_unstable();
     used.dedup();
     let mut credits = Vec::new();
@@ -822,8 +824,7 @@ pub fn plan_as_rendered(memory: &Memory, job_dir: &Path, config: &Config) -> Res
     let mut plan = translation.plan;
     // A selection that does not decode (written before tier selection existed) is the same
     // as none: the plan's own settings.
-    plan.video =
-        memory.get::<BackendSelection>().ok().flatten().map(|s| s.video).unwrap_or_else(|| plan.video.clone());
+    plan.video = memory.get::<BackendSelection>().ok().flatten().map(|s| s.video).unwrap_or_else(|| plan.video.clone());
     plan.mix = config.voice.mix();
     // Jobs voiced before the section existed simply have none.
     let narration = memory.get::<Narration>().map_err(|e| StageError::Permanent(e.to_string()))?;
@@ -1087,7 +1088,8 @@ async fn deliver(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
         effects.push(Effect::Cache(cache::delivered_entry(&key, &input.job.id)));
     }
     let narration = input.memory.get::<Narration>().map_err(|e| StageError::Permanent(e.to_string()))?;
-    let mut credits: Vec<String> = narration.as_ref().and_then(Narration::spoken).map(voice_credit).into_iter().collect();
+    let mut credits: Vec<String> =
+        narration.as_ref().and_then(Narration::spoken).map(voice_credit).into_iter().collect();
     let assets: Option<GeneratedAssets> = input.memory.get().map_err(|e| StageError::Permanent(e.to_string()))?;
     credits.extend(assets.map(|a| picture_credits(&translation.plan, &a.output)).unwrap_or_default());
     let manifest = DeliveryManifest {

@@ -341,7 +341,8 @@ impl ServiceStore for SqliteStore {
             return Ok(Claim::Held(holder.to_owned()));
         }
         // Compare-and-set on the owner seen: a process that claims in between wins.
-        let n = conn.execute("UPDATE jobs SET owner = ?2 WHERE id = ?1 AND owner IS ?3", params![job_id, owner, current])?;
+        let n =
+            conn.execute("UPDATE jobs SET owner = ?2 WHERE id = ?1 AND owner IS ?3", params![job_id, owner, current])?;
         if n == 1 {
             return Ok(Claim::Claimed);
         }
@@ -755,7 +756,10 @@ mod tests {
     fn concurrent_idempotent_submissions_create_exactly_one_job() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("aiprod.db");
-        let stores = [std::sync::Arc::new(SqliteStore::open(&path).unwrap()), std::sync::Arc::new(SqliteStore::open(&path).unwrap())];
+        let stores = [
+            std::sync::Arc::new(SqliteStore::open(&path).unwrap()),
+            std::sync::Arc::new(SqliteStore::open(&path).unwrap()),
+        ];
         let threads: Vec<_> = (0..10)
             .map(|i| {
                 let store = stores[i % 2].clone();

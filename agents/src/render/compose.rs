@@ -428,7 +428,16 @@ fn place_shape(
 /// The scene's camera move applied to a point (`x`, `y`) with size `r`, in pixels, at
 /// normalised scene time `u`; layers with `depth` near 1 move more (parallax).
 #[allow(clippy::too_many_arguments)]
-fn apply_camera(scene: &ScenePlan, u: f32, depth: f32, mut x: f32, mut y: f32, mut r: f32, wf: f32, hf: f32) -> (f32, f32, f32) {
+fn apply_camera(
+    scene: &ScenePlan,
+    u: f32,
+    depth: f32,
+    mut x: f32,
+    mut y: f32,
+    mut r: f32,
+    wf: f32,
+    hf: f32,
+) -> (f32, f32, f32) {
     let (cx, cy) = (wf / 2.0, hf / 2.0);
     let k = scene.motion.intensity.clamp(0.0, 1.0);
     let scale_about_centre = |x: &mut f32, y: &mut f32, r: &mut f32, s: f32| {

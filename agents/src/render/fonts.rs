@@ -198,19 +198,11 @@ fn load(path: &Path, index: u32) -> Option<LoadedFace> {
         let name = |ids: &[u16]| -> String {
             ids.iter()
                 .find_map(|id| {
-                    face.names()
-                        .into_iter()
-                        .filter(|n| n.name_id == *id && n.is_unicode())
-                        .find_map(|n| n.to_string())
+                    face.names().into_iter().filter(|n| n.name_id == *id && n.is_unicode()).find_map(|n| n.to_string())
                 })
                 .unwrap_or_default()
         };
-        FontCredit {
-            family: name(&[16, 1]),
-            version: name(&[5]),
-            license: name(&[13]),
-            path: path.to_path_buf(),
-        }
+        FontCredit { family: name(&[16, 1]), version: name(&[5]), license: name(&[13]), path: path.to_path_buf() }
     };
     let font = FontVec::try_from_vec_and_index(bytes, index).ok()?;
     let units_per_em = font.units_per_em().unwrap_or(1000.0);

@@ -153,8 +153,11 @@ impl IconSet {
             }
         };
         let (w, h) = (self.view_w, self.view_h);
-        let body = if flip { format!(r#"<g transform="translate({w} 0) scale(-1 1)">{body}</g>"#) } else { body.clone() };
-        Some(format!(r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}">{body}</svg>"#))
+        let body =
+            if flip { format!(r#"<g transform="translate({w} 0) scale(-1 1)">{body}</g>"#) } else { body.clone() };
+        Some(format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}">{body}</svg>"#
+        ))
     }
 
     /// Rasterises icon `name` into a `size`×`size` square (aspect kept, centred).
@@ -250,7 +253,11 @@ mod tests {
         let opaque = bread.pixels.chunks(4).filter(|p| p[3] == 255).count();
         assert!(opaque > 64 * 64 / 4, "the loaf fills a good part of the square: {opaque}");
         // Brown-orange crust: red above blue on the opaque pixels.
-        let (r, b) = bread.pixels.chunks(4).filter(|p| p[3] == 255).fold((0u64, 0u64), |(r, b), p| (r + p[0] as u64, b + p[2] as u64));
+        let (r, b) = bread
+            .pixels
+            .chunks(4)
+            .filter(|p| p[3] == 255)
+            .fold((0u64, 0u64), |(r, b), p| (r + p[0] as u64, b + p[2] as u64));
         assert!(r > b, "{r} {b}");
         assert!(set.rasterize("no-such-icon", 8).is_err());
         assert!(set.contains("backhand-index-pointing-right"), "aliases count");

@@ -147,7 +147,13 @@ mod tests {
     #[test]
     fn caption_words_take_the_narration_times() {
         let lines = [line("Fresh bread,"), line("at dawn")];
-        let words = [wt("Fresh", 1.0, 1.4), wt("bread,", 1.5, 1.9), wt("baked", 2.0, 2.3), wt("at", 2.4, 2.5), wt("dawn.", 2.6, 3.0)];
+        let words = [
+            wt("Fresh", 1.0, 1.4),
+            wt("bread,", 1.5, 1.9),
+            wt("baked", 2.0, 2.3),
+            wt("at", 2.4, 2.5),
+            wt("dawn.", 2.6, 3.0),
+        ];
         let timed = time_words(&lines, &words, 0.0, 5.0);
         let starts: Vec<f64> = timed.iter().map(|w| w.start_s).collect();
         assert_eq!(starts, [1.0, 1.5, 2.4, 2.6]);

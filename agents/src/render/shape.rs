@@ -409,12 +409,21 @@ mod tests {
         let (latin, arabic): (Vec<usize>, Vec<usize>) = c.iter().partition(|&&x| x < arabic_start);
         assert!(latin.windows(2).all(|w| w[0] < w[1]), "{c:?}");
         assert!(arabic.windows(2).all(|w| w[0] >= w[1]), "{c:?}");
-        assert!(c.iter().position(|&x| x >= arabic_start).unwrap() > c.iter().position(|&x| x == 0).unwrap(), "English on the left");
+        assert!(
+            c.iter().position(|&x| x >= arabic_start).unwrap() > c.iter().position(|&x| x == 0).unwrap(),
+            "English on the left"
+        );
         // Arabic letters join: inside a word they take contextual forms, not the isolated
         // glyphs each letter has alone.
         let ids = |s: &str| -> Vec<u16> {
             let l = shaper.shape_line(s, 40.0, Shaper::paragraph_level(s)).unwrap();
-            l.glyphs.iter().filter_map(|g| match g.kind { GlyphKind::Outline { id, .. } => Some(id), _ => None }).collect()
+            l.glyphs
+                .iter()
+                .filter_map(|g| match g.kind {
+                    GlyphKind::Outline { id, .. } => Some(id),
+                    _ => None,
+                })
+                .collect()
         };
         let joined = ids("خبز");
         let isolated: Vec<u16> = ["ز", "ب", "خ"].iter().map(|s| ids(s)[0]).collect();

@@ -12,7 +12,7 @@ use crate::agent::AgentError;
 use crate::domain::{CaptionPosition, Rgb, Typography};
 use crate::render::fonts::FontBook;
 use crate::render::icons::IconLibrary;
-use crate::render::shape::{GlyphKind, Shaper, ShapedLine, TextError};
+use crate::render::shape::{GlyphKind, ShapedLine, Shaper, TextError};
 
 /// Smallest em size, in pixels, that shrinking may reach before lines are truncated.
 const MIN_EM_PX: f32 = 7.0;
@@ -284,10 +284,12 @@ impl CaptionPlate {
         let pad = (line_h * BOX_PAD).ceil();
         let text_w = self.layout.lines.iter().map(|l| l.width).fold(0.0f32, f32::max);
         let width = ((text_w + 2.0 * pad).ceil() as usize).min(self.frame_w as usize).max(1);
-        let height = ((self.layout.lines.len() as f32 * line_h + 2.0 * pad).ceil() as usize).min(self.frame_h as usize).max(1);
+        let height =
+            ((self.layout.lines.len() as f32 * line_h + 2.0 * pad).ceil() as usize).min(self.frame_h as usize).max(1);
         let safe = SafeArea::of(self.frame_w, self.frame_h, self.typo.safe_margin);
-        let x = ((safe.left + safe.right) / 2.0 - width as f32 / 2.0).round().clamp(0.0, (self.frame_w as usize - width) as f32)
-            as usize;
+        let x = ((safe.left + safe.right) / 2.0 - width as f32 / 2.0)
+            .round()
+            .clamp(0.0, (self.frame_w as usize - width) as f32) as usize;
         let y = match self.typo.position {
             CaptionPosition::Bottom => (safe.bottom.round() as usize).saturating_sub(height),
             CaptionPosition::Center => ((safe.top + safe.bottom) / 2.0 - height as f32 / 2.0).max(0.0).round() as usize,
@@ -322,7 +324,8 @@ impl CaptionPlate {
                 match &g.kind {
                     GlyphKind::Outline { face, id } => {
                         let Some(f) = typesetter.fonts.face(*face) else { continue };
-                        let glyph = GlyphId(*id).with_scale_and_position(f.scale_for_em(em), point(x0 + g.x, baseline - g.y));
+                        let glyph =
+                            GlyphId(*id).with_scale_and_position(f.scale_for_em(em), point(x0 + g.x, baseline - g.y));
                         let Some(outlined) = f.font.outline_glyph(glyph) else { continue };
                         let bounds = outlined.px_bounds();
                         let (bx, by) = (bounds.min.x as i64, bounds.min.y as i64);
@@ -350,7 +353,9 @@ impl CaptionPlate {
             let set = typesetter.icons.get().map_err(|reason| TextError::NoIcons { ch: '\u{FFFD}', reason })?;
             let size = em.round().max(1.0) as usize;
             for (name, x, y, state) in icons {
-                let bitmap = set.rasterize(&name, size).map_err(|e| TextError::NoIcons { ch: '\u{FFFD}', reason: e.to_string() })?;
+                let bitmap = set
+                    .rasterize(&name, size)
+                    .map_err(|e| TextError::NoIcons { ch: '\u{FFFD}', reason: e.to_string() })?;
                 let alpha = if state == 1 { UPCOMING_ALPHA } else { 1.0 };
                 blend_icon(&mut pixels, width, height, &bitmap.pixels, size, x.round() as i64, y.round() as i64, alpha);
             }
@@ -391,7 +396,15 @@ fn blend_icon(dst: &mut [u8], w: usize, h: usize, src: &[u8], size: usize, x: i6
 
 /// Combines the text coverage mask with the (rounded) box into premultiplied RGBA; `tint`
 /// picks each text pixel's colour: plain, upcoming (faint) or the spoken word (highlight).
-fn compose_box(mask: &[u8], tint: &[u8], width: usize, height: usize, typo: &Typography, highlight: Rgb, pad: f32) -> Vec<u8> {
+fn compose_box(
+    mask: &[u8],
+    tint: &[u8],
+    width: usize,
+    height: usize,
+    typo: &Typography,
+    highlight: Rgb,
+    pad: f32,
+) -> Vec<u8> {
     let text = typo.color;
     let boxc = typo.box_color;
     let box_a = typo.box_alpha.clamp(0.0, 1.0);
@@ -431,8 +444,12 @@ mod tests {
 
     fn typesetter(assets: bool) -> Typesetter {
         let dir = default_assets_dir();
-        Typesetter::new(Path::new("/usr/share/fonts/truetype/noto/NotoSans-Bold.ttf"), "ja", assets.then_some(dir.as_path()))
-            .expect("fonts-noto-core is installed")
+        Typesetter::new(
+            Path::new("/usr/share/fonts/truetype/noto/NotoSans-Bold.ttf"),
+            "ja",
+            assets.then_some(dir.as_path()),
+        )
+        .expect("fonts-noto-core is installed")
     }
 
     fn typo(max_lines: u32) -> Typography {
@@ -476,7 +493,11 @@ mod tests {
             .expect("non-empty caption");
         let o = plate.render(ts, &CaptionProgress::default()).unwrap();
         let safe = SafeArea::of(720, 1280, 0.08);
-        assert!((o.x + o.width) as f32 <= safe.right + 1.0 && (o.y + o.height) as f32 <= safe.bottom + 1.0, "{caption}: {:?}", o.rect());
+        assert!(
+            (o.x + o.width) as f32 <= safe.right + 1.0 && (o.y + o.height) as f32 <= safe.bottom + 1.0,
+            "{caption}: {:?}",
+            o.rect()
+        );
         assert_eq!(o.pixels.len(), o.width * o.height * 4);
         let ink = o.pixels.chunks(4).filter(|p| p[3] > 200).count();
         assert!(ink > 50, "{caption}: the text is drawn ({ink} opaque pixels)");
@@ -515,9 +536,11 @@ mod tests {
     #[test]
     fn kinetic_progress_fades_upcoming_words_and_highlights_the_current_one() {
         let ts = typesetter(false);
-        let plate = CaptionPlate::new(&ts, "Fresh bread at dawn", &typo(2), Rgb(255, 210, 0), 1280, 720).unwrap().unwrap();
+        let plate =
+            CaptionPlate::new(&ts, "Fresh bread at dawn", &typo(2), Rgb(255, 210, 0), 1280, 720).unwrap().unwrap();
         let full = plate.render(&ts, &CaptionProgress::default()).unwrap();
-        let start = plate.render(&ts, &CaptionProgress { spoken_until: Some((0, 6)), current: Some((0, 0..5)) }).unwrap();
+        let start =
+            plate.render(&ts, &CaptionProgress { spoken_until: Some((0, 6)), current: Some((0, 0..5)) }).unwrap();
         assert_eq!(full.rect(), start.rect(), "the box does not move while words are spoken");
         let yellow = |o: &CaptionOverlay| o.pixels.chunks(4).filter(|p| p[3] > 200 && p[2] < 80 && p[0] > 200).count();
         let bright = |o: &CaptionOverlay| o.pixels.chunks(4).filter(|p| p[0] > 200 && p[1] > 200 && p[2] > 200).count();

@@ -153,7 +153,8 @@ fn partition(units: &[&Unit], budgets: &[f64], lang: &str) -> Vec<std::ops::Rang
 }
 
 /// Where a long unit may be split in two.
-const SPLIT_BREAKS: [&str; 9] = [" and ", " from ", " with ", " into ", " before ", " while ", " that ", " for ", " at "];
+const SPLIT_BREAKS: [&str; 9] =
+    [" and ", " from ", " with ", " into ", " before ", " while ", " that ", " for ", " at "];
 
 /// The byte offset where `text` splits most evenly at a natural break, when it is long
 /// enough (seven words or more) and has one.

@@ -32,7 +32,10 @@ pub fn extract_16k(video: &Path, wav: &Path) -> Result<(), String> {
         .output()
         .map_err(|e| format!("ffmpeg cannot be started: {e}"))?;
     if !out.status.success() {
-        return Err(format!("ffmpeg could not decode the audio track: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "ffmpeg could not decode the audio track: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(())
 }

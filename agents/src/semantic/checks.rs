@@ -146,20 +146,16 @@ pub struct Perception<'a> {
 pub fn run(p: &Perception<'_>) -> Vec<Check> {
     let Some(video) = p.video.filter(|v| v.is_file()) else {
         let why = "no rendered video to inspect";
-        let mut checks: Vec<Check> = [CAPTION_READBACK, BLACK_SCENE, FROZEN_SCENE]
-            .iter()
-            .map(|n| Check::not_applicable(n, None, why))
-            .collect();
+        let mut checks: Vec<Check> =
+            [CAPTION_READBACK, BLACK_SCENE, FROZEN_SCENE].iter().map(|n| Check::not_applicable(n, None, why)).collect();
         checks.push(Check::not_applicable(NARRATION_HEARD, None, why));
         checks.extend(mix::NAMES.iter().map(|n| Check::not_applicable(n, None, why)));
         return checks;
     };
     if let Err(e) = std::fs::create_dir_all(&p.scratch) {
         let why = format!("cannot create the scratch directory {}: {e}", p.scratch.display());
-        let mut checks: Vec<Check> = [CAPTION_READBACK, BLACK_SCENE, FROZEN_SCENE]
-            .iter()
-            .map(|n| Check::not_measured(n, None, &why))
-            .collect();
+        let mut checks: Vec<Check> =
+            [CAPTION_READBACK, BLACK_SCENE, FROZEN_SCENE].iter().map(|n| Check::not_measured(n, None, &why)).collect();
         checks.push(Check::not_measured(NARRATION_HEARD, None, &why));
         checks.extend(mix::NAMES.iter().map(|n| Check::not_measured(n, None, &why)));
         return checks;
@@ -186,9 +182,8 @@ fn seen(video: &Path, p: &Perception<'_>) -> Vec<Check> {
             checks.extend(frames::check_pictures(p.plan, &grabbed));
             checks
         }
-        Err(why) => [CAPTION_READBACK, BLACK_SCENE, FROZEN_SCENE]
-            .iter()
-            .map(|n| Check::not_measured(n, None, &why))
-            .collect(),
+        Err(why) => {
+            [CAPTION_READBACK, BLACK_SCENE, FROZEN_SCENE].iter().map(|n| Check::not_measured(n, None, &why)).collect()
+        }
     }
 }

@@ -183,7 +183,11 @@ pub fn keyframes_png(video: &Path, plan: &RenderPlan, dir: &Path) -> Result<Vec<
         .map(|n| {
             let k = wanted.iter().position(|w| w == n).unwrap_or(0);
             let path = dir.join(format!("keyframe_{:03}.png", k + 1));
-            if path.is_file() { Ok(path) } else { Err(format!("the video has no frame {n} (it is shorter than the plan)")) }
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(format!("the video has no frame {n} (it is shorter than the plan)"))
+            }
         })
         .collect()
 }

@@ -14,8 +14,8 @@ use crate::domain::RenderPlan;
 use crate::render::CaptionBox;
 
 use super::checks::{CAPTION_READBACK, Check};
-use super::frames::Gray;
 use super::frames::Grabbed;
+use super::frames::Gray;
 
 /// Highest character error rate at which a caption still counts as read back. Measured:
 /// clean Latin captions read back at 0–0.05, CJK at ≤ 0.25; tofu reads back at ≥ 0.65.
