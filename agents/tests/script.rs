@@ -217,16 +217,21 @@ fn the_four_briefs_from_the_issue_say_their_content_and_nothing_else() {
     assert!(!all.to_lowercase().contains("film"), "{all}");
     // At the voicing stage's fastest allowed rate, with its pauses, the estimate fits the
     // 12 s asked for (the stage allows 14 s; the failing run needed 14.6 s).
-    let fit = FitSettings::default();
-    let needed: f64 = p
-        .manifest
-        .scenes
-        .iter()
-        .map(|s| fit.lead_in_s + fit.tail_s + speech::seconds(&s.narration) / (1.0 + fit.max_rate_change))
-        .sum();
+    let needed = seconds_needed_at_fastest_rate(&p.manifest);
     assert!(needed <= 12.0, "~{needed:.1} s needed in a 12 s, four-scene video: {all}");
     assert_eq!(p.script.fact_recall, 1.0, "{:#?}", p.script);
     assert!(p.script.invented.is_empty() && p.script.direction_spoken.is_empty(), "{:#?}", p.script);
+}
+
+/// Seconds the manifest's narration needs at the voicing stage's fastest allowed rate, with
+/// its pauses (the estimate the planner sizes lines by).
+fn seconds_needed_at_fastest_rate(manifest: &agents::domain::ProductionManifest) -> f64 {
+    let fit = FitSettings::default();
+    manifest
+        .scenes
+        .iter()
+        .map(|s| fit.lead_in_s + fit.tail_s + speech::seconds(&s.narration) / (1.0 + fit.max_rate_change))
+        .sum()
 }
 
 #[test]
@@ -247,13 +252,7 @@ fn the_explainer_that_failed_voicing_at_twelve_seconds_now_fits() {
     };
     let p = plan_with_report(&request(&c)).unwrap();
     assert_eq!(p.manifest.scenes.len(), 4);
-    let fit = FitSettings::default();
-    let needed: f64 = p
-        .manifest
-        .scenes
-        .iter()
-        .map(|s| fit.lead_in_s + fit.tail_s + speech::seconds(&s.narration) / (1.0 + fit.max_rate_change))
-        .sum();
+    let needed = seconds_needed_at_fastest_rate(&p.manifest);
     assert!(needed <= 12.0, "~{needed:.1} s needed: {:#?}", p.manifest.scenes);
     assert_eq!(p.script.fact_recall, 1.0, "{:#?}", p.script);
 }
