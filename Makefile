@@ -21,9 +21,11 @@ demo: build
 
 # One build of the dependency tree: the test build also produces the aiprod binary that
 # prepares the models (a separate `cargo run` would resolve other features and build it all
-# again). The model-dependent tests are #[ignore = "needs models"]; here they run.
+# again). The model-dependent tests are #[ignore = "needs models"]; here they run, as do the
+# PostgreSQL ones (store suite, scale-out) against the server ensure_postgres.sh provides.
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 test: setup
+	./scripts/ensure_postgres.sh
 	cargo test --workspace --no-run
 	AIPROD_BIN=$(TARGET_DIR)/debug/aiprod ./scripts/install_models.sh
 	cargo test --workspace -- --include-ignored

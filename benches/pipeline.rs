@@ -1,12 +1,21 @@
 //! Orchestration overhead per job: every transition of the happy path through the pure
 //! machine plus its journaling (memory write + history line + state) in SQLite on disk (WAL),
 //! without the stages' own work. The design target is < 5 ms per job.
+//!
+//! And the queue's overhead per step, on each backend: a worker claims a queued job, commits
+//! one step under its ownership and releases it (PostgreSQL at `AIPROD_TEST_PG_URL`, default
+//! the local server, in a scratch database; left out with a message when none answers).
+
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
 use aiprod::memory::{MemoryWrite, Section};
 use aiprod::pipeline::machine::{Decision, Event, Machine};
-use aiprod::store::{NewEvent, NewJob, SqliteStore, StepCommit, Store};
+use aiprod::pipeline::machine::State;
+use aiprod::store::pg::{LOCAL_URL, ScratchDatabase};
+use aiprod::store::service::ServiceStore;
+use aiprod::store::{Database, NewEvent, NewJob, SqliteStore, StepCommit, Store, StoreUrl};
 
 const PATH: [(Event, Option<Section>); 10] = [
     (Event::InputAccepted, Some(Section::SanitizedInput)),
@@ -21,7 +30,7 @@ const PATH: [(Event, Option<Section>); 10] = [
     (Event::DeliveryPacked, Some(Section::DeliveryManifest)),
 ];
 
-fn one_job(store: &SqliteStore, n: u64) {
+fn one_job(store: &dyn Store, n: u64) {
     let id = format!("bench-{n}");
     let job = store
         .create_job(&NewJob {
@@ -47,6 +56,7 @@ fn one_job(store: &SqliteStore, n: u64) {
                 writes,
                 audit: vec![],
                 cache: vec![],
+                owner: None,
             })
             .expect("commit");
     }
@@ -72,5 +82,59 @@ fn orchestration(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, orchestration);
+/// Queue one job, then claim it, commit its first step as the claiming worker and release it.
+fn claim_commit(store: &dyn Database, n: u64) {
+    let id = format!("queued-{n}");
+    store
+        .create_job(&NewJob {
+            id: id.clone(),
+            request: serde_json::json!({"content": "A calm teaser for a bakery at dawn."}),
+            preset: None,
+            brand_id: None,
+            auto_approve: false,
+        })
+        .expect("create job");
+    let job = store.claim_next("bench-worker").expect("claim").expect("a queued job");
+    let write = MemoryWrite::by_stage(Section::SanitizedInput, "bench", serde_json::json!({"content": "x"}), None);
+    store
+        .commit_step(&StepCommit {
+            job_id: job.id.clone(),
+            from: State::Init {},
+            to: State::Sanitized {},
+            event: NewEvent { event: "input_accepted".into(), duration_ms: 1, attempt: 1, error: None, detail: None },
+            writes: vec![write],
+            audit: vec![],
+            cache: vec![],
+            owner: Some("bench-worker".into()),
+        })
+        .expect("commit");
+    store.release(&job.id, "bench-worker").expect("release");
+}
+
+fn queue(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = aiprod::store::open(&StoreUrl::Sqlite(dir.path().join("queue.db")), Duration::from_secs(30))
+        .expect("open sqlite");
+    let mut n = 0u64;
+    c.bench_function("queue_claim_commit_release_sqlite", |b| {
+        b.iter(|| {
+            n += 1;
+            claim_commit(&*sqlite, n)
+        })
+    });
+    let admin = std::env::var("AIPROD_TEST_PG_URL").unwrap_or_else(|_| LOCAL_URL.into());
+    let Ok(db) = ScratchDatabase::create(&admin) else {
+        eprintln!("queue_claim_commit_release_postgres: no PostgreSQL answers at the test URL; left out");
+        return;
+    };
+    let pg = aiprod::store::open(&StoreUrl::Postgres(db.url.clone()), Duration::from_secs(30)).expect("open postgres");
+    c.bench_function("queue_claim_commit_release_postgres", |b| {
+        b.iter(|| {
+            n += 1;
+            claim_commit(&*pg, n)
+        })
+    });
+}
+
+criterion_group!(benches, orchestration, queue);
 criterion_main!(benches);

@@ -646,7 +646,21 @@ pub struct Logging {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Storage {
     /// Root of the SQLite file and per-job artifact directories. `AIPROD_DATA_DIR` overrides.
+    /// With several machines on one PostgreSQL, every node mounts the same directory here
+    /// (NFS, EFS), so any API node serves what any worker rendered.
     pub data_dir: PathBuf,
+    /// Where jobs live: `postgres://user@host/db`, or `sqlite://path`; unset, the SQLite
+    /// file under `dataDir`. `--store` / `AIPROD_STORE_URL` override.
+    #[serde(default)]
+    pub store_url: Option<String>,
+    /// Seconds a worker's claim on a job lasts without a heartbeat (PostgreSQL); a worker
+    /// that dies loses its jobs to another worker this long after its last heartbeat.
+    #[serde(default = "default_lease_sec")]
+    pub lease_sec: f64,
+}
+
+fn default_lease_sec() -> f64 {
+    30.0
 }
 
 /// Local models section.
@@ -752,6 +766,8 @@ impl Config {
         let positive = |key: &str, v: f64| {
             if v > 0.0 && v.is_finite() { Ok(()) } else { Err(invalid(key, format!("{v} must be a positive number"))) }
         };
+
+        positive("storage.leaseSec", self.storage.lease_sec)?;
 
         let rp = &self.orchestrator.retry_policy;
         if rp.max_retries > 20 {
@@ -923,8 +939,8 @@ impl Config {
         sv.bind
             .parse::<std::net::SocketAddr>()
             .map_err(|e| invalid("service.bind", format!("'{}' is not an address:port: {e}", sv.bind)))?;
-        if !(1..=64).contains(&sv.workers) {
-            return Err(invalid("service.workers", "must be within 1..64"));
+        if sv.workers > 64 {
+            return Err(invalid("service.workers", "must be within 0..64 (0: an API node; `aiprod worker` processes run the jobs)"));
         }
         if sv.max_queued_jobs < 1 {
             return Err(invalid("service.maxQueuedJobs", "must be at least 1"));

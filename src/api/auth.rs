@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 use super::Shared;
 use super::error::ApiError;
 use crate::config::{RateLimit, RateLimits};
-use crate::store::SqliteStore;
-use crate::store::service::{ApiKeyRecord, ServiceStore};
+use crate::store::Database;
+use crate::store::service::ApiKeyRecord;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +111,7 @@ const MAX_TRACKED_ADDRESSES: usize = 100_000;
 
 /// Key lookup (cached), rate limiting, and throttling of failed authentication.
 pub struct Auth {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Database>,
     keys: RwLock<HashMap<String, Caller>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     limits: RateLimits,
@@ -125,17 +125,13 @@ pub fn hash_key(key: &str) -> String {
 }
 
 /// Create a key for `name` with `role`; returns the secret (shown once).
-pub fn create_key(store: &SqliteStore, name: &str, role: Role) -> Result<String, ApiError> {
+pub fn create_key(store: &dyn Database, name: &str, role: Role) -> Result<String, ApiError> {
     if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
         return Err(ApiError::invalid("name", "format", "a key name is 1–64 of [A-Za-z0-9._-]"));
     }
     let secret = format!("aip_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     store.create_api_key(name, role.as_str(), &hash_key(&secret)).map_err(|e| match e {
-        crate::store::StoreError::Db(rusqlite::Error::SqliteFailure(f, _))
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            ApiError::conflict(format!("a key named '{name}' already exists"))
-        }
+        e if e.is_unique_violation() => ApiError::conflict(format!("a key named '{name}' already exists")),
         other => other.into(),
     })?;
     Ok(secret)
@@ -143,7 +139,7 @@ pub fn create_key(store: &SqliteStore, name: &str, role: Role) -> Result<String,
 
 impl Auth {
     /// Keys from `store`, limits from config.
-    pub fn new(store: Arc<SqliteStore>, limits: RateLimits, failed_per_minute: u32) -> Self {
+    pub fn new(store: Arc<dyn Database>, limits: RateLimits, failed_per_minute: u32) -> Self {
         Self {
             store,
             keys: RwLock::new(HashMap::new()),
@@ -284,6 +280,7 @@ pub async fn require_key(State(state): State<Shared>, mut req: Request, next: Ne
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SqliteStore;
 
     #[test]
     fn buckets_refill_at_the_configured_rate() {
@@ -294,18 +291,18 @@ mod tests {
         assert!(auth.take("a").is_ok());
         assert_eq!(auth.take("a"), Err(1));
         assert!(auth.take("b").is_ok(), "buckets are per key");
-        let secret = create_key(&store, "alice", Role::Viewer).unwrap();
+        let secret = create_key(&*store, "alice", Role::Viewer).unwrap();
         let c = auth.lookup(&secret).unwrap().unwrap();
         assert_eq!((c.name.as_str(), c.role), ("alice", Role::Viewer));
         assert!(auth.lookup("aip_nope").unwrap().is_none());
-        assert!(create_key(&store, "alice", Role::Admin).is_err());
+        assert!(create_key(&*store, "alice", Role::Admin).is_err());
     }
 
     #[test]
     fn failed_authentications_are_throttled_per_address() {
         let store = Arc::new(SqliteStore::in_memory().unwrap());
         let auth = Auth::new(store.clone(), RateLimits::default(), 3);
-        let good = create_key(&store, "ops1", Role::Ops).unwrap();
+        let good = create_key(&*store, "ops1", Role::Ops).unwrap();
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         for _ in 0..3 {
             assert_eq!(auth.authenticate(Some("aip_wrong"), Some(a)).unwrap_err().status.as_u16(), 401);

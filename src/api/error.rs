@@ -108,7 +108,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
-            StoreError::Conflict { .. } => ApiError::conflict(e.to_string()),
+            StoreError::Conflict { .. } | StoreError::LeaseLost { .. } => ApiError::conflict(e.to_string()),
             other => {
                 tracing::error!(error = %other, "store error");
                 ApiError::internal(other)

@@ -27,8 +27,8 @@ use crate::pipeline::driver::seed_for;
 use crate::pipeline::machine::{Event, State as JobState};
 use crate::pipeline::stages;
 use crate::sanitize::SanitizedInput;
-use crate::store::service::{Comment, ServiceStore};
-use crate::store::{MemoryEntry, NewEvent, Store};
+use crate::store::service::Comment;
+use crate::store::{MemoryEntry, NewEvent};
 use agents::domain::ProductionManifest;
 
 /// Longest caption a reviewer may write.

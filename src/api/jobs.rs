@@ -33,7 +33,7 @@ use super::hub::{JobEvent, progress_pct};
 use crate::finance::{self, CostQuote};
 use crate::pipeline::machine::{Event, State as JobState};
 use crate::sanitize::{self, BriefRequest, SanitizedInput};
-use crate::store::service::{Cursor, IdempotencyClaim, JobApiOptions, JobFilter, ServiceStore, Submission};
+use crate::store::service::{Cursor, IdempotencyClaim, JobApiOptions, JobFilter, Submission};
 use crate::store::{HistoryEvent, JobRecord, Store};
 
 /// The body of `POST /v1/pipeline/run`: a brief plus API-only options.
@@ -599,25 +599,51 @@ pub async fn events(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -
         detail: None,
     };
     let ended = cached.0.is_terminal();
+    let last = cached.1.header.state.clone();
     let first = stream::once(async move { Ok::<_, Infallible>(sse(&snapshot)) });
     let stop = state.shutdown.clone();
-    let updates = stream::unfold((rx, ended), move |(mut rx, ended)| {
+    let shared = state.clone();
+    let updates = stream::unfold((rx, ended, last), move |(mut rx, ended, mut last)| {
         let id = id.clone();
         let stop = stop.clone();
+        let shared = shared.clone();
         async move {
             if ended {
                 return None;
             }
+            let is_end = |s: &str| matches!(s, "delivered" | "failed" | "cancelled");
             loop {
                 let next = tokio::select! {
                     r = rx.recv() => r,
                     _ = stop.wait() => return None,
+                    // A worker in another process (a shared PostgreSQL store) drives the job:
+                    // its transitions reach this node only through the store.
+                    _ = tokio::time::sleep(STORE_POLL) => {
+                        let Ok(view) = shared.views.get(shared.store.as_ref(), &id) else { continue };
+                        if view.1.header.state == last {
+                            continue;
+                        }
+                        last = view.1.header.state.clone();
+                        let e = JobEvent {
+                            job_id: id.clone(),
+                            kind: "state",
+                            state: last.clone(),
+                            stage: view.0.stage().map(|s| s.name()),
+                            stage_fraction: None,
+                            progress_pct: progress_pct(&view.0, None),
+                            detail: None,
+                        };
+                        let done = is_end(&e.state);
+                        return Some((Ok::<_, Infallible>(sse(&e)), (rx, done, last)));
+                    }
                 };
                 match next {
                     Ok(e) if e.job_id == id => {
-                        let done =
-                            e.kind == "state" && matches!(e.state.as_str(), "delivered" | "failed" | "cancelled");
-                        return Some((Ok::<_, Infallible>(sse(&e)), (rx, done)));
+                        let done = e.kind == "state" && is_end(&e.state);
+                        if e.kind == "state" {
+                            last = e.state.clone();
+                        }
+                        return Some((Ok::<_, Infallible>(sse(&e)), (rx, done, last)));
                     }
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
@@ -629,6 +655,10 @@ pub async fn events(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -
         Box::pin(first.chain(updates));
     Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
+
+/// How often an event stream re-reads its job from the store, for transitions committed by
+/// workers in other processes.
+const STORE_POLL: Duration = Duration::from_secs(1);
 
 fn sse(e: &JobEvent) -> SseEvent {
     SseEvent::default().event(e.kind).json_data(e).unwrap_or_else(|_| SseEvent::default().data("{}"))

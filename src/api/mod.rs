@@ -41,15 +41,14 @@ use tower_http::cors::CorsLayer;
 
 use crate::config::Config;
 use crate::pipeline::driver::Driver;
-use crate::store::SqliteStore;
-use crate::store::database_path;
+use crate::store::Database;
 
 /// Everything a handler may use.
 pub struct AppState {
     /// Configuration.
     pub config: Arc<Config>,
-    /// The store (SQLite).
-    pub store: Arc<SqliteStore>,
+    /// The store (SQLite, or PostgreSQL shared with workers on other machines).
+    pub store: Arc<dyn Database>,
     /// The driver (human decisions go through it so the machine validates them).
     pub driver: Arc<Driver>,
     /// Events and live progress.
@@ -136,19 +135,65 @@ pub struct Running {
     pub done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-/// Open the store under the config's data dir, bind, start the workers and serve until
-/// `shutdown` trips. Jobs a previous process left mid-stage are resumed first.
+/// Open the configured store, bind, start the workers and serve until `shutdown` trips. Jobs
+/// a previous process left mid-stage are resumed first. With `service.workers = 0` the
+/// process is an API node only: `aiprod worker` processes sharing its store run the jobs.
 pub async fn start(config: Arc<Config>, listener: TcpListener) -> anyhow::Result<Running> {
+    let workers = config.service.workers;
+    let state = app_state(config.clone(), workers, "serve", listener.local_addr()?).await?;
+    let worker_tasks = workers::spawn(state.clone(), state.shutdown.clone());
+    let app = router(state.clone());
+    Ok(run_http(state, listener, app, worker_tasks))
+}
+
+/// Run `concurrency` workers and no API: `aiprod worker`. With `metrics`, the listener also
+/// serves this process's `/metrics` and `/health` (no `/v1`).
+pub async fn start_worker(
+    config: Arc<Config>,
+    concurrency: usize,
+    metrics: Option<TcpListener>,
+) -> anyhow::Result<Running> {
+    let addr = match &metrics {
+        Some(l) => l.local_addr()?,
+        None => SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let state = app_state(config, concurrency, "worker", addr).await?;
+    let worker_tasks = workers::spawn(state.clone(), state.shutdown.clone());
+    match metrics {
+        Some(listener) => {
+            let app = Router::new()
+                .route("/health", get(ops::health))
+                .route("/metrics", get(ops::metrics))
+                .layer(axum::middleware::map_response(error::json_errors))
+                .with_state(state.clone());
+            Ok(run_http(state, listener, app, worker_tasks))
+        }
+        None => {
+            let (shutdown, grace, owner) = (state.shutdown.clone(), grace(&state.config), state.pool.owner.clone());
+            let done = tokio::spawn(async move {
+                shutdown.wait().await;
+                workers::join(worker_tasks, grace).await;
+                crate::store::service::unregister_owner(&owner);
+                Ok(())
+            });
+            Ok(Running { addr, shutdown: state.shutdown.clone(), done })
+        }
+    }
+}
+
+fn grace(config: &Config) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(config.service.shutdown_grace_sec)
+}
+
+/// The state every handler and worker of this process shares, on the configured store.
+async fn app_state(config: Arc<Config>, workers: usize, what: &str, addr: SocketAddr) -> anyhow::Result<Shared> {
     use anyhow::Context;
     let data_dir = config.storage.data_dir.clone();
-    let store = Arc::new(
-        SqliteStore::open(&database_path(&data_dir))
-            .with_context(|| format!("opening the store under {}", data_dir.display()))?,
-    );
+    let store = crate::store::open_configured(&config.storage).context("opening the store")?;
     let hub = Arc::new(hub::Hub::new());
     let shutdown = workers::Shutdown::new();
-    let pool = Arc::new(workers::Pool::new(config.service.workers));
-    // Registered before stale owners are released, so this server's own id counts as live.
+    let pool = Arc::new(workers::Pool::new(workers, what));
+    // Registered before stale owners are released, so this process's own id counts as live.
     crate::store::service::register_owner(&pool.owner);
     let driver = Arc::new(
         crate::app::driver(config.clone(), store.clone())
@@ -161,15 +206,15 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> anyhow::Result
     let state = Arc::new(AppState {
         config: config.clone(),
         store: store.clone(),
-        driver: driver.clone(),
+        driver,
         hub: hub.clone(),
-        auth: auth::Auth::new(store.clone(), config.service.rate_limit.clone(), config.service.failed_auth_per_minute),
-        ops_open: config.service.public_ops || listener.local_addr()?.ip().is_loopback(),
+        auth: auth::Auth::new(store, config.service.rate_limit.clone(), config.service.failed_auth_per_minute),
+        ops_open: config.service.public_ops || addr.ip().is_loopback(),
         views: jobs::ViewCache::default(),
-        pool: pool.clone(),
+        pool,
         data_dir,
         started: Instant::now(),
-        shutdown: shutdown.clone(),
+        shutdown,
     });
     {
         let st = state.clone();
@@ -177,15 +222,23 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> anyhow::Result
     }
     webhook::start(state.clone());
     workers::mark_resumes(&state)?;
-    let worker_tasks = workers::spawn(state.clone(), shutdown.clone());
-    let addr = listener.local_addr()?;
-    let app = router(state.clone());
-    let stop = shutdown.clone();
-    let owner = pool.owner.clone();
-    let grace = std::time::Duration::from_secs_f64(config.service.shutdown_grace_sec);
+    Ok(state)
+}
+
+/// Serve `app` on `listener` until shutdown, then wait for the workers.
+fn run_http(
+    state: Shared,
+    listener: TcpListener,
+    app: Router,
+    worker_tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> Running {
+    let addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let stop = state.shutdown.clone();
+    let owner = state.pool.owner.clone();
+    let grace = grace(&state.config);
     let deadlines = serve::Deadlines {
-        header: std::time::Duration::from_secs_f64(config.service.header_timeout_sec),
-        body: std::time::Duration::from_secs_f64(config.service.body_timeout_sec),
+        header: std::time::Duration::from_secs_f64(state.config.service.header_timeout_sec),
+        body: std::time::Duration::from_secs_f64(state.config.service.body_timeout_sec),
     };
     let done = tokio::spawn(async move {
         serve::serve(listener, app, deadlines, stop).await;
@@ -193,5 +246,5 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> anyhow::Result
         crate::store::service::unregister_owner(&owner);
         Ok(())
     });
-    Ok(Running { addr, shutdown, done })
+    Running { addr, shutdown: state.shutdown.clone(), done }
 }

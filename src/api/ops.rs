@@ -19,7 +19,7 @@ use super::auth;
 use super::error::{ApiError, ErrorBody, parse_json};
 use crate::finance::{self, CostQuote};
 use crate::sanitize::{self, BriefRequest};
-use crate::store::service::{ExecutionStats, ServiceStore, StuckJob};
+use crate::store::service::{ExecutionStats, StuckJob};
 
 /// The configured presets.
 #[utoipa::path(get, path = "/v1/presets", responses((status = 200, description = "presets by name")), security(("bearer" = [])), tag = "money")]
@@ -104,7 +104,7 @@ pub async fn health(State(state): State<Shared>, req: Request) -> Result<Respons
     let queued = state.store.queued_count().unwrap_or(-1);
     let body = json!({
         "status": if store.is_ok() { "ok" } else { "degraded" },
-        "store": match &store { Ok(()) => json!({"ok": true, "kind": "sqlite"}), Err(e) => json!({"ok": false, "error": e.to_string()}) },
+        "store": match &store { Ok(()) => json!({"ok": true, "kind": state.store.backend()}), Err(e) => json!({"ok": false, "error": e.to_string()}) },
         "version": env!("CARGO_PKG_VERSION"),
         "config_version": state.config.version,
         "workers": {"configured": state.pool.size, "busy": state.pool.busy()},
@@ -182,6 +182,43 @@ fn render_metrics(stats: &ExecutionStats, busy: usize, workers: usize) -> String
     out
 }
 
+/// The shared queue as the store sees it.
+pub struct Queue {
+    /// Jobs waiting for a worker (unowned, or owned under a lapsed lease).
+    pub depth: i64,
+    /// Jobs taken over from a worker whose lease lapsed, with how often each was.
+    pub takeovers: Vec<(String, i64)>,
+}
+
+/// The scale-out series: queue depth and lease takeovers (the shared store's view, the same
+/// on every node), claim latency and jobs driven (this process's workers, labelled with its
+/// owner id so a scrape of every worker adds up).
+fn render_queue_metrics(out: &mut String, queue: &Queue, pool: &super::workers::PoolStats, owner: &str) {
+    let _ = writeln!(out, "# HELP aiprod_queue_depth Jobs waiting for a worker.\n# TYPE aiprod_queue_depth gauge");
+    let _ = writeln!(out, "aiprod_queue_depth {}", queue.depth);
+    let _ = writeln!(
+        out,
+        "# HELP aiprod_lease_takeovers_total Jobs resumed by another worker after their owner's lease lapsed.\n# TYPE aiprod_lease_takeovers_total counter"
+    );
+    let _ = writeln!(out, "aiprod_lease_takeovers_total {}", queue.takeovers.iter().map(|(_, n)| n).sum::<i64>());
+    let _ = writeln!(
+        out,
+        "# HELP aiprod_claim_seconds Time to claim a job from the queue, by this process's workers.\n# TYPE aiprod_claim_seconds summary"
+    );
+    let _ = writeln!(out, "aiprod_claim_seconds_sum{{owner=\"{owner}\"}} {}", pool.claim_micros as f64 / 1e6);
+    let _ = writeln!(out, "aiprod_claim_seconds_count{{owner=\"{owner}\"}} {}", pool.claims);
+    let _ = writeln!(
+        out,
+        "# HELP aiprod_worker_jobs_total Jobs this process's workers drove until they stopped (delivered, waiting, failed, handed back).\n# TYPE aiprod_worker_jobs_total counter"
+    );
+    let _ = writeln!(out, "aiprod_worker_jobs_total{{owner=\"{owner}\"}} {}", pool.driven);
+    let _ = writeln!(
+        out,
+        "# HELP aiprod_heartbeat_failures_total Lease renewals that failed.\n# TYPE aiprod_heartbeat_failures_total counter"
+    );
+    let _ = writeln!(out, "aiprod_heartbeat_failures_total{{owner=\"{owner}\"}} {}", pool.heartbeats_failed);
+}
+
 /// Prometheus text exposition. On a public bind without `service.publicOps` it needs a key
 /// with the `ops` or `admin` role.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format"),
@@ -194,14 +231,16 @@ pub async fn metrics(State(state): State<Shared>, req: Request) -> Result<Respon
         ));
     }
     let stats = state.store.execution_stats()?;
-    let text = render_metrics(&stats, state.pool.busy(), state.pool.size);
+    let mut text = render_metrics(&stats, state.pool.busy(), state.pool.size);
+    let queue = Queue { depth: state.store.queued_count()?, takeovers: state.store.lease_takeovers()? };
+    render_queue_metrics(&mut text, &queue, &state.pool.stats(), &state.pool.owner);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 /// One alert.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Alert {
-    /// `high_latency`, `high_cost`, `low_quality`, `high_error_rate` or `stuck_job`.
+    /// `high_latency`, `high_cost`, `low_quality`, `high_error_rate` `stuck_job` or `repeated_takeover`.
     pub name: &'static str,
     /// The measured value.
     pub value: f64,
@@ -216,7 +255,32 @@ pub struct Alert {
 /// and one `stuck_job` alert per job in a working state for more than
 /// `orchestrator.alertOnStuckStateMinutes` (`stuck_after_min`).
 pub fn alerts_for(stats: &ExecutionStats, stuck: &[StuckJob], stuck_after_min: u64) -> Vec<Alert> {
+    alerts_with_takeovers(stats, stuck, stuck_after_min, &[])
+}
+
+/// Takeovers of one job at or above which it is reported: a job whose worker keeps dying
+/// (it crashes the worker, or outlives every lease) needs a person.
+pub const REPEATED_TAKEOVERS: i64 = 2;
+
+/// [`alerts_for`], plus one `repeated_takeover` alert per job taken over from a lapsed lease
+/// [`REPEATED_TAKEOVERS`] times or more.
+pub fn alerts_with_takeovers(
+    stats: &ExecutionStats,
+    stuck: &[StuckJob],
+    stuck_after_min: u64,
+    takeovers: &[(String, i64)],
+) -> Vec<Alert> {
     let mut out = Vec::new();
+    for (job, n) in takeovers.iter().filter(|(_, n)| *n >= REPEATED_TAKEOVERS) {
+        out.push(Alert {
+            name: "repeated_takeover",
+            value: *n as f64,
+            threshold: REPEATED_TAKEOVERS as f64,
+            message: format!(
+                "job {job} was taken over {n} times after its worker stopped renewing the lease: it may crash or outlast its workers"
+            ),
+        });
+    }
     let now = chrono::Utc::now();
     for job in stuck {
         let minutes = (now - job.since).num_seconds().max(0) as f64 / 60.0;
@@ -285,7 +349,7 @@ pub async fn alerts(State(state): State<Shared>) -> Result<Response, ApiError> {
     let minutes = state.config.orchestrator.alert_on_stuck_state_minutes;
     let cutoff = chrono::Utc::now() - chrono::Duration::minutes(minutes as i64);
     let stuck = state.store.stuck_jobs(cutoff)?;
-    let alerts = alerts_for(&stats, &stuck, minutes);
+    let alerts = alerts_with_takeovers(&stats, &stuck, minutes, &state.store.lease_takeovers()?);
     Ok(axum::Json(json!({"alerts": alerts, "basis": {"executions": stats.executions, "errors": stats.errors,
         "scored_jobs": stats.semantic_scores.len(), "costed_jobs": stats.costs.len()}}))
     .into_response())
@@ -321,5 +385,20 @@ mod tests {
         let text = render_metrics(&stats, 0, 2);
         assert!(text.contains("aiprod_stage_duration_seconds_bucket{stage=\"rendering\",le=\"+Inf\"} 2"));
         assert!(text.contains("aiprod_stage_duration_seconds_bucket{stage=\"rendering\",le=\"5\"} 0"));
+    }
+
+    #[test]
+    fn a_job_taken_over_twice_raises_an_alert_and_takeovers_are_counted() {
+        let takeovers = [("once".to_owned(), 1), ("twice".to_owned(), 2)];
+        let alerts = alerts_with_takeovers(&ExecutionStats::default(), &[], 30, &takeovers);
+        assert_eq!(alerts.iter().map(|a| a.name).collect::<Vec<_>>(), ["repeated_takeover"]);
+        assert!(alerts[0].message.contains("twice"), "{}", alerts[0].message);
+        let mut text = String::new();
+        let pool = crate::api::workers::PoolStats { claims: 4, claim_micros: 2_000, driven: 3, heartbeats_failed: 0 };
+        render_queue_metrics(&mut text, &Queue { depth: 5, takeovers: takeovers.to_vec() }, &pool, "worker:1:x");
+        assert!(text.contains("aiprod_queue_depth 5"));
+        assert!(text.contains("aiprod_lease_takeovers_total 3"));
+        assert!(text.contains("aiprod_claim_seconds_sum{owner=\"worker:1:x\"} 0.002"));
+        assert!(text.contains("aiprod_worker_jobs_total{owner=\"worker:1:x\"} 3"));
     }
 }

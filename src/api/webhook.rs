@@ -19,8 +19,6 @@ use super::Shared;
 use super::egress;
 use super::error::ApiError;
 use crate::pipeline::machine::State as JobState;
-use crate::store::Store;
-use crate::store::service::ServiceStore;
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "x-aiprod-signature";

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use agents::CancelToken;
@@ -16,7 +16,6 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::Shared;
-use crate::store::service::ServiceStore;
 
 /// The shutdown signal: a cancel token for the driver and a watch for async waiters.
 #[derive(Clone)]
@@ -64,21 +63,56 @@ pub struct Pool {
     running: Mutex<HashMap<String, CancelToken>>,
     /// This process's owner id in the jobs table.
     pub owner: String,
+    counters: PoolCounters,
+}
+
+/// What this process's workers did since it started, for `/metrics`.
+#[derive(Debug, Default)]
+struct PoolCounters {
+    claims: AtomicU64,
+    claim_micros: AtomicU64,
+    driven: AtomicU64,
+    heartbeats_failed: AtomicU64,
+}
+
+/// A snapshot of [`Pool`]'s counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Claim attempts that found a job.
+    pub claims: u64,
+    /// Time spent in those claims, microseconds (the claim latency's sum).
+    pub claim_micros: u64,
+    /// Jobs this process stopped driving (delivered, waiting for a human, failed, handed back).
+    pub driven: u64,
+    /// Lease renewals that failed (the database was unreachable).
+    pub heartbeats_failed: u64,
 }
 
 impl Pool {
-    /// A pool of `size` workers.
-    pub fn new(size: usize) -> Self {
+    /// A pool of `size` workers; `what` names the process kind in its owner id (`serve`,
+    /// `worker`).
+    pub fn new(size: usize, what: &str) -> Self {
         Self {
             size,
             busy: AtomicUsize::new(0),
             running: Mutex::new(HashMap::new()),
-            owner: crate::store::service::new_owner("serve"),
+            owner: crate::store::service::new_owner(what),
+            counters: PoolCounters::default(),
         }
     }
     /// Workers driving a job now.
     pub fn busy(&self) -> usize {
         self.busy.load(Ordering::SeqCst)
+    }
+    /// The counters so far.
+    pub fn stats(&self) -> PoolStats {
+        let c = &self.counters;
+        PoolStats {
+            claims: c.claims.load(Ordering::Relaxed),
+            claim_micros: c.claim_micros.load(Ordering::Relaxed),
+            driven: c.driven.load(Ordering::Relaxed),
+            heartbeats_failed: c.heartbeats_failed.load(Ordering::Relaxed),
+        }
     }
     /// Cancel a running job's stage; `false` when no worker here drives it.
     pub fn cancel(&self, job: &str) -> bool {
@@ -104,8 +138,24 @@ pub fn mark_resumes(state: &Shared) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Start the workers.
+/// Start the workers, and with them (when there are any) the lease heartbeat and the
+/// store's wake-up channel.
 pub fn spawn(state: Shared, shutdown: Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
+    if state.pool.size == 0 {
+        return Vec::new();
+    }
+    // Leases are renewed for as long as this process lives, draining included.
+    let (pool, owner) = (state.pool.clone(), state.pool.owner.clone());
+    crate::app::renew_leases(state.store.clone(), owner.clone(), move |e| {
+        pool.counters.heartbeats_failed.fetch_add(1, Ordering::Relaxed);
+        warn!(%owner, error = %e, "renewing the lease failed");
+    });
+    let hub = state.hub.clone();
+    match state.store.wake_on_work(Box::new(move || hub.wake())) {
+        Ok(true) => info!("workers wake on the store's notifications (and poll every 500 ms)"),
+        Ok(false) => {}
+        Err(e) => warn!(error = %e, "no wake-up channel; workers poll every 500 ms"),
+    }
     (0..state.pool.size).map(|i| tokio::spawn(worker(i, state.clone(), shutdown.clone()))).collect()
 }
 
@@ -118,6 +168,7 @@ async fn worker(index: usize, state: Shared, shutdown: Shutdown) {
         // Register interest before looking, so a submit between the look and the wait
         // still wakes us.
         let notified = state.hub.work.notified();
+        let started = std::time::Instant::now();
         let claimed = match state.store.claim_next(&pool.owner) {
             Ok(c) => c,
             Err(e) => {
@@ -125,6 +176,10 @@ async fn worker(index: usize, state: Shared, shutdown: Shutdown) {
                 None
             }
         };
+        if claimed.is_some() {
+            pool.counters.claims.fetch_add(1, Ordering::Relaxed);
+            pool.counters.claim_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
         let Some(job) = claimed else {
             tokio::select! {
                 _ = notified => {}
@@ -142,10 +197,13 @@ async fn worker(index: usize, state: Shared, shutdown: Shutdown) {
             Err(e) => warn!(worker = index, job = %job.id, error = %e, "driving the job stopped with an error"),
         }
         pool.busy.fetch_sub(1, Ordering::SeqCst);
+        pool.counters.driven.fetch_add(1, Ordering::Relaxed);
         pool.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.id);
-        if !shutdown.is_triggered()
-            && let Err(e) = state.store.release(&job.id, &pool.owner)
-        {
+        // On shutdown a job stays owned so the next start marks it resumed; where claims are
+        // leases (other machines' workers share the queue), a draining worker hands it back
+        // at once instead of making them wait for the lease to lapse.
+        let hand_back = !shutdown.is_triggered() || state.store.leases().is_some();
+        if hand_back && let Err(e) = state.store.release(&job.id, &pool.owner) {
             warn!(job = %job.id, error = %e, "releasing the job failed");
         }
         state.hub.changed(&job.id);

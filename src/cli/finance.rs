@@ -13,7 +13,7 @@ use crate::finance::model::Calibration;
 use crate::finance::{self, daily, routing};
 use crate::sanitize;
 use crate::store::CostLedger;
-use crate::store::SqliteStore;
+use crate::store::Database;
 
 /// Exit code when the daily budget refuses a new job.
 pub const EXIT_BUDGET: u8 = 3;
@@ -66,7 +66,7 @@ fn print_json(v: &impl serde::Serialize) {
 
 /// Run the pricing refresh a CLI process does at start; prints what changed or failed.
 /// Returns false when no table can be used (source failed, nothing to fall back on).
-pub async fn refresh_pricing(config: &Config, store: &SqliteStore, force: bool, quiet: bool) -> bool {
+pub async fn refresh_pricing(config: &Config, store: &dyn Database, force: bool, quiet: bool) -> bool {
     match crate::app::pricing::refresh(config, store, &config.storage.data_dir, chrono::Utc::now(), force).await {
         Ok(o) => {
             if let Some(e) = &o.error {
@@ -135,7 +135,7 @@ pub async fn calibrate(args: CalibrateArgs, config: Arc<Config>) -> ExitCode {
 }
 
 /// `aiprod cost …`
-pub async fn cost(command: CostCommand, config: Arc<Config>, store: Arc<SqliteStore>) -> ExitCode {
+pub async fn cost(command: CostCommand, config: Arc<Config>, store: Arc<dyn Database>) -> ExitCode {
     let data_dir = config.storage.data_dir.clone();
     match command {
         CostCommand::Verify { file } => verify_certificate(&file, &data_dir),
@@ -180,7 +180,7 @@ pub async fn cost(command: CostCommand, config: Arc<Config>, store: Arc<SqliteSt
             ExitCode::SUCCESS
         }
         CostCommand::Pricing { refresh } => {
-            if !refresh_pricing(&config, &store, refresh, false).await {
+            if !refresh_pricing(&config, &*store, refresh, false).await {
                 return ExitCode::FAILURE;
             }
             print_json(&crate::store::pricing_in_force(&config, Some(store.as_ref() as &dyn CostLedger)));
@@ -219,7 +219,7 @@ fn verify_certificate(file: &Path, data_dir: &Path) -> ExitCode {
 }
 
 /// `aiprod audit …`
-pub fn audit(command: AuditCommand, store: &SqliteStore) -> ExitCode {
+pub fn audit(command: AuditCommand, store: &dyn Database) -> ExitCode {
     let entries = match store.entries() {
         Ok(e) => e,
         Err(e) => {
@@ -248,7 +248,7 @@ pub fn audit(command: AuditCommand, store: &SqliteStore) -> ExitCode {
 }
 
 /// The daily guard's line before a run, or the refusal (exit code [`EXIT_BUDGET`]).
-pub fn daily_gate(config: &Config, store: &SqliteStore, quiet: bool) -> Result<(), ExitCode> {
+pub fn daily_gate(config: &Config, store: &dyn Database, quiet: bool) -> Result<(), ExitCode> {
     let prices = crate::store::pricing_in_force(config, Some(store as &dyn CostLedger));
     match daily::status(store, config, &prices, chrono::Utc::now()) {
         Ok(s) => {

@@ -20,9 +20,8 @@ use crate::pipeline::driver::{Driver, DriverError};
 use crate::pipeline::machine::State;
 use crate::pipeline::reuse;
 use crate::sanitize::{self, BriefRequest};
-use crate::store::database_path;
-use crate::store::service::{Claim, ServiceStore};
-use crate::store::{SqliteStore, Store};
+use crate::store::service::Claim;
+use crate::store::{Database, Store};
 
 /// aiprod: turn a short text brief into a finished, quality-checked, subtitled video.
 #[derive(Debug, Parser)]
@@ -34,6 +33,10 @@ pub struct Cli {
     /// Data directory for the job database and artifacts (overrides storage.dataDir).
     #[arg(long, global = true, env = "AIPROD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where jobs live: `postgres://user@host/db` (many workers, many machines) or
+    /// `sqlite://path` (overrides storage.storeUrl; default: the SQLite file in the data dir).
+    #[arg(long = "store", global = true, env = "AIPROD_STORE_URL", value_name = "URL")]
+    pub store_url: Option<String>,
     /// Log at info level on the console too (the log file always gets info).
     #[arg(short, long, global = true)]
     pub verbose: bool,
@@ -66,6 +69,9 @@ pub enum Command {
     Audit(finance::AuditCommand),
     /// Run the REST API, the ICC web client and the workers.
     Serve(service::ServeArgs),
+    /// Run jobs only (no HTTP API) from a store shared with `aiprod serve`: add these on
+    /// more machines against one PostgreSQL (`--store postgres://…`).
+    Worker(service::WorkerArgs),
     /// Manage API keys.
     #[command(subcommand)]
     Keys(service::KeysCommand),
@@ -242,6 +248,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
+    if let Some(url) = &cli.store_url {
+        config.storage.store_url = Some(url.clone());
+    }
     if let Some(dir) = &cli.data_dir {
         config.storage.data_dir = dir.clone();
     }
@@ -262,9 +271,8 @@ pub fn main() -> ExitCode {
     runtime.block_on(dispatch(cli.command, Arc::new(config)))
 }
 
-fn open_store(config: &Config) -> Result<Arc<SqliteStore>, String> {
-    let path = database_path(&config.storage.data_dir);
-    SqliteStore::open(&path).map(Arc::new).map_err(|e| format!("cannot open {}: {e}", path.display()))
+fn open_store(config: &Config) -> Result<Arc<dyn Database>, String> {
+    crate::store::open_configured(&config.storage).map_err(|e| format!("cannot open the store: {e}"))
 }
 
 async fn dispatch(command: Command, config: Arc<Config>) -> ExitCode {
@@ -284,6 +292,7 @@ async fn dispatch(command: Command, config: Arc<Config>) -> ExitCode {
         Command::Cost(c) => finance::cost(c, config, store).await,
         Command::Audit(c) => finance::audit(c, store.as_ref()),
         Command::Serve(args) => service::serve(args, config).await,
+        Command::Worker(args) => service::worker(args, config).await,
         Command::Keys(k) => service::keys(k, store.as_ref()),
         Command::Qa(args) => qa(args, &config, store.as_ref()),
         Command::Config(_) | Command::Models(_) => ExitCode::SUCCESS,
@@ -304,14 +313,14 @@ fn cancel_on_ctrl_c() -> CancelToken {
     token
 }
 
-async fn run(args: RunArgs, config: Arc<Config>, store: Arc<SqliteStore>) -> ExitCode {
+async fn run(args: RunArgs, config: Arc<Config>, store: Arc<dyn Database>) -> ExitCode {
     let request = args.brief.request();
     let bars = Arc::new(progress::Bars::new(args.quiet || args.json));
     let data_dir = config.storage.data_dir.clone();
-    if !finance::refresh_pricing(&config, &store, false, args.json).await {
+    if !finance::refresh_pricing(&config, &*store, false, args.json).await {
         return ExitCode::FAILURE;
     }
-    if let Err(code) = finance::daily_gate(&config, &store, args.json) {
+    if let Err(code) = finance::daily_gate(&config, &*store, args.json) {
         return code;
     }
     // This process owns the job it runs, so `aiprod resume` elsewhere leaves it alone.
@@ -375,7 +384,11 @@ async fn run(args: RunArgs, config: Arc<Config>, store: Arc<SqliteStore>) -> Exi
             return ExitCode::FAILURE;
         }
     }
+    let renewing = crate::app::renew_leases(store.clone(), owner.clone(), |e| eprintln!("warning: lease: {e}"));
     let driven = driver.drive(&job.id, &cancel_on_ctrl_c()).await;
+    if let Some(task) = renewing {
+        task.abort();
+    }
     if let Err(e) = store.release(&job.id, &owner) {
         eprintln!("warning: job {}: could not release it: {e}", job.id);
     }
@@ -431,8 +444,8 @@ fn finish(store: &dyn Store, driver: &Driver, id: &str, state: &State, out: Opti
 /// Drive every job a previous process left unfinished. Each job is claimed first: a job a
 /// live process drives (`aiprod serve`, another `run` or `resume`) is skipped, so nothing is
 /// rendered twice.
-async fn resume(config: Arc<Config>, store: Arc<SqliteStore>) -> ExitCode {
-    if !finance::refresh_pricing(&config, &store, false, false).await {
+async fn resume(config: Arc<Config>, store: Arc<dyn Database>) -> ExitCode {
+    if !finance::refresh_pricing(&config, &*store, false, false).await {
         return ExitCode::FAILURE;
     }
     let owner = crate::store::service::new_owner("resume");
@@ -452,6 +465,7 @@ async fn resume(config: Arc<Config>, store: Arc<SqliteStore>) -> ExitCode {
         }
     };
     let cancel = cancel_on_ctrl_c();
+    let _renewing = crate::app::renew_leases(store.clone(), owner.clone(), |e| eprintln!("warning: lease: {e}"));
     let (mut code, mut resumed) = (ExitCode::SUCCESS, 0);
     for job in jobs {
         match store.claim_job(&job.id, &owner) {
@@ -493,7 +507,7 @@ async fn resume(config: Arc<Config>, store: Arc<SqliteStore>) -> ExitCode {
     code
 }
 
-fn list(store: &SqliteStore) -> ExitCode {
+fn list(store: &dyn Database) -> ExitCode {
     match store.list_jobs() {
         Ok(jobs) => {
             for j in jobs {

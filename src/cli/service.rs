@@ -1,4 +1,4 @@
-//! `aiprod serve` and `aiprod keys create`.
+//! `aiprod serve`, `aiprod worker` and `aiprod keys create`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::api::auth::{self, Role};
 use crate::config::Config;
-use crate::store::SqliteStore;
+use crate::store::Database;
 
 /// `aiprod serve` options.
 #[derive(Debug, Args)]
@@ -19,6 +19,17 @@ pub struct ServeArgs {
     /// Number of workers (overrides service.workers).
     #[arg(long)]
     pub workers: Option<usize>,
+}
+
+/// `aiprod worker` options.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Jobs this process drives at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Serve this worker's /metrics and /health on this address (e.g. 0.0.0.0:9101).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
 }
 
 /// `aiprod keys …`
@@ -85,6 +96,57 @@ pub async fn serve(args: ServeArgs, config: Arc<Config>) -> ExitCode {
     }
 }
 
+/// Run jobs from the shared store until SIGTERM or SIGINT, then drain: running stages stop
+/// at their next checkpoint and their jobs are handed back for another worker.
+pub async fn worker(args: WorkerArgs, config: Arc<Config>) -> ExitCode {
+    if args.concurrency == 0 || args.concurrency > 64 {
+        eprintln!("error: --concurrency must be within 1..64");
+        return ExitCode::from(super::EXIT_INVALID);
+    }
+    let metrics = match &args.metrics {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: cannot listen on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let running = match crate::api::start_worker(config, args.concurrency, metrics).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match &args.metrics {
+        Some(_) => println!("worker running ({} at once); metrics on http://{}/metrics", args.concurrency, running.addr),
+        None => println!("worker running ({} at once)", args.concurrency),
+    }
+    let _ = std::io::stdout().flush();
+    let shutdown = running.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("draining: no new jobs; running stages stop at their next checkpoint and are handed back");
+        shutdown.trigger();
+    });
+    match running.done.await {
+        Ok(Ok(())) => {
+            eprintln!("stopped");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: worker task failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
@@ -101,7 +163,7 @@ async fn wait_for_signal() {
 }
 
 /// `aiprod keys create`.
-pub fn keys(command: KeysCommand, store: &SqliteStore) -> ExitCode {
+pub fn keys(command: KeysCommand, store: &dyn Database) -> ExitCode {
     match command {
         KeysCommand::Create { name, role } => {
             let role: Role = match role.parse() {

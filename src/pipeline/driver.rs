@@ -604,6 +604,9 @@ impl Driver {
             writes,
             audit,
             cache,
+            // Stage commits (attempt 1 and up) are this driver's only while it still holds
+            // the job; human decisions (attempt 0) may come from any API node.
+            owner: if attempt == 0 { None } else { self.owner.clone() },
         })?;
         info!(job = %job.id, from = job.state.name(), to = to.name(), event = event.name(), duration_ms, attempt, "transition");
         self.observer.transitioned(&job.id, &job.state, &to, &event, duration_ms);
@@ -682,6 +685,7 @@ mod tests {
                 writes: vec![],
                 audit: vec![],
                 cache: vec![],
+                owner: None,
             };
             self.store.commit_step(&step).unwrap();
             id
@@ -957,6 +961,7 @@ mod tests {
                         writes: vec![],
                         audit: vec![],
                         cache: vec![],
+                        owner: None,
                     })
                     .unwrap();
                 *m.lock().unwrap() = Some(id.clone());
@@ -997,6 +1002,7 @@ mod tests {
             writes: vec![],
             audit: vec![],
             cache: vec![],
+            owner: None,
         };
         f.store.commit_step(&step).unwrap();
         id
@@ -1046,6 +1052,7 @@ mod tests {
                     writes: vec![],
                     audit: vec![],
                     cache: vec![],
+                    owner: None,
                 };
                 store.commit_step(&step).unwrap();
                 Err(StageError::Transient("cannot finish .video.mp4.partial".into()))

@@ -106,26 +106,3 @@ impl CostLedger for SqliteStore {
         Ok(Some(serde_json::from_value(v["table"].clone())?))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::finance::audit::verify;
-
-    #[test]
-    fn appended_entries_chain_and_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("aiprod.db");
-        {
-            let store = SqliteStore::open(&path).unwrap();
-            for v in [0.1 + 0.2, 1.0 / 3.0, 1e-9] {
-                store.append(AuditKind::CostDecision, Some("j"), &serde_json::json!({"estimate": v})).unwrap();
-            }
-            assert!(store.latest_pricing().unwrap().is_none());
-        }
-        let store = SqliteStore::open(&path).unwrap();
-        let entries = store.entries().unwrap();
-        assert_eq!(verify(&entries), Ok(3));
-        assert_eq!(entries[1].prev_hash, entries[0].hash);
-    }
-}

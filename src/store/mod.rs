@@ -7,8 +7,11 @@
 
 pub mod cache;
 pub mod finance;
+pub mod pg;
 pub mod service;
 pub mod sqlite;
+#[cfg(test)]
+mod suite;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +23,7 @@ pub use crate::memory::MemoryEntry;
 use crate::memory::{MemoryWrite, Section};
 use crate::pipeline::machine::State;
 pub use finance::{AuditAppend, CostLedger, pricing_in_force};
+pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 
 /// The data directory's SQLite file. Lives here, with the store that opens it, so nothing
@@ -34,6 +38,9 @@ pub enum StoreError {
     /// The database reported an error.
     #[error("store: {0}")]
     Db(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error.
+    #[error("store: {0}")]
+    Postgres(#[from] ::postgres::Error),
     /// A stored document could not be (de)serialised.
     #[error("store: bad stored JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -50,9 +57,32 @@ pub enum StoreError {
         /// The state found.
         actual: String,
     },
+    /// A step named an owner that no longer holds the job: its lease lapsed and another
+    /// worker took the job over, so this step must not be committed.
+    #[error("job {job} is held by {holder}, not by {owner} (lease taken over)")]
+    LeaseLost {
+        /// The job.
+        job: String,
+        /// The owner the step was run by.
+        owner: String,
+        /// Who holds the job now.
+        holder: String,
+    },
     /// A migration or file operation failed.
     #[error("store: {0}")]
     Setup(String),
+}
+
+impl StoreError {
+    /// Whether a uniqueness constraint refused the write (a key name taken, an idempotency key
+    /// held), whichever backend reported it.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            Self::Db(rusqlite::Error::SqliteFailure(f, _)) => f.code == rusqlite::ErrorCode::ConstraintViolation,
+            Self::Postgres(e) => e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION),
+            _ => false,
+        }
+    }
 }
 
 /// A job as stored.
@@ -149,6 +179,10 @@ pub struct StepCommit {
     /// written in the same transaction; the driver mirrors them into the in-memory cache only
     /// after the commit succeeded.
     pub cache: Vec<cache::CacheEntry>,
+    /// The owner that ran the stage, when it runs jobs it claimed: the commit is refused
+    /// ([`StoreError::LeaseLost`]) unless the job is still that owner's. `None` for human
+    /// decisions, which any API node may apply.
+    pub owner: Option<String>,
 }
 
 /// The inputs of a day's spend, read in one query: what delivered jobs reconciled, and the
@@ -190,4 +224,94 @@ pub trait Store: Send + Sync {
     /// What the jobs created on `day` (UTC) spent, as one aggregate (the daily budget guard
     /// runs it on every submission).
     fn day_spend(&self, day: chrono::NaiveDate) -> Result<DaySpend, StoreError>;
+}
+
+/// Everything a process needs from its database: the job store, the service's persistence,
+/// the cost audit trail and the consistency cache's table. One value of this serves the CLI,
+/// the API and the workers, whichever backend it is.
+pub trait Database: Store + service::ServiceStore + CostLedger + cache::CacheStore + Send + Sync {}
+
+impl<T: Store + service::ServiceStore + CostLedger + cache::CacheStore + Send + Sync> Database for T {}
+
+/// Where the jobs live, as `--store` / `AIPROD_STORE_URL` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// An SQLite file (`sqlite://path`, or a plain path).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://user@host:port/db`).
+    Postgres(String),
+}
+
+impl StoreUrl {
+    /// The embedded default: `aiprod.db` under the data dir.
+    pub fn default_for(data_dir: &Path) -> Self {
+        Self::Sqlite(database_path(data_dir))
+    }
+}
+
+impl std::str::FromStr for StoreUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(Self::Postgres(s.to_owned()));
+        }
+        if let Some(path) = s.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite:// needs a file path, e.g. sqlite://data/aiprod.db".into());
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if s.is_empty() {
+            return Err("empty store URL".into());
+        }
+        if let Some((scheme, _)) = s.split_once("://") {
+            return Err(format!("unknown store scheme '{scheme}://' (expected sqlite:// or postgres://)"));
+        }
+        Ok(Self::Sqlite(PathBuf::from(s)))
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
+            Self::Postgres(u) => f.write_str(&pg::redact(u)),
+        }
+    }
+}
+
+/// Open the store `url` names; PostgreSQL claims last `lease` without a heartbeat.
+pub fn open(url: &StoreUrl, lease: std::time::Duration) -> Result<std::sync::Arc<dyn Database>, StoreError> {
+    Ok(match url {
+        StoreUrl::Sqlite(path) => std::sync::Arc::new(SqliteStore::open(path)?),
+        StoreUrl::Postgres(u) => std::sync::Arc::new(PgStore::open(u)?.with_lease(lease)),
+    })
+}
+
+/// The store the configuration names: `storage.storeUrl` when set, else the SQLite file
+/// under `storage.dataDir`.
+pub fn open_configured(storage: &crate::config::Storage) -> Result<std::sync::Arc<dyn Database>, StoreError> {
+    let url = match &storage.store_url {
+        Some(u) => u.parse().map_err(|e| StoreError::Setup(format!("storage.storeUrl: {e}")))?,
+        None => StoreUrl::default_for(&storage.data_dir),
+    };
+    open(&url, std::time::Duration::from_secs_f64(storage.lease_sec))
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::StoreUrl;
+    use std::path::PathBuf;
+
+    #[test]
+    fn store_urls_name_their_backend_or_are_refused() {
+        assert_eq!("sqlite://d/a.db".parse(), Ok(StoreUrl::Sqlite(PathBuf::from("d/a.db"))));
+        assert_eq!("d/a.db".parse(), Ok(StoreUrl::Sqlite(PathBuf::from("d/a.db"))));
+        assert_eq!("postgres://u@h:5432/db".parse(), Ok(StoreUrl::Postgres("postgres://u@h:5432/db".into())));
+        assert!("mysql://h/db".parse::<StoreUrl>().unwrap_err().contains("mysql://"));
+        assert!("sqlite://".parse::<StoreUrl>().is_err());
+        assert_eq!(StoreUrl::Postgres("postgres://u:secret@h/db".into()).to_string(), "postgres://u:***@h/db");
+    }
 }

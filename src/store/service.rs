@@ -288,6 +288,25 @@ pub trait ServiceStore {
     fn stuck_jobs(&self, cutoff: DateTime<Utc>) -> Result<Vec<StuckJob>, StoreError>;
     /// Whether the database answers.
     fn ping(&self) -> Result<(), StoreError>;
+    /// The backend's name (`sqlite`, `postgres`), for `/health`.
+    fn backend(&self) -> &'static str;
+
+    /// Renew the lease on every job `owner` holds; returns how many. A store without leases
+    /// (SQLite: owners are processes on this machine, checked by pid) renews nothing.
+    fn heartbeat(&self, _owner: &str) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    /// Jobs taken over from an owner whose lease lapsed, with how many times each was.
+    fn lease_takeovers(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// How long a claim lasts without a heartbeat, for stores whose claims lapse.
+    fn leases(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// Call `wake` whenever another process announces work (a submission, a job handed
+    /// back); `false` when this store has no such channel and workers only poll.
+    fn wake_on_work(&self, _wake: Box<dyn Fn() + Send>) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 impl ServiceStore for SqliteStore {
@@ -666,65 +685,24 @@ impl ServiceStore for SqliteStore {
         self.conn().query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
         Ok(())
     }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn lease_takeovers(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT job_id, COUNT(*) FROM job_events WHERE event = 'lease_taken_over' GROUP BY job_id ORDER BY job_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NewJob, Store};
-
-    fn job(store: &SqliteStore, id: &str) {
-        job_with(store, id, false);
-    }
-
-    fn job_with(store: &SqliteStore, id: &str, auto_approve: bool) {
-        store
-            .create_job(&NewJob {
-                id: id.into(),
-                request: serde_json::json!({"content": "a brief for a test"}),
-                preset: Some("quick_social".into()),
-                brand_id: None,
-                auto_approve,
-            })
-            .unwrap();
-    }
-
-    #[test]
-    fn a_job_is_claimed_once() {
-        let store = SqliteStore::in_memory().unwrap();
-        job_with(&store, "cli", true);
-        job(&store, "a");
-        let first = store.claim_next("w1").unwrap().unwrap();
-        assert_eq!(first.id, "a");
-        assert!(store.claim_next("w2").unwrap().is_none(), "a CLI job (auto-approve) is the CLI's to drive");
-        assert_eq!(store.queued_count().unwrap(), 0);
-        store.release("a", "w1").unwrap();
-        assert_eq!(store.queued_count().unwrap(), 1);
-        assert_eq!(store.claim_next("w2").unwrap().unwrap().id, "a");
-        let stale = store.release_stale().unwrap();
-        assert_eq!(stale.len(), 1);
-    }
-
-    #[test]
-    fn the_queue_is_ordered_by_priority_then_submission() {
-        let store = SqliteStore::in_memory().unwrap();
-        for (id, priority) in [
-            ("low-1", Some("low")),
-            ("normal-1", None),
-            ("high-1", Some("High ")),
-            ("normal-2", Some("normal")),
-            ("high-2", Some("high")),
-        ] {
-            let mut request = serde_json::json!({"content": "a brief for a test"});
-            if let Some(p) = priority {
-                request["priority"] = p.into();
-            }
-            let new = NewJob { id: id.into(), request, preset: None, brand_id: None, auto_approve: false };
-            store.create_job(&new).unwrap();
-        }
-        let order: Vec<String> = std::iter::from_fn(|| store.claim_next("w").unwrap().map(|j| j.id)).collect();
-        assert_eq!(order, ["high-1", "high-2", "normal-1", "normal-2", "low-1"]);
-    }
 
     /// Owner ids name a process: alive while it runs (a zombie does not count), gone once
     /// it exited; this process's own ids only while registered.
@@ -748,66 +726,5 @@ mod tests {
         assert!(owner_alive(&mine));
         unregister_owner(&mine);
         assert!(!owner_alive("legacy-owner"), "ids without a pid are taken as gone");
-    }
-
-    /// Ten submissions with one key, from two connections (as two processes would), race:
-    /// exactly one job row exists afterwards and every loser is told who holds the key.
-    #[test]
-    fn concurrent_idempotent_submissions_create_exactly_one_job() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("aiprod.db");
-        let stores = [
-            std::sync::Arc::new(SqliteStore::open(&path).unwrap()),
-            std::sync::Arc::new(SqliteStore::open(&path).unwrap()),
-        ];
-        let threads: Vec<_> = (0..10)
-            .map(|i| {
-                let store = stores[i % 2].clone();
-                std::thread::spawn(move || {
-                    let new = NewJob {
-                        id: format!("job-{i}"),
-                        request: serde_json::json!({"content": "a brief for a test"}),
-                        preset: None,
-                        brand_id: None,
-                        auto_approve: false,
-                    };
-                    let options = JobApiOptions { submitted_by: "k".into(), callback_url: None, webhook_secret: None };
-                    let claim = IdempotencyClaim { key_name: "k", key: "order-42", body_sha256: "h1" };
-                    store.create_api_job(&new, &options, Some(claim)).unwrap()
-                })
-            })
-            .collect();
-        let outcomes: Vec<Submission> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        let created: Vec<&JobRecord> =
-            outcomes.iter().filter_map(|o| if let Submission::Created(j) = o { Some(j) } else { None }).collect();
-        assert_eq!(created.len(), 1, "{outcomes:?}");
-        for o in &outcomes {
-            if let Submission::Held { job_id, body_sha256 } = o {
-                assert_eq!((job_id, body_sha256.as_str()), (&created[0].id, "h1"));
-            }
-        }
-        assert_eq!(stores[0].list_jobs().unwrap().len(), 1);
-        assert_eq!(stores[1].idempotent_job("k", "order-42").unwrap(), Some((created[0].id.clone(), "h1".into())));
-        assert_eq!(stores[1].idempotent_job("other", "order-42").unwrap(), None);
-        assert!(stores[0].job_api_options(&created[0].id).unwrap().is_some(), "API options written with the job");
-    }
-
-    #[test]
-    fn human_versions_need_the_expected_state() {
-        let store = SqliteStore::in_memory().unwrap();
-        job(&store, "a");
-        let w = MemoryWrite {
-            section: Section::ProductionManifest,
-            content: serde_json::json!({"x": 1}),
-            author: "alice".into(),
-            metadata: None,
-        };
-        let e = NewEvent { event: "manifest_edited".into(), duration_ms: 0, attempt: 0, error: None, detail: None };
-        let err = store.write_human_versions("a", &State::PlanReview {}, std::slice::from_ref(&w), &e).unwrap_err();
-        assert!(matches!(err, StoreError::Conflict { .. }));
-        store.write_human_versions("a", &State::Init {}, &[w], &e).unwrap();
-        let v = store.section_versions("a", Section::ProductionManifest).unwrap();
-        assert_eq!((v.len(), v[0].author.as_str()), (1, "alice"));
-        assert_eq!(store.history("a").unwrap()[0].event, "manifest_edited");
     }
 }

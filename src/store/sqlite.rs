@@ -154,10 +154,13 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         // Immediate: the audit chain's tail is read and extended in this transaction.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let current: Option<String> =
-            tx.query_row("SELECT state_json FROM jobs WHERE id = ?1", [&step.job_id], |r| r.get(0)).optional()?;
-        let current: State = match current {
-            Some(s) => serde_json::from_str(&s)?,
+        let current: Option<(String, Option<String>)> = tx
+            .query_row("SELECT state_json, owner FROM jobs WHERE id = ?1", [&step.job_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let (current, owner): (State, Option<String>) = match current {
+            Some((s, owner)) => (serde_json::from_str(&s)?, owner),
             None => return Err(StoreError::NotFound(step.job_id.clone())),
         };
         if current != step.from {
@@ -165,6 +168,15 @@ impl Store for SqliteStore {
                 job: step.job_id.clone(),
                 expected: step.from.name().into(),
                 actual: current.name().into(),
+            });
+        }
+        if let Some(me) = &step.owner
+            && owner.as_deref() != Some(me.as_str())
+        {
+            return Err(StoreError::LeaseLost {
+                job: step.job_id.clone(),
+                owner: me.clone(),
+                holder: owner.unwrap_or_else(|| "nobody".into()),
             });
         }
         let t = now();
@@ -321,183 +333,4 @@ pub(super) fn memory_entry(r: &Row<'_>, first: usize) -> rusqlite::Result<Memory
         content: json_col(first + 3, r.get(first + 3)?)?,
         metadata: r.get::<_, Option<String>>(first + 4)?.map(|s| json_col(first + 4, s)).transpose()?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::memory::MemoryWrite;
-
-    fn new_job(store: &SqliteStore, id: &str) -> JobRecord {
-        store
-            .create_job(&NewJob {
-                id: id.into(),
-                request: serde_json::json!({"content": "a brief"}),
-                preset: Some("quick_social".into()),
-                brand_id: None,
-                auto_approve: true,
-            })
-            .unwrap()
-    }
-
-    fn step(id: &str, from: State, to: State, writes: Vec<MemoryWrite>) -> StepCommit {
-        StepCommit {
-            job_id: id.into(),
-            from,
-            to,
-            event: NewEvent { event: "input_accepted".into(), duration_ms: 3, attempt: 1, error: None, detail: None },
-            writes,
-            audit: vec![],
-            cache: vec![],
-        }
-    }
-
-    #[test]
-    fn commit_writes_memory_history_and_state_together() {
-        let store = SqliteStore::in_memory().unwrap();
-        new_job(&store, "j1");
-        let w = MemoryWrite::by_stage(Section::SanitizedInput, "sanitize", serde_json::json!({"content": "x"}), None);
-        store.commit_step(&step("j1", State::Init {}, State::Sanitized {}, vec![w])).unwrap();
-        assert_eq!(store.job("j1").unwrap().state, State::Sanitized {});
-        let h = store.history("j1").unwrap();
-        assert_eq!((h.len(), h[0].from.as_str(), h[0].to.as_str()), (1, "init", "sanitized"));
-        let m = store.memory("j1").unwrap();
-        assert_eq!(m[&Section::SanitizedInput].content["content"], "x");
-        assert_eq!(m[&Section::SanitizedInput].author, "stage:sanitize");
-    }
-
-    #[test]
-    fn stale_commit_is_a_conflict_and_changes_nothing() {
-        let store = SqliteStore::in_memory().unwrap();
-        new_job(&store, "j1");
-        store.commit_step(&step("j1", State::Init {}, State::Sanitized {}, vec![])).unwrap();
-        let w = MemoryWrite::by_stage(Section::SanitizedInput, "sanitize", serde_json::json!(1), None);
-        let err = store.commit_step(&step("j1", State::Init {}, State::Sanitized {}, vec![w])).unwrap_err();
-        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
-        assert_eq!(store.history("j1").unwrap().len(), 1);
-        assert!(store.memory("j1").unwrap().is_empty());
-    }
-
-    #[test]
-    fn sections_are_versioned() {
-        let store = SqliteStore::in_memory().unwrap();
-        new_job(&store, "j1");
-        let w = |v: i32| MemoryWrite::by_stage(Section::ProductionManifest, "planning", serde_json::json!(v), None);
-        store.commit_step(&step("j1", State::Init {}, State::Sanitized {}, vec![w(1)])).unwrap();
-        store.commit_step(&step("j1", State::Sanitized {}, State::Planning { fast_track: true }, vec![w(2)])).unwrap();
-        let e = store.section("j1", Section::ProductionManifest).unwrap().unwrap();
-        assert_eq!((e.version, e.content.clone()), (2, serde_json::json!(2)));
-        assert_eq!(store.memory("j1").unwrap()[&Section::ProductionManifest].version, 2);
-    }
-
-    #[test]
-    fn resumable_excludes_terminal_and_waiting_jobs() {
-        let store = SqliteStore::in_memory().unwrap();
-        for id in ["a", "b", "c"] {
-            new_job(&store, id);
-        }
-        store.commit_step(&step("b", State::Init {}, State::Delivered {}, vec![])).unwrap();
-        store.commit_step(&step("c", State::Init {}, State::PlanReview {}, vec![])).unwrap();
-        let ids: Vec<_> = store.resumable_jobs().unwrap().into_iter().map(|j| j.id).collect();
-        assert_eq!(ids, ["a"]);
-    }
-
-    #[test]
-    fn data_survives_reopening_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("aiprod.db");
-        {
-            let store = SqliteStore::open(&path).unwrap();
-            new_job(&store, "j1");
-            store.commit_step(&step("j1", State::Init {}, State::Sanitized {}, vec![])).unwrap();
-        }
-        let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.job("j1").unwrap().state, State::Sanitized {});
-        assert!(matches!(store.job("zzz"), Err(StoreError::NotFound(_))));
-    }
-
-    #[test]
-    fn day_spend_reads_the_typed_delivery_manifest() {
-        use crate::memory::sections::{DeliveryCost, DeliveryManifest};
-        let config = crate::config::Config::builtin();
-        let prices = &config.pricing.table;
-        let store = SqliteStore::in_memory().unwrap();
-        let cpu = |ms: u64| NewEvent {
-            event: "stage".into(),
-            duration_ms: ms,
-            attempt: 1,
-            error: None,
-            detail: Some(serde_json::json!({"cpu_ms": ms})),
-        };
-        // A delivered job: its reconciled total counts, its CPU lines do not (again).
-        new_job(&store, "delivered");
-        let history = vec![crate::store::HistoryEvent {
-            seq: 1,
-            at: chrono::Utc::now(),
-            from: "rendering".into(),
-            to: "technical_qa".into(),
-            event: "rendered".into(),
-            duration_ms: 9000,
-            attempt: 1,
-            error: None,
-            detail: Some(serde_json::json!({"cpu_ms": 9000})),
-        }];
-        let estimate =
-            crate::finance::model::price(prices, &[("rendering".into(), 5.0)], &Default::default(), None, 0, 10.0);
-        let reconciled = crate::finance::reconcile(&config, prices, &estimate, &history, 1_000_000);
-        let manifest = DeliveryManifest {
-            job_id: "delivered".into(),
-            directory: "jobs/delivered".into(),
-            files: vec![],
-            subtitles: vec![],
-            cost: DeliveryCost::Reconciled(Box::new(reconciled)),
-            credits: Vec::new(),
-            extra: Default::default(),
-        };
-        let expected = manifest.actual_total().unwrap();
-        assert!(expected > 0.0);
-        let write = MemoryWrite::of("delivering", &manifest, None).unwrap();
-        let mut delivered = step("delivered", State::Init {}, State::Delivered {}, vec![write]);
-        delivered.event = cpu(9000);
-        store.commit_step(&delivered).unwrap();
-        // A job still running: its journaled CPU time counts.
-        new_job(&store, "running");
-        let mut running = step("running", State::Init {}, State::Sanitized {}, vec![]);
-        running.event = cpu(1500);
-        store.commit_step(&running).unwrap();
-        let mut more = step("running", State::Sanitized {}, State::Costing {}, vec![]);
-        more.event = cpu(500);
-        store.commit_step(&more).unwrap();
-
-        let spend = store.day_spend(chrono::Utc::now().date_naive()).unwrap();
-        assert_eq!(spend.jobs, 2);
-        assert!((spend.reconciled_usd - expected).abs() < 1e-12, "{spend:?} vs {expected}");
-        assert!((spend.unreconciled_cpu_s - 2.0).abs() < 1e-12, "{spend:?}");
-        let yesterday = chrono::Utc::now().date_naive().pred_opt().unwrap();
-        assert_eq!(store.day_spend(yesterday).unwrap(), DaySpend::default());
-    }
-
-    #[test]
-    fn a_conflicting_step_writes_none_of_its_audit_or_cache_entries() {
-        use crate::finance::audit::AuditKind;
-        use crate::store::cache::{CacheStore, KIND_DELIVERED, delivered_entry};
-        use crate::store::{AuditAppend, CostLedger};
-        let store = SqliteStore::in_memory().unwrap();
-        new_job(&store, "j1");
-        let with_effects = |from: State| {
-            let mut s = step("j1", from, State::Sanitized {}, vec![]);
-            s.audit = vec![AuditAppend { kind: AuditKind::CostDecision, payload: serde_json::json!({"n": 1}) }];
-            s.cache = vec![delivered_entry("k", "j1")];
-            s
-        };
-        let err = store.commit_step(&with_effects(State::Costing {})).unwrap_err();
-        assert!(matches!(err, StoreError::Conflict { .. }));
-        assert!(store.entries().unwrap().is_empty());
-        assert!(store.cache_since(KIND_DELIVERED, 0).unwrap().is_empty());
-        store.commit_step(&with_effects(State::Init {})).unwrap();
-        assert_eq!(store.entries().unwrap().len(), 1);
-        assert_eq!(store.cache_since(KIND_DELIVERED, 0).unwrap().len(), 1);
-        let line = store.history("j1").unwrap().pop().unwrap();
-        assert_eq!(line.detail.unwrap()["audit"][0]["kind"], "cost_decision");
-    }
 }
