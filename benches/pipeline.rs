@@ -11,8 +11,8 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 use aiprod::memory::{MemoryWrite, Section};
-use aiprod::pipeline::machine::{Decision, Event, Machine};
 use aiprod::pipeline::machine::State;
+use aiprod::pipeline::machine::{Decision, Event, Machine};
 use aiprod::store::pg::{LOCAL_URL, ScratchDatabase};
 use aiprod::store::service::ServiceStore;
 use aiprod::store::{Database, NewEvent, NewJob, SqliteStore, StepCommit, Store, StoreUrl};

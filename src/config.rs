@@ -940,7 +940,10 @@ impl Config {
             .parse::<std::net::SocketAddr>()
             .map_err(|e| invalid("service.bind", format!("'{}' is not an address:port: {e}", sv.bind)))?;
         if sv.workers > 64 {
-            return Err(invalid("service.workers", "must be within 0..64 (0: an API node; `aiprod worker` processes run the jobs)"));
+            return Err(invalid(
+                "service.workers",
+                "must be within 0..64 (0: an API node; `aiprod worker` processes run the jobs)",
+            ));
         }
         if sv.max_queued_jobs < 1 {
             return Err(invalid("service.maxQueuedJobs", "must be at least 1"));

@@ -103,7 +103,14 @@ async fn three_workers_deliver_every_job_exactly_once_when_one_is_killed_mid_ren
             "tier": "economy",
             "aspect_ratio": "16:9",
         });
-        let r = http.post(format!("{base}/v1/pipeline/run")).bearer_auth(&key).header("content-type", "application/json").body(brief.to_string()).send().await.unwrap();
+        let r = http
+            .post(format!("{base}/v1/pipeline/run"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(brief.to_string())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
         let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
         ids.push(body["job_id"].as_str().unwrap().to_owned());
@@ -134,7 +141,12 @@ async fn three_workers_deliver_every_job_exactly_once_when_one_is_killed_mid_ren
         let states: Vec<String> = ids.iter().map(|id| store.job(id).unwrap().state.name().to_owned()).collect();
         for (id, s) in ids.iter().zip(&states) {
             if s == "awaiting_review" {
-                let r = http.post(format!("{base}/v1/jobs/{id}/approve")).bearer_auth(&key).header("content-type", "application/json").body("{}").send();
+                let r = http
+                    .post(format!("{base}/v1/jobs/{id}/approve"))
+                    .bearer_auth(&key)
+                    .header("content-type", "application/json")
+                    .body("{}")
+                    .send();
                 let _ = r.await;
             }
             assert!(!matches!(s.as_str(), "failed" | "cancelled"), "job {id} ended {s}: {:#?}", store.history(id));

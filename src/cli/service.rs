@@ -121,7 +121,9 @@ pub async fn worker(args: WorkerArgs, config: Arc<Config>) -> ExitCode {
         }
     };
     match &args.metrics {
-        Some(_) => println!("worker running ({} at once); metrics on http://{}/metrics", args.concurrency, running.addr),
+        Some(_) => {
+            println!("worker running ({} at once); metrics on http://{}/metrics", args.concurrency, running.addr)
+        }
         None => println!("worker running ({} at once)", args.concurrency),
     }
     let _ = std::io::stdout().flush();

@@ -57,7 +57,8 @@ const JOB_COLUMNS: &str = "id, created_at, updated_at, state_json, request_json,
 const IDLE_STATES: &str = "'delivered', 'cancelled', 'failed', 'plan_review', 'awaiting_review'";
 
 /// The brief's `priority` as a sort key (see the SQLite store's).
-const PRIORITY_ORDER: &str = "CASE lower(trim(request_json::jsonb ->> 'priority')) WHEN 'high' THEN 0 WHEN 'low' THEN 2 ELSE 1 END";
+const PRIORITY_ORDER: &str =
+    "CASE lower(trim(request_json::jsonb ->> 'priority')) WHEN 'high' THEN 0 WHEN 'low' THEN 2 ELSE 1 END";
 
 /// How long a claim lasts without a heartbeat, unless configured.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -250,13 +251,17 @@ impl PgStore {
     /// Connect to `url` (`postgres://user@host:port/db`) and bring the schema up to date.
     /// Claims last [`DEFAULT_LEASE`] unless renewed; see [`PgStore::with_lease`].
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let mut first = connect(url)?;
-        off_runtime(|| migrate(&mut first))?;
-        let mut pool = vec![Mutex::new(first)];
-        for _ in 1..POOL_SIZE {
-            pool.push(Mutex::new(connect(url)?));
-        }
-        Ok(Self { url: url.to_owned(), pool, next: AtomicUsize::new(0), lease: DEFAULT_LEASE })
+        // Off the runtime as a whole: a client dropped on an async thread (an error half-way)
+        // would block there.
+        off_runtime(|| {
+            let mut first = connect(url)?;
+            migrate(&mut first)?;
+            let mut pool = vec![Mutex::new(first)];
+            for _ in 1..POOL_SIZE {
+                pool.push(Mutex::new(connect(url)?));
+            }
+            Ok(Self { url: url.to_owned(), pool, next: AtomicUsize::new(0), lease: DEFAULT_LEASE })
+        })
     }
 
     /// How long a claim lasts without a heartbeat (workers heartbeat at a third of it).
@@ -286,7 +291,10 @@ impl PgStore {
 
     /// Run `f` on a pooled connection (reconnecting one the server closed), off any async
     /// runtime thread.
-    fn with_client<R: Send>(&self, f: impl FnOnce(&mut Client) -> Result<R, StoreError> + Send) -> Result<R, StoreError> {
+    fn with_client<R: Send>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<R, StoreError> + Send,
+    ) -> Result<R, StoreError> {
         let mut guard = self.client();
         let client: &mut Client = &mut guard;
         let url = self.url.as_str();
@@ -311,16 +319,30 @@ impl PgStore {
         })
     }
 
-    fn jobs_where(&self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<Vec<JobRecord>, StoreError> {
+    fn jobs_where(
+        &self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<JobRecord>, StoreError> {
         let sql = sql.to_owned();
         self.with_client(|c| jobs(c.query(sql.as_str(), params)?))
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Closing a client blocks on its own runtime: not on a thread that drives tasks.
+        let pool = std::mem::take(&mut self.pool);
+        off_runtime(move || drop(pool));
     }
 }
 
 fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )?;
     let version: i64 = tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?.try_get(0)?;
     if version as usize > MIGRATIONS.len() {
         return Err(StoreError::Setup(format!(
@@ -330,7 +352,10 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.batch_execute(sql)?;
-        tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", &[&((i + 1) as i64), &now()])?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+            &[&((i + 1) as i64), &now()],
+        )?;
     }
     tx.commit()?;
     Ok(())
@@ -593,7 +618,10 @@ impl ServiceStore for PgStore {
             if let Some(h) = holder.as_deref().filter(|h| *h != owner && lapsed != Some(true)) {
                 return Ok(Claim::Held(h.to_owned()));
             }
-            tx.execute(&format!("UPDATE jobs SET owner = $2, lease_until = {lease} WHERE id = $1"), &[&job_id, &owner])?;
+            tx.execute(
+                &format!("UPDATE jobs SET owner = $2, lease_until = {lease} WHERE id = $1"),
+                &[&job_id, &owner],
+            )?;
             Ok(Claim::Claimed)
         })
     }
@@ -917,7 +945,9 @@ impl ServiceStore for PgStore {
 
     fn heartbeat(&self, owner: &str) -> Result<u64, StoreError> {
         let lease = self.lease_sql();
-        self.with_client(|c| Ok(c.execute(&format!("UPDATE jobs SET lease_until = {lease} WHERE owner = $1"), &[&owner])?))
+        self.with_client(|c| {
+            Ok(c.execute(&format!("UPDATE jobs SET lease_until = {lease} WHERE owner = $1"), &[&owner])?)
+        })
     }
 
     fn lease_takeovers(&self) -> Result<Vec<(String, i64)>, StoreError> {
@@ -1065,8 +1095,11 @@ impl ScratchDatabase {
     /// Create a fresh, empty database next to the one `admin_url` names.
     pub fn create(admin_url: &str) -> Result<Self, StoreError> {
         let name = format!("aiprod_scratch_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = connect(admin_url)?;
-        off_runtime(|| admin.batch_execute(&format!("CREATE DATABASE {name}")))?;
+        off_runtime(|| {
+            let mut admin = connect(admin_url)?;
+            admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+            Ok::<_, StoreError>(())
+        })?;
         Ok(Self { admin_url: admin_url.to_owned(), url: with_database(admin_url, &name), name })
     }
 }

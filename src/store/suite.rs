@@ -162,7 +162,8 @@ fn day_spend_reads_the_typed_delivery_manifest(b: &Backend) {
         error: None,
         detail: Some(serde_json::json!({"cpu_ms": 9000})),
     }];
-    let estimate = crate::finance::model::price(prices, &[("rendering".into(), 5.0)], &Default::default(), None, 0, 10.0);
+    let estimate =
+        crate::finance::model::price(prices, &[("rendering".into(), 5.0)], &Default::default(), None, 0, 10.0);
     let reconciled = crate::finance::reconcile(&config, prices, &estimate, &history, 1_000_000);
     let manifest = DeliveryManifest {
         job_id: "delivered".into(),
@@ -244,14 +245,20 @@ fn a_job_is_claimed_once(b: &Backend) {
 
 fn the_queue_is_ordered_by_priority_then_submission(b: &Backend) {
     let store = b.open();
-    for (id, priority) in
-        [("low-1", Some("low")), ("normal-1", None), ("high-1", Some("High ")), ("normal-2", Some("normal")), ("high-2", Some("high"))]
-    {
+    for (id, priority) in [
+        ("low-1", Some("low")),
+        ("normal-1", None),
+        ("high-1", Some("High ")),
+        ("normal-2", Some("normal")),
+        ("high-2", Some("high")),
+    ] {
         let mut request = serde_json::json!({"content": "a brief for a test"});
         if let Some(p) = priority {
             request["priority"] = p.into();
         }
-        store.create_job(&NewJob { id: id.into(), request, preset: None, brand_id: None, auto_approve: false }).unwrap();
+        store
+            .create_job(&NewJob { id: id.into(), request, preset: None, brand_id: None, auto_approve: false })
+            .unwrap();
     }
     let order: Vec<String> = std::iter::from_fn(|| store.claim_next("w").unwrap().map(|j| j.id)).collect();
     assert_eq!(order, ["high-1", "high-2", "normal-1", "normal-2", "low-1"]);
@@ -360,10 +367,10 @@ fn comments_keys_pages_and_webhooks_round_trip(b: &Backend) {
     let reply = store.add_comment("a", Section::ProductionManifest, Some(root.id), "bob", "trimmed").unwrap();
     assert!(store.add_comment("a", Section::ProductionManifest, Some(9999), "bob", "x").is_err());
     let thread = store.comments("a", Some(Section::ProductionManifest)).unwrap();
-    assert_eq!(thread.iter().map(|c| (c.author.as_str(), c.parent_id)).collect::<Vec<_>>(), [
-        ("alice", None),
-        ("bob", Some(root.id))
-    ]);
+    assert_eq!(
+        thread.iter().map(|c| (c.author.as_str(), c.parent_id)).collect::<Vec<_>>(),
+        [("alice", None), ("bob", Some(root.id))]
+    );
     assert_eq!(reply.parent_id, Some(root.id));
     store.create_api_key("ed", "editor", "abc123").unwrap();
     assert_eq!(store.api_key_by_hash("abc123").unwrap().unwrap().role, "editor");
@@ -377,6 +384,22 @@ fn comments_keys_pages_and_webhooks_round_trip(b: &Backend) {
     store.record_webhook("a", "delivered", 1, "https://example.test/hook", Some(200), None).unwrap();
     assert_eq!(store.execution_stats().unwrap().jobs_by_state, [("init".to_owned(), 3)]);
     store.ping().unwrap();
+}
+
+/// The API and the workers call the store from async tasks: opening, using and dropping a
+/// handle there must neither panic nor block the runtime's threads for good.
+fn a_handle_works_from_async_tasks(b: &Backend) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = b.open();
+        new_job(&*store, "a", false);
+        let claimed = tokio::spawn(async move {
+            let job = store.claim_next("w1").unwrap();
+            drop(store);
+            job
+        });
+        assert_eq!(claimed.await.unwrap().unwrap().id, "a");
+    });
 }
 
 /// PostgreSQL only: a claim lapses when its owner stops heartbeating, another worker takes
@@ -432,6 +455,7 @@ suite!(
     human_versions_need_the_expected_state,
     concurrent_idempotent_submissions_create_exactly_one_job,
     comments_keys_pages_and_webhooks_round_trip,
+    a_handle_works_from_async_tasks,
 );
 
 #[test]
