@@ -82,7 +82,8 @@ fn orchestration(c: &mut Criterion) {
     });
 }
 
-/// Queue one job, then claim it, commit its first step as the claiming worker and release it.
+/// Queue one job, then claim it, commit one step as the claiming worker (into plan review,
+/// so the released job leaves the queue) and release it.
 fn claim_commit(store: &dyn Database, n: u64) {
     let id = format!("queued-{n}");
     store
@@ -100,7 +101,7 @@ fn claim_commit(store: &dyn Database, n: u64) {
         .commit_step(&StepCommit {
             job_id: job.id.clone(),
             from: State::Init {},
-            to: State::Sanitized {},
+            to: State::PlanReview {},
             event: NewEvent { event: "input_accepted".into(), duration_ms: 1, attempt: 1, error: None, detail: None },
             writes: vec![write],
             audit: vec![],
