@@ -338,13 +338,16 @@ impl Compositor {
             .iter()
             .map(|_| [rng.unit() * TAU, rng.unit() * TAU, 0.05 + 0.1 * rng.unit(), 0.05 + 0.1 * rng.unit()])
             .collect();
-        let caption_top = self.plates[index].as_ref().map(|p| p.rect().y);
+        let caption = self.plates[index].as_ref().map(|p| {
+            let r = p.rect();
+            (r.y, r.y + r.height)
+        });
         let slots = sprite_slots(
             scene.illustrations.len().min(3),
             self.width as u32,
             self.height as u32,
             scene.typography.safe_margin,
-            caption_top,
+            caption,
         );
         let sprites = scene
             .illustrations
@@ -375,8 +378,11 @@ impl Compositor {
         }
         let local = (t - scene.start_s) as f32;
         let u = if scene.duration_s > 0.0 { local / scene.duration_s as f32 } else { 0.0 };
-        let n = scene.shapes.len();
-        for (i, shape) in scene.shapes.iter().enumerate() {
+        // The decorative shapes give a scene without pictures its motion; a scene with
+        // illustrations shows them alone on its gradient (rings and boxes drifting across the
+        // subject looked like clutter, not design).
+        let n = if assets.sprites.is_empty() { scene.shapes.len() } else { 0 };
+        for (i, shape) in scene.shapes.iter().take(n).enumerate() {
             let depth = if n > 1 { i as f32 / (n - 1) as f32 } else { 1.0 };
             let placed = place_shape(shape, scene, u, local, depth, &assets.drift[i], w, h);
             draw_shape(frame, w, h, &placed, shape, self.order);
@@ -478,15 +484,24 @@ const SPRITE_DEPTH: f32 = 0.5;
 /// How much a sprite's size may drift before it is rasterised again (fraction of its size).
 const RESIZE_STEP: f32 = 0.03;
 
-/// Places `n` illustrations (1–3) inside the safe area above the caption: centre fractions
-/// and side lengths in pixels, the first one the largest.
-fn sprite_slots(n: usize, w: u32, h: u32, margin: f32, caption_top: Option<u32>) -> Vec<(f32, f32, f32)> {
+/// Places `n` illustrations (1–3) inside the safe area, clear of the caption (its top and
+/// bottom rows): above it, or below it where that leaves more room (a title caption in the
+/// middle of the frame). Centre fractions and side lengths in pixels, the first the largest.
+fn sprite_slots(n: usize, w: u32, h: u32, margin: f32, caption: Option<(u32, u32)>) -> Vec<(f32, f32, f32)> {
     if n == 0 {
         return Vec::new();
     }
     let safe = SafeArea::of(w, h, margin);
-    let bottom = caption_top.map(|t| (t as f32 - 0.02 * h as f32).min(safe.bottom)).unwrap_or(safe.bottom);
-    let (left, top, right) = (safe.left, safe.top, safe.right);
+    let gap = 0.02 * h as f32;
+    let (top, bottom) = match caption {
+        Some((c_top, c_bottom)) => {
+            let above = (safe.top, (c_top as f32 - gap).min(safe.bottom));
+            let below = ((c_bottom as f32 + gap).max(safe.top), safe.bottom);
+            if below.1 - below.0 > above.1 - above.0 { below } else { above }
+        }
+        None => (safe.top, safe.bottom),
+    };
+    let (left, right) = (safe.left, safe.right);
     let (rw, rh) = ((right - left).max(1.0), (bottom - top).max(1.0));
     // A row or a column, whichever gives the larger pictures.
     let row = (rw / n as f32).min(rh);
@@ -775,6 +790,21 @@ impl SplitMix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn illustrations_take_the_larger_side_of_the_caption_and_never_cover_it() {
+        let (w, h) = (720u32, 1280u32);
+        let safe = SafeArea::of(w, h, 0.06);
+        for caption in [(560u32, 700u32), (300, 420), (1000, 1100)] {
+            let slots = sprite_slots(2, w, h, 0.06, Some(caption));
+            let below = safe.bottom - caption.1 as f32 > caption.0 as f32 - safe.top;
+            for (_, cy, size) in &slots {
+                let (top, bottom) = (cy * h as f32 - size / 2.0, cy * h as f32 + size / 2.0);
+                assert!(bottom <= caption.0 as f32 || top >= caption.1 as f32, "{caption:?}: {top}..{bottom}");
+                assert_eq!(top >= caption.1 as f32, below, "{caption:?}: the larger free side");
+            }
+        }
+    }
 
     #[test]
     fn bgr_order_swaps_red_and_blue() {
