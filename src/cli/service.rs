@@ -73,11 +73,17 @@ pub async fn serve(args: ServeArgs, config: Arc<Config>) -> ExitCode {
         }
     };
     println!("listening on http://{}", running.addr);
+    until_signal(running, "shutting down: no new requests; running stages stop at their next checkpoint").await
+}
+
+/// Wait for SIGTERM or SIGINT, say `stopping`, trip the shutdown and wait until everything
+/// stopped.
+async fn until_signal(running: crate::api::Running, stopping: &'static str) -> ExitCode {
     let _ = std::io::stdout().flush();
     let shutdown = running.shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        eprintln!("shutting down: no new requests; running stages stop at their next checkpoint");
+        eprintln!("{stopping}");
         shutdown.trigger();
     });
     match running.done.await {
@@ -90,7 +96,7 @@ pub async fn serve(args: ServeArgs, config: Arc<Config>) -> ExitCode {
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("error: server task failed: {e}");
+            eprintln!("error: task failed: {e}");
             ExitCode::FAILURE
         }
     }
@@ -126,27 +132,8 @@ pub async fn worker(args: WorkerArgs, config: Arc<Config>) -> ExitCode {
         }
         None => println!("worker running ({} at once)", args.concurrency),
     }
-    let _ = std::io::stdout().flush();
-    let shutdown = running.shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        eprintln!("draining: no new jobs; running stages stop at their next checkpoint and are handed back");
-        shutdown.trigger();
-    });
-    match running.done.await {
-        Ok(Ok(())) => {
-            eprintln!("stopped");
-            ExitCode::SUCCESS
-        }
-        Ok(Err(e)) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("error: worker task failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    until_signal(running, "draining: no new jobs; running stages stop at their next checkpoint and are handed back")
+        .await
 }
 
 async fn wait_for_signal() {

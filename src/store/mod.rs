@@ -185,6 +185,29 @@ pub struct StepCommit {
     pub owner: Option<String>,
 }
 
+impl StepCommit {
+    /// Whether this step may commit on a job found in `current` state, held by `holder`:
+    /// `Conflict` when the job left the stage's state, `LeaseLost` when the step names an
+    /// owner that no longer holds the job. Every backend checks this inside its transaction.
+    pub fn check(&self, current: &State, holder: Option<&str>) -> Result<(), StoreError> {
+        if *current != self.from {
+            return Err(StoreError::Conflict {
+                job: self.job_id.clone(),
+                expected: self.from.name().into(),
+                actual: current.name().into(),
+            });
+        }
+        match &self.owner {
+            Some(me) if holder != Some(me.as_str()) => Err(StoreError::LeaseLost {
+                job: self.job_id.clone(),
+                owner: me.clone(),
+                holder: holder.unwrap_or("nobody").to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The inputs of a day's spend, read in one query: what delivered jobs reconciled, and the
 /// CPU time journaled by the jobs that have no reconciliation (yet).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -25,7 +25,7 @@ use super::cache::{CacheEntry, CacheStore};
 use super::finance::CostLedger;
 use super::service::{
     ApiKeyRecord, Claim, Comment, Cursor, ExecutionStats, IdempotencyClaim, JobApiOptions, JobFilter, ServiceStore,
-    StageLatency, StuckJob, Submission,
+    StuckJob, Submission,
 };
 use super::sqlite::now;
 use super::{DaySpend, HistoryEvent, JobRecord, MemoryEntry, NewEvent, NewJob, StepCommit, Store, StoreError};
@@ -383,22 +383,7 @@ impl Store for PgStore {
     fn commit_step(&self, step: &StepCommit) -> Result<(), StoreError> {
         self.in_tx(|tx| {
             let (current, owner) = locked_state(tx, &step.job_id)?;
-            if current != step.from {
-                return Err(StoreError::Conflict {
-                    job: step.job_id.clone(),
-                    expected: step.from.name().into(),
-                    actual: current.name().into(),
-                });
-            }
-            if let Some(me) = &step.owner
-                && owner.as_deref() != Some(me.as_str())
-            {
-                return Err(StoreError::LeaseLost {
-                    job: step.job_id.clone(),
-                    owner: me.clone(),
-                    holder: owner.unwrap_or_else(|| "nobody".into()),
-                });
-            }
+            step.check(&current, owner.as_deref())?;
             let t = now();
             for w in &step.writes {
                 insert_memory(tx, &step.job_id, w, &t)?;
@@ -883,11 +868,7 @@ impl ServiceStore for PgStore {
                  ORDER BY from_state",
                 &[],
             )? {
-                let (stage, ms): (String, i64) = (r.try_get(0)?, r.try_get(1)?);
-                match stats.stage_latencies.last_mut() {
-                    Some(l) if l.stage == stage => l.durations_ms.push(ms.max(0) as u64),
-                    _ => stats.stage_latencies.push(StageLatency { stage, durations_ms: vec![ms.max(0) as u64] }),
-                }
+                stats.add_latency(r.try_get(0)?, r.try_get(1)?);
             }
             let r = c.query_one(
                 "SELECT COALESCE(SUM(CASE WHEN event IN ('retry', 'stage_failed') THEN 1 ELSE 0 END), 0)::bigint, COUNT(*)

@@ -191,6 +191,18 @@ pub struct ExecutionStats {
     pub executions: i64,
 }
 
+impl ExecutionStats {
+    /// Add one committed duration; rows arrive ordered by stage, so a stage's durations are
+    /// one run.
+    pub fn add_latency(&mut self, stage: String, ms: i64) {
+        let ms = ms.max(0) as u64;
+        match self.stage_latencies.last_mut() {
+            Some(l) if l.stage == stage => l.durations_ms.push(ms),
+            _ => self.stage_latencies.push(StageLatency { stage, durations_ms: vec![ms] }),
+        }
+    }
+}
+
 /// A job that has sat in one working state for long (`orchestrator.alertOnStuckStateMinutes`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StuckJob {
@@ -647,10 +659,7 @@ impl ServiceStore for SqliteStore {
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         for row in rows {
             let (stage, ms) = row?;
-            match stats.stage_latencies.last_mut() {
-                Some(l) if l.stage == stage => l.durations_ms.push(ms.max(0) as u64),
-                _ => stats.stage_latencies.push(StageLatency { stage, durations_ms: vec![ms.max(0) as u64] }),
-            }
+            stats.add_latency(stage, ms);
         }
         let (errors, executions): (i64, i64) = conn.query_row(
             "SELECT COALESCE(SUM(CASE WHEN event IN ('retry', 'stage_failed') THEN 1 ELSE 0 END), 0), COUNT(*)

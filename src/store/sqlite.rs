@@ -163,22 +163,7 @@ impl Store for SqliteStore {
             Some((s, owner)) => (serde_json::from_str(&s)?, owner),
             None => return Err(StoreError::NotFound(step.job_id.clone())),
         };
-        if current != step.from {
-            return Err(StoreError::Conflict {
-                job: step.job_id.clone(),
-                expected: step.from.name().into(),
-                actual: current.name().into(),
-            });
-        }
-        if let Some(me) = &step.owner
-            && owner.as_deref() != Some(me.as_str())
-        {
-            return Err(StoreError::LeaseLost {
-                job: step.job_id.clone(),
-                owner: me.clone(),
-                holder: owner.unwrap_or_else(|| "nobody".into()),
-            });
-        }
+        step.check(&current, owner.as_deref())?;
         let t = now();
         for w in &step.writes {
             let metadata = w.metadata.as_ref().map(serde_json::to_string).transpose()?;

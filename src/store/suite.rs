@@ -86,7 +86,7 @@ fn commit_writes_memory_history_and_state_together(b: &Backend) {
     let h = store.history("j1").unwrap();
     assert_eq!((h.len(), h[0].from.as_str(), h[0].to.as_str()), (1, "init", "sanitized"));
     let m = store.memory("j1").unwrap();
-    assert_eq!(m[&Section::SanitizedInput].content["content"], "x");
+    assert_eq!(m[&Section::SanitizedInput].content, serde_json::json!({"content": "x"}));
     assert_eq!(m[&Section::SanitizedInput].author, "stage:sanitize");
 }
 

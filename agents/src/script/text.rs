@@ -12,23 +12,27 @@ pub fn is_emoji(c: char) -> bool {
     matches!(c as u32, 0x1f000..=0x1faff | 0x2600..=0x27bf | 0x2b00..=0x2bff | 0xfe0f | 0x200d)
 }
 
-/// Sentences of `text` with their end punctuation kept. A full stop between digits (`1.0`)
-/// or after a single capital (`J. Smith`) does not end a sentence; repeated marks (`!!!`)
-/// stay with their sentence.
+/// Characters that end a sentence, in the scripts we write and narrate.
+const SENTENCE_END: [char; 7] = ['.', '!', '?', '。', '！', '？', '…'];
+
+/// Sentences of `text` with their end punctuation kept, whitespace trimmed; pieces without a
+/// letter or digit are dropped. A full stop between digits (`1.0`) or after a German day
+/// number before its month (`8. Juli`) does not end a sentence; repeated marks (`!!!`, `?!`,
+/// `...`) and closing quotes stay with their sentence; text without final punctuation is one
+/// sentence. The script's analysis and the voices (one synthesis per sentence) cut text the
+/// same way.
 pub fn sentences(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut current = String::new();
     for (i, &c) in chars.iter().enumerate() {
         current.push(c);
-        let terminal = matches!(c, '.' | '!' | '?' | '。' | '！' | '？');
-        if !terminal {
+        if !SENTENCE_END.contains(&c) {
             continue;
         }
         let next = chars.get(i + 1).copied();
         let prev = i.checked_sub(1).map(|j| chars[j]);
-        if next.is_some_and(|n| matches!(n, '.' | '!' | '?' | '！' | '？' | '"' | '\'' | '”' | '’' | '»' | '」'))
-        {
+        if next.is_some_and(|n| SENTENCE_END.contains(&n) || matches!(n, '"' | '\'' | '”' | '’' | '»' | '」')) {
             continue;
         }
         let decimal = c == '.' && prev.is_some_and(|p| p.is_ascii_digit()) && next.is_some_and(|n| n.is_ascii_digit());

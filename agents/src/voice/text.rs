@@ -1,44 +1,12 @@
 //! Narration text cut the way the voices need it: sentences (each synthesised on its own,
-//! because the Piper model's attention cost grows with the square of the input length) and
-//! words (the units that get timings and make up subtitle cues).
+//! because the Piper model's attention cost grows with the square of the input length; the
+//! script's splitter, so what the script checks is what is spoken) and words (the units that
+//! get timings and make up subtitle cues).
 
-/// Characters that end a sentence, in the scripts we narrate.
-const SENTENCE_END: [char; 7] = ['.', '!', '?', '。', '！', '？', '…'];
+pub use crate::script::text::{is_cjk, sentences};
 
 /// Punctuation inside a sentence after which a speaker pauses briefly.
 pub const CLAUSE_END: [char; 7] = [',', ';', ':', '、', '，', '；', '：'];
-
-/// Splits `text` into sentences, punctuation kept, whitespace trimmed. A full stop between
-/// two digits (`3.5`) does not end a sentence; text without final punctuation is one
-/// sentence.
-pub fn sentences(text: &str) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        current.push(c);
-        if !SENTENCE_END.contains(&c) {
-            continue;
-        }
-        let next = chars.get(i + 1).copied();
-        let prev = i.checked_sub(1).map(|j| chars[j]);
-        let decimal = c == '.' && prev.is_some_and(|p| p.is_ascii_digit()) && next.is_some_and(|n| n.is_ascii_digit());
-        let more_punct = next.is_some_and(|n| SENTENCE_END.contains(&n) || n == '"' || n == '\'' || n == '»');
-        let ends = !decimal && !more_punct && (next.is_none_or(char::is_whitespace) || is_cjk(c));
-        if ends {
-            let s = current.trim();
-            if s.chars().any(char::is_alphanumeric) {
-                out.push(s.to_owned());
-            }
-            current.clear();
-        }
-    }
-    let s = current.trim();
-    if s.chars().any(char::is_alphanumeric) {
-        out.push(s.to_owned());
-    }
-    out
-}
 
 /// The words of a sentence as they appear in it (punctuation attached). Scripts written
 /// without spaces (Chinese, Japanese) are cut into characters, punctuation attached to the
@@ -67,16 +35,6 @@ pub fn words(sentence: &str) -> Vec<String> {
         }
     }
     out
-}
-
-/// Whether `c` is a CJK ideograph, kana or CJK punctuation (scripts written without spaces).
-pub fn is_cjk(c: char) -> bool {
-    matches!(c as u32,
-        0x3000..=0x30FF   // CJK punctuation, hiragana, katakana
-        | 0x3400..=0x4DBF // CJK extension A
-        | 0x4E00..=0x9FFF // CJK unified ideographs
-        | 0xFF00..=0xFFEF // full-width forms
-    )
 }
 
 /// How many clause pauses (commas and the like) a sentence holds, not counting its end.
