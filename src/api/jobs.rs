@@ -634,8 +634,11 @@ fn sse(e: &JobEvent) -> SseEvent {
     SseEvent::default().event(e.kind).json_data(e).unwrap_or_else(|_| SseEvent::default().data("{}"))
 }
 
-/// The rendered video, with HTTP Range support (206, 416).
-#[utoipa::path(get, path = "/v1/jobs/{id}/video", params(("id" = String, Path)),
+/// The rendered video, with HTTP Range support (206, 416). With a key, or through a signed link.
+#[utoipa::path(get, path = "/v1/jobs/{id}/video", params(("id" = String, Path),
+        ("exp" = Option<i64>, Query, description = "signed link: expiry (Unix seconds), from GET /v1/jobs/{id}/links"),
+        ("by" = Option<String>, Query, description = "signed link: the key name it was handed to"),
+        ("sig" = Option<String>, Query, description = "signed link: HMAC-SHA256, hex")),
     responses((status = 200, description = "video/mp4"), (status = 206, description = "a byte range"),
         (status = 404, body = ErrorBody), (status = 416, description = "range not satisfiable")),
     security(("bearer" = [])), tag = "pipeline")]
@@ -684,7 +687,11 @@ pub fn artifact_path(job_dir: &Path, name: &str) -> Result<PathBuf, ApiError> {
 }
 
 /// A deliverable by name: `keyframes/scene_01.png`, `preview.mp4`, `subtitles.en.vtt`, …
-#[utoipa::path(get, path = "/v1/jobs/{id}/artifacts/{name}", params(("id" = String, Path), ("name" = String, Path)),
+/// With a key, or through a signed link.
+#[utoipa::path(get, path = "/v1/jobs/{id}/artifacts/{name}", params(("id" = String, Path), ("name" = String, Path),
+        ("exp" = Option<i64>, Query, description = "signed link: expiry (Unix seconds), from GET /v1/jobs/{id}/links"),
+        ("by" = Option<String>, Query, description = "signed link: the key name it was handed to"),
+        ("sig" = Option<String>, Query, description = "signed link: HMAC-SHA256, hex")),
     responses((status = 200, description = "the file"), (status = 404, body = ErrorBody)), security(("bearer" = [])), tag = "pipeline")]
 pub async fn artifact(
     State(state): State<Shared>,
