@@ -361,6 +361,12 @@ async fn the_icc_from_key_to_video_on_desktop_and_phone() {
         "{thread}"
     );
 
+    let hidden = eval(
+        &c,
+        "return ['cancel', 'review-actions', 'save-edits'].every(id => document.getElementById(id).offsetParent === null)",
+    )
+    .await;
+    assert_eq!(hidden, true, "a delivered job offers no cancel or review buttons");
     assert_fits(&c, "delivered at 1400").await;
     assert_no_key_in_urls(&c, &app.editor, "delivered at 1400").await;
     assert_accessible(&c, &axe, "delivered at 1400").await;

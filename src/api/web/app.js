@@ -414,8 +414,11 @@ function showWarnings() {
   if (meta) {
     const note = String(meta.note || '');
     const fallback = note.match(/deterministic planner wrote this manifest because (.*)$/);
+    // A reviewer's edit is the latest version; the planning stage's own line still says who planned.
+    const planned = job && (job.history || []).filter(h => h.event === 'planned' && h.detail).pop();
     if (fallback) add('Planned by the deterministic planner instead of the language model: ' + fallback[1]);
     else if (note.startsWith('fast track')) add('Planned on the fast track by the deterministic planner (no model needed for this brief).', 'muted');
+    else if (!note && planned && planned.detail.model_used === 'planner' && !(manifest.content && manifest.content.fast_track)) add('Planned by the deterministic planner, not the language model (see the first manifest version for why).');
     for (const s of meta.suspicious_instructions || []) add(`Ignored a sentence of the brief that tries to steer the system (${s.rule}): “${s.text}”`);
   }
   // The voicing stage's outcome is in its history line.
