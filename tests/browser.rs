@@ -252,6 +252,8 @@ async fn the_icc_from_key_to_video_on_desktop_and_phone() {
     c.find(Locator::Css("#api-key")).await.unwrap().send_keys(&app.editor).await.unwrap();
     press(&c, &[Key::Enter]).await;
     submit_brief(&c, "A calm teaser for a neighbourhood bakery: fresh bread at dawn, warm light.").await;
+    let kept = eval(&c, "return document.getElementById('api-key').value.length").await;
+    assert_eq!(kept, json!(app.editor.len()), "the key field keeps the key in use");
 
     wait_state(&c, &["plan_review"]).await;
     let url = c.current_url().await.unwrap();
@@ -371,6 +373,9 @@ async fn the_icc_from_key_to_video_on_desktop_and_phone() {
     assert_no_key_in_urls(&c, &app.editor, "delivered at 1400").await;
     assert_accessible(&c, &axe, "delivered at 1400").await;
     shot(&c, "desktop-2-delivered").await;
+    eval(&c, "document.getElementById('qa').scrollIntoView()").await;
+    shot(&c, "desktop-3-quality-and-cost").await;
+    eval(&c, "window.scrollTo(0, 0)").await;
 
     // ---- the job URL survives a reload; the back button returns to it -----------------------
     c.refresh().await.unwrap();
@@ -474,7 +479,7 @@ async fn the_icc_from_key_to_video_on_desktop_and_phone() {
         "{answer}"
     );
     assert_accessible(&c, &axe, "/docs").await;
-    shot(&c, "desktop-3-docs").await;
+    shot(&c, "desktop-4-docs").await;
     c.close().await.unwrap();
 
     // The API agrees: the first manifest's latest version is the browser's edit.
