@@ -380,7 +380,10 @@ function showQuality() {
   if (tech) {
     qa.append(el('h4', { text: `Technical checks: ${Math.round(tech.technical_score * 100)} % passed` }));
     for (const c of tech.checks || []) {
-      qa.append(verdictRow(c.passed ? 'pass' : 'fail', c.name, `measured ${fmtValue(c.measured)}, expected ${fmtValue(c.expected)}`, c.detail));
+      // Scalars read well as "measured vs expected"; structured measurements are summed up by the check's own sentence.
+      const scalar = v => v === null || typeof v !== 'object';
+      const value = scalar(c.measured) && scalar(c.expected) ? `measured ${fmtValue(c.measured)}, expected ${fmtValue(c.expected)}` : '';
+      qa.append(verdictRow(c.passed ? 'pass' : 'fail', c.name.replace(/_/g, ' '), value, c.detail));
     }
   }
   if (report) {
