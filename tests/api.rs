@@ -148,6 +148,10 @@ async fn brand_campaign_lifecycle_with_review_edit_range_and_artifacts() {
     assert_eq!(app.call("GET", &later, "", None).await.status, 401, "the expiry is signed");
     let write = app.call("POST", &video_link.replace("/video?", "/cancel?"), "", None).await;
     assert_eq!(write.status, 401, "a link authorises no write");
+    let list = app.call("GET", "/v1/jobs", &app.viewer, None).await;
+    let thumb = list.body["jobs"][0]["thumbnail"].as_str().unwrap().to_owned();
+    let png = app.call("GET", &thumb, "", None).await;
+    assert_eq!((png.status, &png.bytes[1..4]), (200, &b"PNG"[..]), "the list's thumbnail opens without a key");
 
     // Artifacts, and no way out of the job directory.
     let kf = app.call("GET", &format!("/v1/jobs/{id}/artifacts/keyframes/scene_01.png"), &app.viewer, None).await;

@@ -369,6 +369,13 @@ async fn the_icc_from_key_to_video_on_desktop_and_phone() {
     )
     .await;
     assert_eq!(hidden, true, "a delivered job offers no cancel or review buttons");
+    c.find(Locator::Css("#refresh")).await.unwrap().click().await.unwrap();
+    wait_until(
+        &c,
+        "the job's thumbnail in the list",
+        "const i = document.querySelector('#jobs img.thumb'); return i && i.complete && i.naturalWidth > 0",
+    )
+    .await;
     assert_fits(&c, "delivered at 1400").await;
     assert_no_key_in_urls(&c, &app.editor, "delivered at 1400").await;
     assert_accessible(&c, &axe, "delivered at 1400").await;

@@ -465,7 +465,12 @@ pub struct JobSummary {
     pub header: JobHeader,
     /// The brief's first 80 characters.
     pub brief: String,
+    /// A signed link (no key needed) to the first scene's keyframe, once rendered.
+    pub thumbnail: Option<String>,
 }
+
+/// The keyframe the job list shows as a job's thumbnail.
+const THUMBNAIL: &str = "keyframes/scene_01.png";
 
 /// A page of jobs.
 #[derive(Debug, Serialize, ToSchema)]
@@ -492,6 +497,7 @@ fn decode_cursor(s: &str) -> Result<Cursor, ApiError> {
     security(("bearer" = [])), tag = "pipeline")]
 pub async fn list(
     State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<JobPage>, ApiError> {
     let Query(q) = query.map_err(super::error::query_rejection)?;
@@ -514,9 +520,16 @@ pub async fn list(
     } else {
         None
     };
+    let expires = super::links::expiry_for(Utc::now().timestamp());
     let jobs = rows
         .into_iter()
         .map(|(j, _)| JobSummary {
+            thumbnail: state
+                .driver
+                .job_dir(&j.id)
+                .join(THUMBNAIL)
+                .is_file()
+                .then(|| state.auth.links().url(&j.id, THUMBNAIL, &caller.name, expires)),
             brief: sanitize::printable(j.request.get("content").and_then(|c| c.as_str()).unwrap_or_default())
                 .chars()
                 .take(80)

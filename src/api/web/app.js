@@ -135,7 +135,8 @@ async function loadJobs() {
   for (const j of r.data.jobs) {
     const a = el('a', { href: '/jobs/' + j.id, 'data-id': j.id, 'aria-current': j.id === current ? 'page' : null,
       onclick: ev => { ev.preventDefault(); go(j.id); } },
-    el('span', { class: 'badge ' + j.state, text: j.state.replace('_', ' ') }), el('span', { text: j.brief.slice(0, 60) }),
+    j.thumbnail ? el('img', { class: 'thumb', src: j.thumbnail, alt: '' }) : el('span', { class: 'thumb' }),
+    el('span', {}, el('span', { class: 'badge ' + j.state, text: j.state.replace('_', ' ') }), ' ', j.brief.slice(0, 60)),
     el('span', { class: 'when', text: when(j.created_at) + (j.preset ? ' · ' + j.preset : '') }));
     ul.append(el('li', {}, a));
   }
