@@ -353,6 +353,8 @@ async fn the_icc_from_key_to_video_on_desktop_and_phone() {
     assert!(text.contains("vs threshold") && text.contains("measured"), "{text}");
     assert!(!text.contains("{\"kind\""), "the decision is in words: {text}");
     assert!(qa["decision"].as_str().unwrap().starts_with("Decision: "), "{qa}");
+    let notes = eval(&c, "return document.getElementById('warnings').textContent").await;
+    assert!(notes.as_str().unwrap().contains("Voice: "), "the voice that spoke is named: {notes}");
     let cost = eval(&c, "return document.getElementById('cost').textContent").await;
     let cost = cost.as_str().unwrap();
     assert!(cost.contains("actual CPU-s") && cost.contains("Calibration:") && cost.contains("% "), "{cost}");

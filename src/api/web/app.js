@@ -429,6 +429,7 @@ function showWarnings() {
   const voiced = job && (job.history || []).filter(h => h.event === 'voiced' && h.detail).pop();
   if (voiced) {
     const d = voiced.detail;
+    if (d.status === 'narrated') add(`Voice: ${d.voice || 'unnamed'} (${d.engine || 'unknown engine'}), ${Number(d.rate || 1).toFixed(2)}× speed, ${Number(d.total_duration_s || 0).toFixed(1)} s spoken.`, 'muted');
     if (d.status !== 'narrated') add('No narration: ' + (d.reason || d.status) + '.');
     else if (d.engine === 'espeak-ng') add('Narrated with espeak-ng (robotic) instead of the neural voice' + (d.reason ? ': ' + d.reason : '') + '.');
     else if (d.reason) add('Narration: ' + d.reason);
