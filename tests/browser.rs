@@ -439,6 +439,7 @@ async fn the_icc_from_key_to_video_on_desktop_and_phone() {
     wait_until(&c, "scene cards", "return document.querySelectorAll('.scene-card input.caption').length > 0").await;
     assert_fits(&c, "plan review at 390").await;
     assert_accessible(&c, &axe, "plan review at 390").await;
+    eval(&c, "document.getElementById('storyboard').scrollIntoView()").await;
     shot(&c, "phone-4-plan-review").await;
     c.find(Locator::Css("#review-note")).await.unwrap().send_keys("Mention the opening hours.").await.unwrap();
     tab_to(&c, "request-changes").await;
@@ -458,6 +459,7 @@ async fn the_icc_from_key_to_video_on_desktop_and_phone() {
     let error = eval(&c, "return document.getElementById('job-error').textContent").await;
     assert!(error.as_str().unwrap().contains("Not this one."), "{error}");
     assert_fits(&c, "rejected at 390").await;
+    eval(&c, "window.scrollTo(0, 0)").await;
     shot(&c, "phone-5-rejected").await;
 
     // ---- /docs: grouped, submit first, examples, try it with the key -------------------------
