@@ -196,7 +196,10 @@ function showStatus(j) {
   $('job-state').textContent = label;
   $('job-phase').textContent = j.phase;
   $('job-progress').value = j.progress_pct;
-  $('job-progress-text').textContent = j.progress_pct.toFixed(0) + ' %' + (j.current_stage ? ' · ' + j.current_stage : '');
+  // A job that ended without a video has no progress left to show.
+  const stopped = j.terminal && j.state !== 'delivered';
+  $('job-progress').hidden = stopped;
+  $('job-progress-text').textContent = stopped ? '' : j.progress_pct.toFixed(0) + ' %' + (j.current_stage ? ' · ' + j.current_stage : '');
   $('job-error').textContent = label === 'rejected' ? 'Rejected by a reviewer' + (j.error ? ': ' + j.error : '')
     : j.error ? `${j.failed_stage}: ${j.error}` : '';
   announce(`Job ${j.id.slice(0, 8)} is ${label.replace('_', ' ')}.`);
