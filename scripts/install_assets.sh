@@ -5,6 +5,9 @@
 #                                          chars.json (emoji code points -> icon name)
 #   emojibase-data@17.0.0                  CLDR annotations and keywords per language (MIT,
 #                                          © Miles Johnson; CLDR data © Unicode, Inc.)
+# and, for the tests only (never served by aiprod):
+#   axe-core@4.14.1                        the accessibility rules engine the browser test
+#                                          injects into the ICC page (MPL-2.0, © Deque Systems)
 # Each tarball is fetched with the ordinary npm client (`npm pack`), its sha256 checked against
 # the pinned value, and the files aiprod reads are unpacked under the assets directory
 # ($AIPROD_ASSETS_DIR, default ./assets). Every step is skipped when its output is in place.
@@ -62,3 +65,7 @@ for l in "${langs[@]}"; do emojibase_files+=("$l/data.json"); done
 fetch emojibase-data@17.0.0 emojibase-data-17.0.0.tgz \
   d01d0e2ca4e22cb402679532155342c71e2e871f25c32223c013b8b166ebdf5a \
   emojibase-data "${emojibase_files[@]}"
+
+fetch axe-core@4.14.1 axe-core-4.14.1.tgz \
+  e6b0ce02b84d892e2e33e403485e7f3d6c29e2be6df65daf44d89ba564139745 \
+  axe-core axe.min.js LICENSE package.json

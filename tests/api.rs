@@ -123,7 +123,35 @@ async fn brand_campaign_lifecycle_with_review_edit_range_and_artifacts() {
     let none = app.call_with("GET", &format!("/v1/jobs/{id}/video"), &app.viewer, None, &[("range", &beyond)]).await;
     assert_eq!(none.status, 416);
     let by_query = app.call("GET", &format!("/v1/jobs/{id}/video?access_token={}", app.viewer), "", None).await;
-    assert_eq!(by_query.status, 200, "media accept the key as a query parameter");
+    assert_eq!(by_query.status, 401, "an API key in the URL no longer authenticates");
+
+    // Signed links open the media without a key, and only the file they name.
+    let links = app.call("GET", &format!("/v1/jobs/{id}/links"), &app.viewer, None).await;
+    assert_eq!(links.status, 200, "{}", links.body);
+    let video_link = links.body["video"].as_str().unwrap().to_owned();
+    assert!(!video_link.contains(&app.viewer) && video_link.contains("&by=viewer&sig="), "{video_link}");
+    let by_link = app.call("GET", &video_link, "", None).await;
+    assert_eq!((by_link.status, by_link.bytes.len()), (200, full.bytes.len()));
+    let ranged = app.call_with("GET", &video_link, "", None, &[("range", "bytes=0-99")]).await;
+    assert_eq!(ranged.status, 206, "a <video> seeks through the link");
+    let en = links.body["subtitles"].as_array().unwrap().iter().find(|t| t["lang"] == "en").unwrap().clone();
+    let vtt_by_link = app.call("GET", en["url"].as_str().unwrap(), "", None).await;
+    assert_eq!(vtt_by_link.status, 200);
+    assert!(String::from_utf8_lossy(&vtt_by_link.bytes).starts_with("WEBVTT"));
+    assert!(links.body["poster"].as_str().unwrap().contains("/artifacts/keyframes/"), "{}", links.body);
+    let query = video_link.split_once('?').unwrap().1;
+    let moved = app.call("GET", &format!("/v1/jobs/{id}/artifacts/preview.mp4?{query}"), "", None).await;
+    assert_eq!(moved.status, 401, "a video link does not open another file");
+    let tampered = video_link.replace("&sig=", "&sig=00");
+    assert_eq!(app.call("GET", &tampered, "", None).await.status, 401);
+    let later = video_link.replace("?exp=", "?exp=9");
+    assert_eq!(app.call("GET", &later, "", None).await.status, 401, "the expiry is signed");
+    let write = app.call("POST", &video_link.replace("/video?", "/cancel?"), "", None).await;
+    assert_eq!(write.status, 401, "a link authorises no write");
+    let list = app.call("GET", "/v1/jobs", &app.viewer, None).await;
+    let thumb = list.body["jobs"][0]["thumbnail"].as_str().unwrap().to_owned();
+    let png = app.call("GET", &thumb, "", None).await;
+    assert_eq!((png.status, &png.bytes[1..4]), (200, &b"PNG"[..]), "the list's thumbnail opens without a key");
 
     // Artifacts, and no way out of the job directory.
     let kf = app.call("GET", &format!("/v1/jobs/{id}/artifacts/keyframes/scene_01.png"), &app.viewer, None).await;
@@ -274,6 +302,9 @@ async fn bad_requests_get_the_right_codes() {
     assert!(String::from_utf8_lossy(&page.bytes).contains("/docs/openapi.json"));
     let index = app.call("GET", "/", "", None).await;
     assert!(String::from_utf8_lossy(&index.bytes).contains("/app.js"));
+    let deep = app.call("GET", "/jobs/0b7c5d0e-8a43-4f7e-9d0a-1f2e3d4c5b6a", "", None).await;
+    assert_eq!((deep.status, deep.bytes.as_slice()), (200, index.bytes.as_slice()), "a job URL is the same page");
+    assert!(spec.body["paths"]["/v1/jobs/{id}/links"].is_object(), "the links operation is documented");
     app.stop().await;
 }
 

@@ -1,8 +1,9 @@
 //! API keys and per-key rate limits.
 //!
 //! A key is 32 random bytes shown once as `aip_<hex>`; only its SHA-256 is stored. Every
-//! `/v1` route needs `Authorization: Bearer <key>` (media and event routes also accept
-//! `?access_token=`, because `<video>` and `EventSource` cannot send headers). Roles:
+//! `/v1` route needs `Authorization: Bearer <key>`, except a GET of a job's video or artifact
+//! through a signed link ([`super::links`]): `<video>`, `<img>` and `<track>` cannot send
+//! headers, and no API key ever goes in a URL. Roles:
 //! `admin` and `editor` may change things, `viewer` and `ops` may only read; `ops` (and
 //! `admin`) may also read `/metrics` and the full `/health` on a public bind. Each key has a
 //! token bucket (`service.rateLimit`); an empty bucket answers 429 with `Retry-After`.
@@ -24,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::Shared;
 use super::error::ApiError;
+use super::links::{LinkError, LinkSigner, link_caller};
 use crate::config::{RateLimit, RateLimits};
 use crate::store::Database;
 use crate::store::service::ApiKeyRecord;
@@ -117,6 +119,7 @@ pub struct Auth {
     limits: RateLimits,
     failures: Mutex<HashMap<IpAddr, Failures>>,
     failed_per_minute: u32,
+    links: LinkSigner,
 }
 
 /// The SHA-256 of a key, hex: what is stored.
@@ -147,7 +150,13 @@ impl Auth {
             limits,
             failures: Mutex::new(HashMap::new()),
             failed_per_minute: failed_per_minute.max(1),
+            links: LinkSigner::from_env_or_random(),
         }
+    }
+
+    /// The signer of this server's media links.
+    pub fn links(&self) -> &LinkSigner {
+        &self.links
     }
 
     /// `Err(seconds until the window ends)` when `ip` has used up its failed attempts.
@@ -240,26 +249,50 @@ impl Auth {
     }
 }
 
-/// The bearer secret a request carries (header, or `?access_token=` on media routes).
+/// The bearer secret a request carries in its `Authorization` header (never in the URL).
 pub fn bearer(req: &Request) -> Option<String> {
-    if let Some(h) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        return h.strip_prefix("Bearer ").map(|s| s.trim().to_owned());
-    }
-    let path = req.uri().path();
-    let media = path.ends_with("/video") || path.contains("/artifacts/") || path.ends_with("/events");
-    if req.method() == Method::GET && media {
-        return req
-            .uri()
-            .query()
-            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=").map(str::to_owned)));
-    }
-    None
+    let h = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())?;
+    h.strip_prefix("Bearer ").map(|s| s.trim().to_owned())
 }
 
-/// Middleware on `/v1`: authenticate, rate-limit, and refuse writes by viewers.
+/// The caller a signed link makes of a request without a key, when it carries one: 401 for
+/// an expired, malformed or forged link (a forged one counts as a failed authentication).
+fn signed_link_caller(state: &Shared, req: &Request, ip: Option<IpAddr>) -> Option<Result<Caller, ApiError>> {
+    let verdict = link_caller(state.auth.links(), req.method(), req.uri().path(), req.uri().query())?;
+    if let Some(ip) = ip
+        && let Err(wait) = state.auth.throttled(ip)
+    {
+        return Some(Err(ApiError::too_many(
+            "auth_throttled",
+            format!("too many failed authentications from {ip}; retry in {wait} s"),
+            wait,
+        )));
+    }
+    Some(verdict.map(|name| Caller { name, role: Role::Viewer }).map_err(|e| {
+        let message = match e {
+            LinkError::Expired => "this link has expired; GET /v1/jobs/{id}/links hands out fresh ones",
+            LinkError::Malformed => "a signed link needs exp, by and sig",
+            LinkError::BadSignature => {
+                if let Some(ip) = ip {
+                    state.auth.record_failure(ip);
+                }
+                "this link's signature does not match its job, file and expiry"
+            }
+        };
+        ApiError::unauthorized(message)
+    }))
+}
+
+/// Middleware on `/v1`: authenticate (a key, or a signed link on a media route), rate-limit,
+/// and refuse writes by viewers.
 pub async fn require_key(State(state): State<Shared>, mut req: Request, next: Next) -> Result<Response, ApiError> {
     let ip = super::serve::peer(&req).map(|a| a.ip());
-    let caller = state.auth.authenticate(bearer(&req).as_deref(), ip)?;
+    let secret = bearer(&req);
+    let linked = if secret.is_none() { signed_link_caller(&state, &req, ip) } else { None };
+    let caller = match linked {
+        Some(linked) => linked?,
+        None => state.auth.authenticate(secret.as_deref(), ip)?,
+    };
     if let Err(wait) = state.auth.take(&caller.name) {
         return Err(ApiError::too_many(
             "rate_limited",

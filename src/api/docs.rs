@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{Shared, error, hub, icc, jobs, ops};
+use super::{Shared, error, hub, icc, jobs, media, ops};
 use crate::config::Config;
 
 struct BearerAuth;
@@ -36,12 +36,14 @@ impl Modify for BearerAuth {
     info(title = "aiprod", description = "Brief in, quality-checked subtitled video out: REST API and ICC."),
     paths(
         jobs::submit, jobs::list, jobs::get_job, jobs::cancel, jobs::events, jobs::video, jobs::artifact,
+        media::links,
         icc::memory, icc::patch_manifest, icc::manifest_versions, icc::approve, icc::request_changes, icc::reject,
         icc::comments, icc::add_comment,
         ops::presets, ops::cost_estimate, ops::health, ops::metrics, ops::alerts,
     ),
     components(schemas(
         jobs::SubmitRequest, jobs::Submitted, jobs::Links, jobs::JobView, jobs::JobHeader, jobs::JobPage, jobs::JobSummary,
+        media::JobLinks, media::SignedFile, media::SignedTrack,
         icc::ManifestPatch, icc::ChangeRequest, icc::RejectRequest, icc::NewComment, icc::ManifestVersion,
         crate::sanitize::BriefRequest, ops::Alert, hub::JobEvent, error::ErrorBody, error::ErrorDetail,
     )),

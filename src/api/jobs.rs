@@ -465,7 +465,12 @@ pub struct JobSummary {
     pub header: JobHeader,
     /// The brief's first 80 characters.
     pub brief: String,
+    /// A signed link (no key needed) to the first scene's keyframe, once rendered.
+    pub thumbnail: Option<String>,
 }
+
+/// The keyframe the job list shows as a job's thumbnail.
+const THUMBNAIL: &str = "keyframes/scene_01.png";
 
 /// A page of jobs.
 #[derive(Debug, Serialize, ToSchema)]
@@ -492,6 +497,7 @@ fn decode_cursor(s: &str) -> Result<Cursor, ApiError> {
     security(("bearer" = [])), tag = "pipeline")]
 pub async fn list(
     State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<JobPage>, ApiError> {
     let Query(q) = query.map_err(super::error::query_rejection)?;
@@ -514,9 +520,16 @@ pub async fn list(
     } else {
         None
     };
+    let expires = super::links::expiry_for(Utc::now().timestamp());
     let jobs = rows
         .into_iter()
         .map(|(j, _)| JobSummary {
+            thumbnail: state
+                .driver
+                .job_dir(&j.id)
+                .join(THUMBNAIL)
+                .is_file()
+                .then(|| state.auth.links().url(&j.id, THUMBNAIL, &caller.name, expires)),
             brief: sanitize::printable(j.request.get("content").and_then(|c| c.as_str()).unwrap_or_default())
                 .chars()
                 .take(80)
@@ -664,8 +677,11 @@ fn sse(e: &JobEvent) -> SseEvent {
     SseEvent::default().event(e.kind).json_data(e).unwrap_or_else(|_| SseEvent::default().data("{}"))
 }
 
-/// The rendered video, with HTTP Range support (206, 416).
-#[utoipa::path(get, path = "/v1/jobs/{id}/video", params(("id" = String, Path)),
+/// The rendered video, with HTTP Range support (206, 416). With a key, or through a signed link.
+#[utoipa::path(get, path = "/v1/jobs/{id}/video", params(("id" = String, Path),
+        ("exp" = Option<i64>, Query, description = "signed link: expiry (Unix seconds), from GET /v1/jobs/{id}/links"),
+        ("by" = Option<String>, Query, description = "signed link: the key name it was handed to"),
+        ("sig" = Option<String>, Query, description = "signed link: HMAC-SHA256, hex")),
     responses((status = 200, description = "video/mp4"), (status = 206, description = "a byte range"),
         (status = 404, body = ErrorBody), (status = 416, description = "range not satisfiable")),
     security(("bearer" = [])), tag = "pipeline")]
@@ -714,7 +730,11 @@ pub fn artifact_path(job_dir: &Path, name: &str) -> Result<PathBuf, ApiError> {
 }
 
 /// A deliverable by name: `keyframes/scene_01.png`, `preview.mp4`, `subtitles.en.vtt`, …
-#[utoipa::path(get, path = "/v1/jobs/{id}/artifacts/{name}", params(("id" = String, Path), ("name" = String, Path)),
+/// With a key, or through a signed link.
+#[utoipa::path(get, path = "/v1/jobs/{id}/artifacts/{name}", params(("id" = String, Path), ("name" = String, Path),
+        ("exp" = Option<i64>, Query, description = "signed link: expiry (Unix seconds), from GET /v1/jobs/{id}/links"),
+        ("by" = Option<String>, Query, description = "signed link: the key name it was handed to"),
+        ("sig" = Option<String>, Query, description = "signed link: HMAC-SHA256, hex")),
     responses((status = 200, description = "the file"), (status = 404, body = ErrorBody)), security(("bearer" = [])), tag = "pipeline")]
 pub async fn artifact(
     State(state): State<Shared>,

@@ -8,6 +8,7 @@
 //! - [`hub`]: the driver's observer for the server (SSE fan-out, live progress).
 //! - [`workers`]: the worker pool and graceful shutdown.
 //! - [`jobs`]: submit, list, get, cancel, events, video, artifacts.
+//! - [`links`]: the signed, short-lived media link format; [`media`]: hands links out.
 //! - [`icc`]: memory view (ETag), manifest edits and versions, review decisions, comments.
 //! - [`ops`]: presets, cost estimate, health, metrics, alerts.
 //! - [`webhook`]: signed terminal-state callbacks; [`egress`]: which addresses they may reach.
@@ -21,6 +22,8 @@ pub mod error;
 pub mod hub;
 pub mod icc;
 pub mod jobs;
+pub mod links;
+pub mod media;
 pub mod ops;
 pub mod serve;
 pub mod web;
@@ -83,6 +86,7 @@ pub fn router(state: Shared) -> Router {
         .route("/jobs/{id}/events", get(jobs::events))
         .route("/jobs/{id}/video", get(jobs::video))
         .route("/jobs/{id}/artifacts/{*name}", get(jobs::artifact))
+        .route("/jobs/{id}/links", get(media::links))
         .route("/jobs/{id}/memory", get(icc::memory))
         .route("/jobs/{id}/manifest", axum::routing::patch(icc::patch_manifest))
         .route("/jobs/{id}/manifest/versions", get(icc::manifest_versions))
@@ -102,6 +106,7 @@ pub fn router(state: Shared) -> Router {
         .route("/docs", get(docs::page))
         .route("/docs/openapi.json", get(docs::openapi))
         .route("/", get(web::index))
+        .route("/jobs/{id}", get(web::index))
         .route("/app.js", get(web::script))
         .route("/style.css", get(web::style))
         .layer(DefaultBodyLimit::max(max_body))
