@@ -13,7 +13,6 @@ use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::jobs::{artifact_path, job_id};
 use super::links::{LinkSigner, expiry_for};
-use crate::store::Store;
 
 /// One signed file of a job.
 #[derive(Debug, Clone, Serialize, ToSchema)]
