@@ -38,7 +38,7 @@ pub struct CacheEntry {
     pub created_at: i64,
 }
 
-/// Persistence of cache entries, implemented for [`SqliteStore`].
+/// Persistence of cache entries, implemented for both stores (SQLite, PostgreSQL).
 pub trait CacheStore {
     /// Insert or replace an entry.
     fn cache_put(&self, entry: &CacheEntry) -> Result<(), StoreError>;

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::finance::audit::{AuditEntry, AuditKind, GENESIS, entry_hash, timestamp};
 use crate::finance::pricing::PricingTable;
 
-/// Where the audit trail lives. Implemented for the SQLite store; the trait lives with the
+/// Where the audit trail lives. Implemented for both stores; the trait lives with the
 /// store (not in `finance`) so the money rules stay free of persistence.
 pub trait CostLedger: Send + Sync {
     /// Append an entry chained to the last one, in one transaction.

@@ -3,8 +3,9 @@
 //! of memory sections, comment threads, webhook deliveries and the aggregates behind
 //! `/metrics` and `/v1/alerts`.
 //!
-//! It is an extension trait implemented for [`SqliteStore`] so the core `Store` stays small;
-//! every method is one short statement or one transaction.
+//! It is an extension trait, implemented for [`SqliteStore`] here and for the PostgreSQL
+//! store in `pg.rs`, so the core `Store` stays small; every method is one short statement or
+//! one transaction.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
