@@ -253,6 +253,23 @@ impl IllustrationIndex {
     pub fn position(&self, name: &str) -> Option<usize> {
         self.entries.iter().position(|e| e.name == name)
     }
+
+    /// The illustrations a text asks for with its own emoji (🚀, 🎉): the names of the entries
+    /// that draw them, in order of first appearance, without repeats. Variation selectors do
+    /// not matter; an emoji the set does not draw is skipped.
+    pub fn requested_by(&self, text: &str) -> Vec<String> {
+        let strip = |s: &str| s.chars().filter(|c| *c != '\u{fe0f}').collect::<String>();
+        let mut out: Vec<String> = Vec::new();
+        for c in text.chars().filter(|c| crate::script::text::is_emoji(*c) && !matches!(*c, '\u{fe0f}' | '\u{200d}')) {
+            let wanted = c.to_string();
+            if let Some(e) = self.entries.iter().find(|e| strip(&e.emoji) == wanted)
+                && !out.contains(&e.name)
+            {
+                out.push(e.name.clone());
+            }
+        }
+        out
+    }
 }
 
 /// What one scene says, for matching.
@@ -428,12 +445,15 @@ impl Illustrator<'_> {
 
 /// Fills every scene of `plan` that has none with pictures chosen by meaning: what the scene
 /// shows (`descriptions`, one per scene, from the manifest), its caption and its narration,
-/// in language `lang`. Returns the note the translation records (what ran, how many scenes
-/// got pictures).
+/// in language `lang`. The pictures the brief asked for with its own emoji (`requested`,
+/// index names, see [`IllustrationIndex::requested_by`]) come first: a scene left without a
+/// picture gets the next one, the rest lead the scenes in order. Returns the note the
+/// translation records (what ran, how many scenes got pictures).
 pub fn illustrate_plan(
     plan: &mut crate::domain::RenderPlan,
     descriptions: &[String],
     lang: &str,
+    requested: &[String],
     index: &IllustrationIndex,
     embedder: &Embedder,
 ) -> Result<String, AgentError> {
@@ -454,7 +474,8 @@ pub fn illustrate_plan(
             }
         })
         .collect();
-    let chosen = Illustrator { index, embedder }.choose(&scenes, 3)?;
+    let mut chosen = Illustrator { index, embedder }.choose(&scenes, 3)?;
+    place_requested(&mut chosen, requested);
     let mut with = 0;
     for (scene, pictures) in plan.scenes.iter_mut().zip(chosen) {
         if scene.illustrations.is_empty() {
@@ -462,15 +483,56 @@ pub fn illustrate_plan(
             scene.illustrations = pictures;
         }
     }
+    let asked = if requested.is_empty() {
+        String::new()
+    } else {
+        format!("; the brief's own emoji asked for {}", requested.join(", "))
+    };
     Ok(format!(
-        "illustrations chosen by all-MiniLM-L6-v2 similarity to CLDR annotations (floor {RELEVANCE_FLOOR}): {with} of {} scenes",
+        "illustrations chosen by all-MiniLM-L6-v2 similarity to CLDR annotations (floor {RELEVANCE_FLOOR}): {with} of {} scenes{asked}",
         plan.scenes.len()
     ))
+}
+
+/// Puts the requested pictures into the scenes' choices: each goes to the next scene without
+/// a picture, else leads the next scene in turn (at most 3 per scene, the weakest chosen
+/// picture giving way). A requested picture already chosen somewhere stays where it is.
+fn place_requested(chosen: &mut [Vec<Illustration>], requested: &[String]) {
+    let n = chosen.len();
+    if n == 0 {
+        return;
+    }
+    let mut next_lead = 0;
+    for name in requested {
+        if chosen.iter().flatten().any(|i| &i.name == name) {
+            continue;
+        }
+        let picture = Illustration { name: name.clone(), score: 1.0, named: true };
+        if let Some(empty) = chosen.iter_mut().find(|c| c.is_empty()) {
+            empty.push(picture);
+            continue;
+        }
+        let scene = &mut chosen[next_lead % n];
+        next_lead += 1;
+        scene.insert(0, picture);
+        scene.truncate(3);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_briefs_own_emoji_fill_empty_scenes_first_then_lead() {
+        let pic = |n: &str| Illustration { name: n.into(), score: 0.6, named: false };
+        let mut chosen = vec![vec![pic("bread")], vec![], vec![pic("door"), pic("key"), pic("house")]];
+        let requested = ["rocket", "party popper", "bread", "star", "sparkles"].map(str::to_owned);
+        place_requested(&mut chosen, &requested);
+        let names: Vec<Vec<&str>> = chosen.iter().map(|c| c.iter().map(|i| i.name.as_str()).collect()).collect();
+        assert_eq!(names, [vec!["party popper", "bread"], vec!["star", "rocket"], vec!["sparkles", "door", "key"]]);
+        assert!(chosen[1][0].named && chosen[1][0].score == 1.0);
+    }
 
     #[test]
     fn hex_keys_match_the_icon_sets_form() {

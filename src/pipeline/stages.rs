@@ -481,8 +481,9 @@ pub async fn translation_for(
     let mut out = VisualTranslator.run(request, ctx).await?;
     let mut plan = out.value.plan.clone();
     let owned = config.clone();
+    let content = brief.content.clone();
     let (plan, note) = blocking::run("illustration", ctx, move |_| {
-        let note = illustrate(&owned, &mut plan, &descriptions, &source);
+        let note = illustrate(&owned, &mut plan, &descriptions, &source, &content);
         (plan, note)
     })
     .await?;
@@ -493,7 +494,7 @@ pub async fn translation_for(
 
 /// Chooses the scenes' illustrations (see `agents::illustrate`), building the index on first
 /// use; the note says what ran or why no pictures were chosen.
-fn illustrate(config: &Config, plan: &mut RenderPlan, descriptions: &[String], lang: &str) -> String {
+fn illustrate(config: &Config, plan: &mut RenderPlan, descriptions: &[String], lang: &str, brief: &str) -> String {
     let registry = models::Registry::shared(&config.models.settings());
     let embedder = match registry.embedder() {
         Ok((e, _)) => e,
@@ -503,7 +504,8 @@ fn illustrate(config: &Config, plan: &mut RenderPlan, descriptions: &[String], l
         Ok(i) => i,
         Err(e) => return format!("no illustrations: {e}"),
     };
-    match agents::illustrate::illustrate_plan(plan, descriptions, lang, &index, &embedder) {
+    let requested = index.requested_by(brief);
+    match agents::illustrate::illustrate_plan(plan, descriptions, lang, &requested, &index, &embedder) {
         Ok(note) => note,
         Err(e) => format!("no illustrations: {e}"),
     }
