@@ -54,6 +54,26 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
+impl AuditEntry {
+    /// The entry that follows `last` (the chain's tail: its seq and hash; `None` for an empty
+    /// chain), stamped now and hashed. Every store appends through this, so the chain is
+    /// built one way whatever the backend.
+    pub fn after(last: Option<(i64, String)>, kind: AuditKind, job_id: Option<&str>, payload: &Value) -> Self {
+        let (seq, prev_hash) = last.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_owned()));
+        let at = timestamp(Utc::now());
+        let hash = entry_hash(seq, &at, kind.as_str(), job_id, payload, &prev_hash);
+        Self {
+            seq,
+            at,
+            kind: kind.as_str().into(),
+            job_id: job_id.map(str::to_owned),
+            payload: payload.clone(),
+            prev_hash,
+            hash,
+        }
+    }
+}
+
 /// The hash an entry must carry.
 pub fn entry_hash(seq: i64, at: &str, kind: &str, job_id: Option<&str>, payload: &Value, prev_hash: &str) -> String {
     // serde_json's Map is ordered by key, so this is a canonical form: compact, sorted keys.

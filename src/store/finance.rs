@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{SqliteStore, StoreError};
 use crate::config::Config;
-use crate::finance::audit::{AuditEntry, AuditKind, GENESIS, entry_hash, timestamp};
+use crate::finance::audit::{AuditEntry, AuditKind};
 use crate::finance::pricing::PricingTable;
 
 /// Where the audit trail lives. Implemented for both stores; the trait lives with the
@@ -40,22 +40,12 @@ pub(super) fn append_in(
     let last: Option<(i64, String)> = tx
         .query_row("SELECT seq, hash FROM cost_audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let (seq, prev_hash) = last.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_owned()));
-    let at = timestamp(chrono::Utc::now());
-    let hash = entry_hash(seq, &at, kind.as_str(), job_id, payload, &prev_hash);
+    let e = AuditEntry::after(last, kind, job_id, payload);
     tx.execute(
         "INSERT INTO cost_audit (seq, at, kind, job_id, payload_json, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![seq, at, kind.as_str(), job_id, payload.to_string(), prev_hash, hash],
+        params![e.seq, e.at, e.kind, e.job_id, e.payload.to_string(), e.prev_hash, e.hash],
     )?;
-    Ok(AuditEntry {
-        seq,
-        at,
-        kind: kind.as_str().into(),
-        job_id: job_id.map(str::to_owned),
-        payload: payload.clone(),
-        prev_hash,
-        hash,
-    })
+    Ok(e)
 }
 
 /// The table in force: the latest one written to the audit trail, else the static table.

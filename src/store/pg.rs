@@ -29,7 +29,7 @@ use super::service::{
 };
 use super::sqlite::now;
 use super::{DaySpend, HistoryEvent, JobRecord, MemoryEntry, NewEvent, NewJob, StepCommit, Store, StoreError};
-use crate::finance::audit::{AuditEntry, AuditKind, GENESIS, entry_hash, timestamp};
+use crate::finance::audit::{AuditEntry, AuditKind};
 use crate::finance::pricing::PricingTable;
 use crate::memory::sections::CostCertification;
 use crate::memory::{MemoryWrite, Section, SectionDoc};
@@ -215,25 +215,13 @@ fn append_audit(
 ) -> Result<AuditEntry, StoreError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])?;
     let last = tx.query_opt("SELECT seq, hash FROM cost_audit ORDER BY seq DESC LIMIT 1", &[])?;
-    let (seq, prev_hash) = match last {
-        Some(r) => (r.try_get::<_, i64>(0)? + 1, r.try_get::<_, String>(1)?),
-        None => (1, GENESIS.to_owned()),
-    };
-    let at = timestamp(Utc::now());
-    let hash = entry_hash(seq, &at, kind.as_str(), job_id, payload, &prev_hash);
+    let last = last.map(|r| Ok::<_, StoreError>((r.try_get::<_, i64>(0)?, r.try_get::<_, String>(1)?))).transpose()?;
+    let e = AuditEntry::after(last, kind, job_id, payload);
     tx.execute(
         "INSERT INTO cost_audit (seq, at, kind, job_id, payload_json, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[&seq, &at, &kind.as_str(), &job_id, &payload.to_string(), &prev_hash, &hash],
+        &[&e.seq, &e.at, &e.kind, &e.job_id, &e.payload.to_string(), &e.prev_hash, &e.hash],
     )?;
-    Ok(AuditEntry {
-        seq,
-        at,
-        kind: kind.as_str().into(),
-        job_id: job_id.map(str::to_owned),
-        payload: payload.clone(),
-        prev_hash,
-        hash,
-    })
+    Ok(e)
 }
 
 fn put_cache(tx: &mut impl postgres::GenericClient, e: &CacheEntry) -> Result<(), StoreError> {
