@@ -17,7 +17,7 @@ build: setup
 
 demo: build
 	AIPROD_BIN=./target/release/aiprod ./scripts/install_models.sh
-	./target/release/aiprod run "$(BRIEF)" --duration 15 --aspect 9:16 --lang en,fr --out out/demo
+	./target/release/aiprod run "$(BRIEF)" --duration 15 --aspect 9:16 --lang en,es --out out/demo
 
 # One build of the dependency tree: the test build also produces the aiprod binary that
 # prepares the models (a separate `cargo run` would resolve other features and build it all

@@ -84,6 +84,9 @@ pub struct Expectations {
     pub scene_count: usize,
     /// Subtitle languages the file must carry, ISO 639-1 ("en").
     pub subtitle_languages: Vec<String>,
+    /// Narrated languages, ISO 639-1: the file must carry an audio stream tagged with each
+    /// (empty: any one audio stream will do, e.g. music only).
+    pub audio_languages: Vec<String>,
 }
 
 impl Expectations {
@@ -96,6 +99,7 @@ impl Expectations {
             duration_s: plan.duration_s(),
             scene_count: plan.scenes.len(),
             subtitle_languages: plan.subtitles.iter().map(|t| t.lang.clone()).collect(),
+            audio_languages: agents::render::soundtracks(plan).into_iter().flatten().collect(),
         }
     }
 }
@@ -280,6 +284,8 @@ struct Probe {
     video: Option<VideoProbe>,
     /// The best audio stream, if any.
     audio: Option<AudioProbe>,
+    /// The language tag of every audio stream, in stream order (as stored: ISO 639-2).
+    audio_languages: Vec<Option<String>>,
     /// Every subtitle stream, in stream order.
     subtitles: Vec<SubtitleProbe>,
     /// Packets the demuxer reported as invalid and skipped.
@@ -377,6 +383,11 @@ fn probe(path: &Path) -> Result<Probe, String> {
         container_s,
         video: input.streams().best(media::Type::Video).map(|s| VideoProbe::open(&s)),
         audio: input.streams().best(media::Type::Audio).map(|s| AudioProbe::open(&s)),
+        audio_languages: input
+            .streams()
+            .filter(|s| s.parameters().medium() == media::Type::Audio)
+            .map(|s| s.metadata().get("language").map(str::to_owned))
+            .collect(),
         subtitles: input
             .streams()
             .filter(|s| s.parameters().medium() == media::Type::Subtitle)
@@ -772,7 +783,9 @@ fn unopened_checks(reason: &str, expect: &Expectations, cfg: &TechnicalQa) -> Ve
 fn expected_value(name: &str, expect: &Expectations, cfg: &TechnicalQa) -> Value {
     match name {
         "opens" => json!("mp4"),
-        "video_stream" | "audio_present" => json!(true),
+        "video_stream" => json!(true),
+        "audio_present" if expect.audio_languages.is_empty() => json!(true),
+        "audio_present" => json!({ "narrated_languages": expect.audio_languages }),
         "codec" => json!(cfg.codec),
         "resolution" => json!({ "width": expect.width, "height": expect.height }),
         "decodes" => json!({ "frames": expected_frames(expect), "tolerance_frames": tolerance_frames(expect, cfg) }),
@@ -798,7 +811,7 @@ fn evaluate(probe: &Probe, expect: &Expectations, cfg: &TechnicalQa) -> Vec<Chec
             let expected = expected_value(name, expect, cfg);
             match name {
                 "opens" => check_opens(probe, expected),
-                "audio_present" => check_audio_present(probe, expected),
+                "audio_present" => check_audio_present(probe, expect, expected),
                 "audio_not_silent" => check_audio_not_silent(probe, cfg, expected),
                 "subtitle_tracks" => check_subtitles(probe, expect, expected),
                 _ => match &probe.video {
@@ -924,13 +937,29 @@ fn check_duration(
     make_check("duration", passed, measured, expected, detail)
 }
 
-fn check_audio_present(probe: &Probe, expected: Value) -> Check {
-    match &probe.audio {
-        Some(audio) => {
-            make_check("audio_present", true, json!(true), expected, format!("{} stream {}", audio.codec, audio.index))
-        }
-        None => make_check("audio_present", false, json!(false), expected, "the file has no audio stream"),
+/// An audio stream exists, and every narrated language has its own stream tagged with it.
+fn check_audio_present(probe: &Probe, expect: &Expectations, expected: Value) -> Check {
+    let Some(audio) = &probe.audio else {
+        return make_check("audio_present", false, json!(false), expected, "the file has no audio stream");
+    };
+    let tagged: Vec<Option<String>> =
+        probe.audio_languages.iter().map(|t| t.as_deref().and_then(iso639_1).map(str::to_owned)).collect();
+    let missing: Vec<&str> = expect
+        .audio_languages
+        .iter()
+        .map(String::as_str)
+        .filter(|want| !tagged.iter().any(|t| t.as_deref().is_some_and(|t| Some(t) == iso639_1(want))))
+        .collect();
+    let measured = json!({ "streams": probe.audio_languages.len(), "languages": probe.audio_languages });
+    if !missing.is_empty() {
+        let detail = format!("no audio stream tagged for the narration in {}", missing.join(", "));
+        return make_check("audio_present", false, measured, expected, detail);
     }
+    let detail = match probe.audio_languages.len() {
+        1 => format!("{} stream {}", audio.codec, audio.index),
+        n => format!("{n} audio streams, one per narrated language; the default is {} stream {}", audio.codec, audio.index),
+    };
+    make_check("audio_present", true, measured, expected, detail)
 }
 
 fn check_audio_not_silent(probe: &Probe, cfg: &TechnicalQa, expected: Value) -> Check {

@@ -1,11 +1,15 @@
 //! The QA corpus: good renders of several briefs and languages, and broken variants with one
 //! defect each (a Japanese caption set in a Latin-only font, a muted soundtrack, audio pushed
-//! to about −6 LUFS and clipped, a black scene, a frozen scene). The whole gate — technical
+//! to about −6 LUFS and clipped, a black scene, a frozen scene; and on a narrated render: the
+//! narration missing, cut off mid-word, replaced by speech in another language, and music
+//! mixed so loud that it drowns the voice). The whole gate — technical
 //! QA, semantic QA with its perception checks, the supervisor — must accept every good video
 //! and reject every broken one; the confusion matrix is printed.
 //!
 //! Model-free: the planner, the visual translator and the renderer are deterministic code,
-//! the defects are made with the `ffmpeg` CLI, the checks run `tesseract` and `ffmpeg`.
+//! the narration is spoken by espeak-ng (a system package), the defects are made with the
+//! `ffmpeg` CLI or by rendering the plan with altered clips, the checks run `tesseract` and
+//! `ffmpeg`.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,6 +18,12 @@ use agents::domain::{ProductionManifest, RenderPlan, VideoSettings};
 use agents::planner::{PlanLimits, PlanRequest, plan};
 use agents::render::{PreviewSettings, RenderOutput, RenderRequest, render};
 use agents::visual::{TranslateRequest, translate};
+use agents::voice::cues::CueRules;
+use agents::voice::espeak::EspeakVoice;
+use agents::voice::fit::FitSettings;
+use agents::voice::narrate::{NarrationRequest, SceneText, narrate};
+use agents::voice::wav::{self, Pcm};
+use agents::voice::{Voice, VoiceChoice, VoiceEngine, VoiceSettings};
 use agents::{AgentContext, CancelToken, Progress};
 use aiprod::app::qa::{QaOutcome, QaSubject, describe, qa_file};
 use aiprod::config::Config;
@@ -124,8 +134,39 @@ struct Case {
     outcome: QaOutcome,
 }
 
+/// Speaks `job`'s narration with espeak-ng into `dir/narration/` and applies it to the plan
+/// (scene timings, words, clips, subtitles), as the voicing stage does.
+fn narrated(mut job: Job, dir: &Path) -> Job {
+    let request = NarrationRequest {
+        scenes: job
+            .plan
+            .scenes
+            .iter()
+            .map(|s| SceneText { text: s.narration.clone(), planned_s: s.duration_s, caption: s.caption.clone() })
+            .collect(),
+        languages: vec![job.manifest.language.clone()],
+        requested_s: job.plan.duration_s(),
+        choice: VoiceChoice::EspeakNg,
+        disabled: None,
+        job_dir: dir.to_path_buf(),
+        fit: FitSettings::default(),
+        voices: VoiceSettings { piper_voices: Default::default(), onnx_runtime: "none".into(), threads: 1 },
+        translated: Default::default(),
+        untranslated: Default::default(),
+    };
+    let n = narrate(&request, &AgentContext::with_seed(7)).expect("espeak-ng narrates the plan");
+    assert!(n.spoken().is_some(), "{n:?}");
+    n.apply(&mut job.plan, dir, &CueRules::default());
+    assert!(!job.plan.narration.is_empty());
+    job
+}
+
 fn qa(name: &'static str, broken: bool, video: &Path, job: &Job, render: &RenderOutput, config: &Config) -> Case {
-    let subject = QaSubject::from_render(&job.brief, job.manifest.clone(), job.plan.clone(), render);
+    let mut subject = QaSubject::from_render(&job.brief, job.manifest.clone(), job.plan.clone(), render);
+    if !job.plan.narration.is_empty() {
+        // The recogniser cannot follow espeak-ng; the presence checks judge the narration.
+        subject.narration_engine = Some(VoiceEngine::EspeakNg);
+    }
     let outcome = qa_file(video, &subject, config).unwrap_or_else(|e| panic!("{name}: QA could not run: {e}"));
     eprintln!("── {name} ({})\n{}", if broken { "broken" } else { "good" }, describe(&outcome));
     Case { name, broken, outcome }
@@ -207,6 +248,89 @@ fn the_gate_rejects_every_broken_video_and_accepts_every_good_one() {
     );
     cases.push(qa("frozen scene", true, &frozen, &en, &en_out, &config));
 
+    // A narrated render, and what can go wrong with its narration.
+    let voiced_dir = dir("en-narrated");
+    let voiced = narrated(
+        job("Fresh bread at dawn. A small bakery opens its doors. Warm light fills the street.", "en"),
+        &voiced_dir,
+    );
+    let voiced_out = render_job(&voiced, LATIN_FONT, &voiced_dir);
+    cases.push(qa("english bakery, narrated", false, &voiced_out.video, &voiced, &voiced_out, &config));
+
+    // Rendered from the same plan with its narration altered; judged against the real plan.
+    let render_altered = |name: &str, alter: &dyn Fn(&mut RenderPlan)| -> std::path::PathBuf {
+        let mut plan = voiced.plan.clone();
+        alter(&mut plan);
+        let altered = Job { brief: voiced.brief.clone(), manifest: voiced.manifest.clone(), plan };
+        render_job(&altered, LATIN_FONT, &dir(name)).video
+    };
+    let silent = render_altered("narration-missing", &|p| p.narration.clear());
+    cases.push(qa("narration missing (music only)", true, &silent, &voiced, &voiced_out, &config));
+
+    // Scene 2's clip stops in the middle of its second-to-last word.
+    let clip = voiced.plan.narration[1].clone();
+    let words = &voiced.plan.scenes[1].words;
+    let w = &words[words.len() - 2];
+    let pcm = wav::read(&clip.path).unwrap();
+    let keep = (((w.start_s + w.end_s) / 2.0 - clip.start_s) * pcm.sample_rate as f64) as usize;
+    let cut_clip = dir("narration-cut").join("scene_02.cut.wav");
+    wav::write(&cut_clip, &Pcm { samples: pcm.samples[..keep].to_vec(), sample_rate: pcm.sample_rate }).unwrap();
+    let cut = render_altered("narration-cut-render", &|p| p.narration[1].path = cut_clip.clone());
+    cases.push(qa("narration cut mid-word", true, &cut, &voiced, &voiced_out, &config));
+
+    // Every clip replaced by French speech of the same length or shorter.
+    let french = EspeakVoice::for_language("fr").unwrap();
+    let other_dir = dir("narration-french");
+    let mut swapped = Vec::new();
+    for (i, c) in voiced.plan.narration.iter().enumerate() {
+        let len = wav::read(&c.path).unwrap().samples.len();
+        let u = french.speak("Le pain frais du matin, chaud et doré, pour toute la rue.", 1.0).unwrap();
+        let path = other_dir.join(format!("scene_{:02}.fr.wav", i + 1));
+        wav::write(&path, &Pcm { samples: u.samples[..u.samples.len().min(len)].to_vec(), sample_rate: u.sample_rate })
+            .unwrap();
+        swapped.push(path);
+    }
+    let wrong = render_altered("narration-wrong-language", &|p| {
+        for (c, path) in p.narration.iter_mut().zip(&swapped) {
+            c.path = path.clone();
+        }
+    });
+    cases.push(qa("narration in another language", true, &wrong, &voiced, &voiced_out, &config));
+
+    // The narrated soundtrack turned down and the music-only render mixed over it, about as
+    // loud in all: the voice is there, under the music.
+    let drowned = variants.join("drowned.mp4");
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(&voiced_out.video)
+        .arg("-i")
+        .arg(&silent)
+        .args([
+            "-filter_complex",
+            "[0:a]volume=-6dB[v];[1:a]volume=-3dB[m];[v][m]amix=inputs=2:normalize=0[a]",
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            "-map",
+            "0:s?",
+            "-c:v",
+            "copy",
+            "-c:s",
+            "copy",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-ar",
+            "48000",
+        ])
+        .arg(&drowned)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    cases.push(qa("music drowns the voice", true, &drowned, &voiced, &voiced_out, &config));
+
     // The confusion matrix.
     let count = |broken: bool, approved: bool| {
         cases.iter().filter(|c| c.broken == broken && c.outcome.approved() == approved).count()
@@ -232,4 +356,17 @@ fn the_gate_rejects_every_broken_video_and_accepts_every_good_one() {
     let tofu = cases.iter().find(|c| c.name.contains("tofu")).unwrap();
     let reason = format!("{:?}", tofu.outcome.verdict.decision);
     assert!(reason.contains("caption_readback (scene"), "{reason}");
+
+    // Each narration defect is rejected for what it is.
+    for (name, check, words) in [
+        ("narration missing (music only)", "narration_present", "not in the soundtrack"),
+        ("narration cut mid-word", "narration_present", "cut off"),
+        ("narration in another language", "narration_present", "not in the soundtrack"),
+        ("music drowns the voice", "voice_over_music", "drowns"),
+    ] {
+        let case = cases.iter().find(|c| c.name == name).unwrap();
+        let failed: Vec<String> =
+            case.outcome.semantic.checks.iter().filter(|c| c.failed()).map(|c| c.summary()).collect();
+        assert!(failed.iter().any(|f| f.starts_with(check) && f.contains(words)), "{name}: {failed:?}");
+    }
 }

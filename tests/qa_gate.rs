@@ -43,6 +43,7 @@ fn expectations() -> Expectations {
         duration_s: DURATION_S,
         scene_count: 3,
         subtitle_languages: vec!["en".into()],
+        audio_languages: vec![],
     }
 }
 
@@ -243,6 +244,20 @@ fn a_subtitle_track_in_another_language_does_not_count() {
 }
 
 #[test]
+fn a_narrated_language_without_its_own_audio_stream_fails_audio_present() {
+    let dir = TempDir::new().expect("tempdir");
+    let path = make_fixture(dir.path(), Variant::Good);
+    let expect = Expectations { audio_languages: vec!["es".into()], ..expectations() };
+    let report = inspect_default(&path, &expect);
+    let check = report.check("audio_present").expect("check");
+    assert!(!check.passed, "{check:#?}");
+    assert!(check.detail.contains("es"), "{}", check.detail);
+    assert_eq!(check.measured["streams"], 1);
+    // Without narrated languages any audio stream will do.
+    assert!(passed(&inspect_default(&path, &expectations()), "audio_present"));
+}
+
+#[test]
 fn a_wrong_scene_count_fails_scene_count() {
     let dir = TempDir::new().expect("tempdir");
     let path = make_fixture(dir.path(), Variant::Good);
@@ -363,8 +378,15 @@ fn scene_changes_are_found_through_fast_motion() {
 fn a_30_second_720p_file_passes_every_check() {
     let dir = TempDir::new().expect("tempdir");
     let (path, duration_s) = make_gradient_fixture(dir.path(), "1280x720", 5, 6.4, 0.02);
-    let expect =
-        Expectations { width: 1280, height: 720, fps: FPS, duration_s, scene_count: 5, subtitle_languages: vec![] };
+    let expect = Expectations {
+        width: 1280,
+        height: 720,
+        fps: FPS,
+        duration_s,
+        scene_count: 5,
+        subtitle_languages: vec![],
+        audio_languages: vec![],
+    };
     let report = inspect_default(&path, &expect);
     println!("inspected {duration_s} s of 1280x720 in {} ms", report.probe_ms);
     assert!(report.passed, "{report:#?}");

@@ -19,10 +19,15 @@ Come early and taste the difference.";
 /// Integrated loudness (LUFS) and true peak (dBTP) of a file's audio, from ffmpeg's ebur128
 /// filter summary.
 fn ebur128(path: &Path) -> (f64, f64) {
+    ebur128_stream(path, 0)
+}
+
+/// [`ebur128`] of audio stream `stream` (0 = the first).
+fn ebur128_stream(path: &Path, stream: usize) -> (f64, f64) {
     let out = Command::new("ffmpeg")
         .args(["-nostats", "-hide_banner", "-i"])
         .arg(path)
-        .args(["-vn", "-af", "ebur128=peak=true", "-f", "null", "-"])
+        .args(["-map", &format!("0:a:{stream}"), "-af", "ebur128=peak=true", "-f", "null", "-"])
         .output()
         .expect("ffmpeg is installed (see scripts/setup.sh)");
     let text = String::from_utf8_lossy(&out.stderr);
@@ -153,4 +158,80 @@ fn music_only_when_narration_is_off() {
     assert_eq!(summary["narration"]["status"], "disabled", "{summary}");
     let (lufs, peak) = ebur128(&dir.path().join("out/video.mp4"));
     assert!((lufs + 14.0).abs() <= 1.0 && peak <= -1.0, "{lufs} LUFS, {peak} dBTP");
+}
+
+#[test]
+fn a_second_language_gets_its_own_narrated_soundtrack_and_subtitles_from_its_speech() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    // What the install step does: score the installed backends (here Apertium en→es, a system
+    // package) on the reference set; only a pair that clears the bar is translated.
+    let eval = aiprod(dir.path())
+        .env("AIPROD_MODELS_DIR", &models)
+        .args(["models", "evaluate-translation", "--lang", "es"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&eval.stdout);
+    assert!(eval.status.success() && table.contains("apertium en-es") && table.contains("used"), "{table}");
+
+    let out_dir = dir.path().join("out");
+    let out = aiprod(dir.path())
+        .env("AIPROD_MODELS_DIR", &models)
+        .args(["run", BAKERY, "--duration", "10", "--tier", "economy", "--lang", "en,es", "--json", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["state"], "delivered", "{summary}");
+
+    // One AAC stream per narrated language, tagged, each at the loudness target.
+    let video = out_dir.join("video.mp4");
+    let probe = ffprobe(&video);
+    assert_eq!(codecs(&probe), ["h264", "aac", "aac", "mov_text", "mov_text"]);
+    let audio: Vec<&serde_json::Value> =
+        probe["streams"].as_array().unwrap().iter().filter(|s| s["codec_type"] == "audio").collect();
+    assert_eq!(audio[0]["tags"]["language"], "eng", "{}", audio[0]);
+    assert_eq!(audio[1]["tags"]["language"], "spa", "{}", audio[1]);
+    assert_eq!(audio[0]["disposition"]["default"], 1);
+    for k in 0..2 {
+        let (lufs, peak) = ebur128_stream(&video, k);
+        assert!((lufs + 14.0).abs() <= 1.0, "soundtrack {k}: {lufs} LUFS");
+        assert!(peak <= -1.0, "soundtrack {k}: true peak {peak} dBTP");
+    }
+
+    // The record: a Spanish track spoken by espeak-ng in the scenes the English speech timed.
+    let id = summary["job_id"].as_str().unwrap();
+    let show = aiprod(dir.path()).args(["jobs", "show", id]).output().unwrap();
+    let job: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let n = &job["memory"]["narration"]["content"];
+    let (en, es) = (&n["tracks"][0], &n["tracks"][1]);
+    assert_eq!(es["lang"], "es", "{n}");
+    assert_eq!(es["status"], "narrated", "{es}");
+    assert_eq!(es["voice"], "espeak-ng:es", "{es}");
+    let (en_scenes, es_scenes) = (en["scenes"].as_array().unwrap(), es["scenes"].as_array().unwrap());
+    assert_eq!(en_scenes.len(), es_scenes.len());
+    for (a, b) in en_scenes.iter().zip(es_scenes) {
+        assert_eq!(a["start_s"], b["start_s"]);
+        assert_eq!(a["duration_s"], b["duration_s"]);
+    }
+    let languages = &job["memory"]["prompt_bundle"]["content"]["languages"];
+    assert_eq!(languages[1]["status"], "translated", "{languages}");
+    assert_eq!(languages[1]["backend"], "apertium", "{languages}");
+
+    // Spanish subtitles are cut from the Spanish words: every cue starts on one.
+    let starts: Vec<f64> = es_scenes
+        .iter()
+        .flat_map(|s| s["words"].as_array().unwrap().iter().map(|w| w["start_s"].as_f64().unwrap()))
+        .collect();
+    let cues = vtt_cues(&out_dir.join("subtitles.es.vtt"));
+    assert!(!cues.is_empty());
+    for (start, lines) in &cues {
+        assert!(starts.iter().any(|w| (w - start).abs() < 0.002), "es cue at {start} s starts on no word");
+        assert!(lines.len() <= 2 && lines.iter().all(|l| l.chars().count() <= 42), "{lines:?}");
+    }
+    // The delivery credits both voices.
+    let credits = job["memory"]["delivery_manifest"]["content"]["credits"].to_string();
+    assert!(credits.contains("espeak-ng:es"), "{credits}");
 }

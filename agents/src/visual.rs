@@ -46,6 +46,19 @@ pub struct TranslatedCaptions {
     pub chrf: f64,
     /// One caption per scene, in scene order.
     pub captions: Vec<String>,
+    /// One narration line per scene, in scene order, translated by the same backend: what a
+    /// voice for the language speaks (empty in translations made before narration was
+    /// translated, and for a scene with nothing to say).
+    #[serde(default)]
+    pub narration: Vec<String>,
+}
+
+impl TranslatedCaptions {
+    /// The translated narration line of each scene, when the translation has one per scene.
+    pub fn narration_lines(&self, scenes: usize) -> Option<&[String]> {
+        (self.narration.len() == scenes && self.narration.iter().any(|l| !l.trim().is_empty()))
+            .then_some(self.narration.as_slice())
+    }
 }
 
 /// Whether subtitles exist for one requested language, and why not when they don't.
@@ -59,6 +72,10 @@ pub struct LanguageStatus {
     pub backend: Option<String>,
     /// Why it is unavailable.
     pub reason: Option<String>,
+    /// The narration translated by the same backend, one line per scene (empty when there is
+    /// none): what the voicing stage speaks in this language.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub narration: Vec<String>,
 }
 
 /// The translator's output: the render plan and the per-language subtitle status.
@@ -221,7 +238,13 @@ pub fn translate(req: &TranslateRequest, seed: u64) -> Result<Translation, Agent
         .map(|s| Cue { start_s: s.start_s, end_s: s.start_s + s.duration_s, text: s.caption.clone() })
         .collect();
     let mut languages =
-        vec![LanguageStatus { lang: source.clone(), status: "source".into(), backend: None, reason: None }];
+        vec![LanguageStatus {
+        lang: source.clone(),
+        status: "source".into(),
+        backend: None,
+        reason: None,
+        narration: Vec::new(),
+    }];
     let mut tracks = vec![SubtitleTrack { lang: source.clone(), cues }];
     for lang in req.languages.iter().skip(1).filter(|l| **l != source) {
         match req.translations.get(lang).filter(|t| t.captions.len() == scenes.len()) {
@@ -237,6 +260,7 @@ pub fn translate(req: &TranslateRequest, seed: u64) -> Result<Translation, Agent
                     status: "translated".into(),
                     backend: Some(t.backend.clone()),
                     reason: Some(format!("reference chrF {:.1}", t.chrf)),
+                    narration: t.narration_lines(scenes.len()).map(<[String]>::to_vec).unwrap_or_default(),
                 });
             }
             None => {
@@ -246,6 +270,7 @@ pub fn translate(req: &TranslateRequest, seed: u64) -> Result<Translation, Agent
                     lang: lang.clone(),
                     status: "unavailable".into(),
                     backend: None,
+                    narration: Vec::new(),
                     reason: Some(format!(
                         "{why}: no subtitles in '{lang}' were produced (captions stay in '{source}')"
                     )),
@@ -332,7 +357,12 @@ mod tests {
         let n = req.manifest.scenes.len();
         req.translations.insert(
             "fr".into(),
-            TranslatedCaptions { backend: "marian:test".into(), chrf: 61.0, captions: vec!["Le phare".into(); n] },
+            TranslatedCaptions {
+                backend: "marian:test".into(),
+                chrf: 61.0,
+                captions: vec!["Le phare".into(); n],
+                narration: Vec::new(),
+            },
         );
         req.unavailable.insert("de".into(), "llm:smollm2 scored chrF 12.0 < bar 45.0".into());
         let t = translate(&req, 7).unwrap();

@@ -284,6 +284,8 @@ fn voice_all(voices: agents::voice::VoiceSettings, langs: &[&str]) -> Vec<(Strin
             job_dir: dir.path().to_path_buf(),
             fit: FitSettings::default(),
             voices: voices.clone(),
+            translated: Default::default(),
+            untranslated: Default::default(),
         };
         let n = narrate(&req, &agents::AgentContext::with_seed(7)).unwrap_or_else(|e| panic!("{}: {e}", c.id));
         assert_eq!(n.status, NarrationStatus::Narrated, "{}: {n:?}", c.id);

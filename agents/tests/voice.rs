@@ -41,6 +41,8 @@ fn request(dir: &Path, lang: &str, scenes: &[&str], seconds: f64, voices: VoiceS
         job_dir: dir.to_path_buf(),
         fit: FitSettings::default(),
         voices,
+        translated: BTreeMap::new(),
+        untranslated: BTreeMap::new(),
     }
 }
 
@@ -276,4 +278,51 @@ fn piper_word_timings_agree_with_a_recogniser_within_150_ms() {
     let within = errors.iter().filter(|e| **e <= 0.15).count() as f64 / errors.len() as f64;
     eprintln!("{} words: median onset error {median:.3} s, {:.0} % within 150 ms", errors.len(), within * 100.0);
     assert!(median <= 0.1 && within >= 0.8, "median {median:.3} s, {:.0} % within 150 ms", within * 100.0);
+}
+
+#[test]
+fn a_translated_narration_is_spoken_in_the_scenes_the_first_language_timed_or_says_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenes = ["Du pain frais à l'aube, chaud du four.", "La boulangerie ouvre ses portes à six heures."];
+    let mut req = request(dir.path(), "fr", &scenes, 10.0, settings(&models_dir()));
+    req.languages = vec!["fr".into(), "es".into(), "it".into(), "de".into()];
+    req.translated.insert(
+        "es".into(),
+        vec!["Pan fresco al amanecer, caliente del horno.".into(), "La panadería abre sus puertas a las seis.".into()],
+    );
+    // Far too much to say in a five-second scene, even 12 % faster.
+    let long = "Cada pieza de pan de nuestra pequeña panadería se forma a mano, se deja reposar toda la noche y se \
+                hornea despacio sobre piedra caliente hasta que la corteza queda dorada y crujiente por fuera.";
+    req.translated.insert("it".into(), vec!["Pane fresco all'alba.".into(), long.into()]);
+    req.untranslated.insert("de".into(), "no backend cleared the bar for en-de".into());
+    let n = narrate(&req, &AgentContext::with_seed(1)).unwrap();
+    check_record(&n, dir.path(), 10.0);
+    assert_eq!(n.tracks.len(), 4);
+
+    let (fr, es) = (&n.tracks[0], &n.tracks[1]);
+    assert_eq!(es.lang, "es");
+    assert_eq!(es.status, NarrationStatus::Narrated, "{es:?}");
+    assert_eq!(es.voice.as_deref(), Some("espeak-ng:es"), "{es:?}");
+    assert_eq!(es.scenes.len(), fr.scenes.len());
+    for (a, b) in fr.scenes.iter().zip(&es.scenes) {
+        // Same scene bounds as the first language; the speech inside them, never cut.
+        assert_eq!((a.start_s, a.duration_s), (b.start_s, b.duration_s));
+        let audio = b.audio.as_ref().expect("a clip per scene");
+        assert!(audio.to_string_lossy().ends_with(".es.wav"), "{audio:?}");
+        let pcm = wav::read(&dir.path().join(audio)).unwrap();
+        assert!(rms_dbfs(&pcm.samples) > -35.0);
+        assert!(b.speech_start_s + b.speech_duration_s <= b.start_s + b.duration_s + 1e-9, "{b:?}");
+        assert_eq!(b.words.len(), b.text.split_whitespace().count());
+        assert!(b.words.iter().all(|w| w.start_s >= b.start_s && w.end_s <= b.start_s + b.duration_s));
+    }
+
+    let it = &n.tracks[2];
+    assert_eq!(it.status, NarrationStatus::Unavailable);
+    let why = it.reason.as_deref().unwrap();
+    assert!(why.contains("does not fit") && why.contains("scene 2"), "{why}");
+    assert!(it.scenes.is_empty());
+
+    let de = &n.tracks[3];
+    assert_eq!(de.status, NarrationStatus::Unavailable);
+    assert!(de.reason.as_deref().unwrap().contains("no backend cleared the bar for en-de"), "{de:?}");
 }

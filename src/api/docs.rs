@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{Shared, error, hub, icc, jobs, media, ops};
+use super::{Shared, error, hub, icc, jobs, media, ops, qa};
 use crate::config::Config;
 
 struct BearerAuth;
@@ -40,16 +40,17 @@ impl Modify for BearerAuth {
         icc::memory, icc::patch_manifest, icc::manifest_versions, icc::approve, icc::request_changes, icc::reject,
         icc::comments, icc::add_comment,
         ops::presets, ops::cost_estimate, ops::health, ops::metrics, ops::alerts,
+        qa::technical, qa::semantic,
     ),
     components(schemas(
         jobs::SubmitRequest, jobs::Submitted, jobs::Links, jobs::JobView, jobs::JobHeader, jobs::JobPage, jobs::JobSummary,
         media::JobLinks, media::SignedFile, media::SignedTrack,
         icc::ManifestPatch, icc::ChangeRequest, icc::RejectRequest, icc::NewComment, icc::ManifestVersion,
-        crate::sanitize::BriefRequest, ops::Alert, hub::JobEvent, error::ErrorBody, error::ErrorDetail,
+        crate::sanitize::BriefRequest, ops::Alert, qa::QaAnswer, hub::JobEvent, error::ErrorBody, error::ErrorDetail,
     )),
     modifiers(&BearerAuth),
     tags((name = "pipeline"), (name = "icc", description = "Interactive control centre: review and edit"),
-         (name = "money"), (name = "ops"))
+         (name = "money"), (name = "qa", description = "Judge any file against a job's plan"), (name = "ops"))
 )]
 pub struct ApiDoc;
 

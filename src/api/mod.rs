@@ -11,6 +11,7 @@
 //! - [`links`]: the signed, short-lived media link format; [`media`]: hands links out.
 //! - [`icc`]: memory view (ETag), manifest edits and versions, review decisions, comments.
 //! - [`ops`]: presets, cost estimate, health, metrics, alerts.
+//! - [`qa`]: technical and semantic QA of any file against a job's plan.
 //! - [`webhook`]: signed terminal-state callbacks; [`egress`]: which addresses they may reach.
 //! - [`docs`]: the OpenAPI document and its page; [`web`]: the ICC page.
 //! - [`serve`]: the connection loop (header, body and idle deadlines; the peer address).
@@ -25,6 +26,7 @@ pub mod jobs;
 pub mod links;
 pub mod media;
 pub mod ops;
+pub mod qa;
 pub mod serve;
 pub mod web;
 pub mod webhook;
@@ -96,6 +98,8 @@ pub fn router(state: Shared) -> Router {
         .route("/jobs/{id}/memory/{section}/comments", get(icc::comments).post(icc::add_comment))
         .route("/presets", get(ops::presets))
         .route("/cost-estimate", post(ops::cost_estimate))
+        .route("/qa/technical", post(qa::technical).layer(DefaultBodyLimit::max(qa::MAX_UPLOAD_BYTES)))
+        .route("/qa/semantic", post(qa::semantic).layer(DefaultBodyLimit::max(qa::MAX_UPLOAD_BYTES)))
         .route("/alerts", get(ops::alerts))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
     let max_body = state.config.input_sanitizer.max_body_bytes;

@@ -32,6 +32,10 @@ pub enum ModelsCommand {
         /// Target languages.
         #[arg(long, value_delimiter = ',', default_value = "fr,es,de")]
         lang: Vec<String>,
+        /// Only the backends whose id starts with one of these (`apertium`, `marian`, `llm`);
+        /// all installed backends when absent. Scores of the others are kept.
+        #[arg(long, value_delimiter = ',')]
+        backend: Vec<String>,
     },
     /// Let the creative director write a storyboard for a brief, without running a job: the
     /// chosen scene lines, every rejected candidate with its reason, and the timings.
@@ -78,7 +82,9 @@ pub fn run(command: ModelsCommand, config: &Config) -> ExitCode {
     match command {
         ModelsCommand::List => list(&config.models.dir),
         ModelsCommand::Verify { tokens } => verify(config, tokens),
-        ModelsCommand::EvaluateTranslation { limit, lang } => evaluate_translation(config, limit, &lang),
+        ModelsCommand::EvaluateTranslation { limit, lang, backend } => {
+            evaluate_translation(config, limit, &lang, &backend)
+        }
         ModelsCommand::Direct { brief, duration, seed, candidates, json } => {
             direct(config, &brief, duration, seed, candidates, json)
         }
@@ -396,9 +402,12 @@ fn direct(config: &Config, brief: &str, duration: u32, seed: u64, candidates: Op
     ExitCode::SUCCESS
 }
 
-fn evaluate_translation(config: &Config, limit: usize, langs: &[String]) -> ExitCode {
+fn evaluate_translation(config: &Config, limit: usize, langs: &[String], only: &[String]) -> ExitCode {
     use agents::translate;
-    let (backends, problems) = crate::pipeline::stages::translation_backends(config);
+    let (mut backends, problems) = crate::pipeline::stages::translation_backends(config);
+    if !only.is_empty() {
+        backends.retain(|b| only.iter().any(|o| b.id().starts_with(o.as_str())));
+    }
     for p in &problems {
         println!("backend not loaded: {p}");
     }

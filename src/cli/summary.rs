@@ -194,6 +194,28 @@ impl Summary {
                 for dropped in &n.shortened {
                     let _ = writeln!(s, "    dropped to fit: {dropped}");
                 }
+                for other in n.tracks.iter().skip(1) {
+                    match other.status {
+                        NarrationStatus::Narrated => {
+                            let _ = writeln!(
+                                s,
+                                "  narration ({}): {} — {}{}",
+                                other.lang,
+                                other.voice.as_deref().unwrap_or("?"),
+                                other.engine_description.as_deref().unwrap_or("?"),
+                                other.reason.as_deref().map(|r| format!("; {r}")).unwrap_or_default()
+                            );
+                        }
+                        _ => {
+                            let _ = writeln!(
+                                s,
+                                "  narration ({}): none — {}",
+                                other.lang,
+                                other.reason.as_deref().unwrap_or("?")
+                            );
+                        }
+                    }
+                }
             }
             Some((n, None)) => {
                 let what = if n.status == NarrationStatus::Disabled { "off" } else { "none" };
@@ -206,6 +228,15 @@ impl Summary {
                 s,
                 "  mix: {:.1} LUFS integrated, true peak {:.1} dBTP (target {} LUFS, ≤ {} dBTP), music ducked {} dB under speech",
                 l.integrated_lufs, l.true_peak_dbtp, l.target_lufs, l.true_peak_limit_dbtp, l.duck_db
+            );
+        }
+        for t in self.render.iter().flat_map(|r| r.soundtracks.iter().skip(1)) {
+            let _ = writeln!(
+                s,
+                "  mix ({}): {:.1} LUFS integrated, true peak {:.1} dBTP",
+                t.lang.as_deref().unwrap_or("music"),
+                t.loudness.integrated_lufs,
+                t.loudness.true_peak_dbtp
             );
         }
         if let Some((score, passed, total)) = self.technical {

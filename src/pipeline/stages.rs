@@ -465,10 +465,13 @@ pub async fn translation_for(
     let source = brief.languages.first().cloned().unwrap_or_else(|| manifest.language.clone());
     let targets: Vec<String> = brief.languages.iter().skip(1).filter(|l| **l != source).cloned().collect();
     let captions: Vec<String> = manifest.scenes.iter().map(|s| s.caption.clone()).collect();
+    let narration: Vec<String> = manifest.scenes.iter().map(|s| s.narration.clone()).collect();
     let owned = config.clone();
     let src = source.clone();
-    let (translations, unavailable) =
-        blocking::run("translation", ctx, move |_| translate_captions(&owned, &captions, &src, &targets)).await?;
+    let (translations, unavailable) = blocking::run("translation", ctx, move |_| {
+        translate_captions(&owned, &captions, &narration, &src, &targets)
+    })
+    .await?;
     let request = TranslateRequest {
         manifest,
         video: video_settings(config, brief)?,
@@ -553,11 +556,12 @@ pub fn translation_backends(config: &Config) -> (Vec<Arc<dyn Translator>>, Vec<S
     (backends, problems)
 }
 
-/// Translate the captions into every extra language whose best backend passed the quality
-/// bar; the others get the reason they are unavailable.
+/// Translate the captions and the narration lines into every extra language whose best
+/// backend passed the quality bar; the others get the reason they are unavailable.
 fn translate_captions(
     config: &Config,
     captions: &[String],
+    narration: &[String],
     source: &str,
     targets: &[String],
 ) -> (BTreeMap<String, TranslatedCaptions>, BTreeMap<String, String>) {
@@ -575,12 +579,23 @@ fn translate_captions(
             return (done, missing);
         }
     };
-    let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+    // One call per language: the captions, then the scenes' non-empty narration lines.
+    let spoken: Vec<usize> = (0..narration.len()).filter(|&i| !narration[i].trim().is_empty()).collect();
+    let refs: Vec<&str> =
+        captions.iter().map(String::as_str).chain(spoken.iter().map(|&i| narration[i].as_str())).collect();
     for lang in targets {
         match translate::choose(&backends, &table, source, lang, config.models.translation_min_chrf) {
             Ok((backend, chrf)) => match backend.translate(&refs, source, lang) {
-                Ok(out) if out.iter().all(|t| !t.trim().is_empty()) => {
-                    done.insert(lang.clone(), TranslatedCaptions { backend: backend.id(), chrf, captions: out });
+                Ok(mut out) if out.len() == refs.len() && out.iter().all(|t| !t.trim().is_empty()) => {
+                    let lines = out.split_off(captions.len());
+                    let mut translated = vec![String::new(); narration.len()];
+                    for (&i, line) in spoken.iter().zip(lines) {
+                        translated[i] = line;
+                    }
+                    done.insert(
+                        lang.clone(),
+                        TranslatedCaptions { backend: backend.id(), chrf, captions: out, narration: translated },
+                    );
                 }
                 Ok(_) => {
                     missing.insert(lang.clone(), format!("{} returned an empty caption", backend.id()));
@@ -738,6 +753,26 @@ async fn voice_stage(input: &StageInput<'_>) -> Result<StageOutcome, StageError>
         job_dir: input.job_dir.to_path_buf(),
         fit: cfg.fit(),
         voices: cfg.settings(&input.config.models.dir),
+        translated: translation
+            .languages
+            .iter()
+            .skip(1)
+            .filter(|l| !l.narration.is_empty())
+            .map(|l| (l.lang.clone(), l.narration.clone()))
+            .collect(),
+        untranslated: translation
+            .languages
+            .iter()
+            .skip(1)
+            .filter(|l| l.narration.is_empty())
+            .map(|l| {
+                let why = match l.status.as_str() {
+                    "translated" => "the translation has no narration lines".to_owned(),
+                    _ => l.reason.clone().unwrap_or_else(|| "no translation".into()),
+                };
+                (l.lang.clone(), why)
+            })
+            .collect(),
     };
     let started = std::time::Instant::now();
     let narration = blocking::run("voicing", &input.agent, move |ctx| narrate::narrate(&request, ctx)).await??;
@@ -755,6 +790,9 @@ async fn voice_stage(input: &StageInput<'_>) -> Result<StageOutcome, StageError>
         "total_duration_s": narration.total_duration_s,
         "real_time_factor": narration.real_time_factor,
         "reason": narration.reason,
+        "languages": narration.tracks.iter().skip(1).map(|t| json!({
+            "lang": t.lang, "status": t.status, "voice": t.voice, "reason": t.reason,
+        })).collect::<Vec<_>>(),
     });
     Ok(StageOutcome::new(Event::Voiced, vec![input.write(Stage::Voice, &narration, Some(&metadata))?], Some(detail)))
 }
@@ -1090,8 +1128,10 @@ async fn deliver(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
         effects.push(Effect::Cache(cache::delivered_entry(&key, &input.job.id)));
     }
     let narration = input.memory.get::<Narration>().map_err(|e| StageError::Permanent(e.to_string()))?;
-    let mut credits: Vec<String> =
-        narration.as_ref().and_then(Narration::spoken).map(voice_credit).into_iter().collect();
+    let mut credits: Vec<String> = match narration.as_ref().filter(|n| n.spoken().is_some()) {
+        Some(n) => n.tracks.iter().filter(|t| t.status == NarrationStatus::Narrated).map(voice_credit).collect(),
+        None => Vec::new(),
+    };
     let assets: Option<GeneratedAssets> = input.memory.get().map_err(|e| StageError::Permanent(e.to_string()))?;
     credits.extend(assets.map(|a| picture_credits(&translation.plan, &a.output)).unwrap_or_default());
     let manifest = DeliveryManifest {

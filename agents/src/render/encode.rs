@@ -1,7 +1,7 @@
 //! The MP4 writer: converts source frames (BGR24/RGB24 from the compositor, or YUV from
 //! another writer) to YUV 4:2:0 at the output size with swscale, encodes them with
-//! libx264, encodes planar-float stereo with FFmpeg's AAC encoder, carries any number of
-//! mov_text subtitle tracks, and interleaves everything through the MP4 muxer one frame at a
+//! libx264, encodes planar-float stereo with FFmpeg's AAC encoder (one stream per soundtrack,
+//! e.g. one per narrated language), carries any number of mov_text subtitle tracks, and interleaves everything through the MP4 muxer one frame at a
 //! time, so memory stays flat however long the video is.
 
 use std::fmt::Display;
@@ -30,13 +30,15 @@ pub struct VideoSpec {
     pub crf: u8,
 }
 
-/// How the audio stream is encoded.
+/// How one audio stream is encoded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioSpec {
     /// Samples per second per channel.
     pub sample_rate: u32,
     /// AAC bitrate in bits per second.
     pub bitrate: u32,
+    /// ISO 639-2 language tag of the stream (a narrated soundtrack), `None` for music only.
+    pub language: Option<String>,
 }
 
 /// The frames a writer is fed: pixel format and size.
@@ -55,8 +57,8 @@ pub struct FrameSource {
 pub struct Mp4Spec {
     /// The H.264 stream.
     pub video: VideoSpec,
-    /// The AAC stream, if the file has sound.
-    pub audio: Option<AudioSpec>,
+    /// The AAC streams, in order (the first is the default soundtrack); empty for no sound.
+    pub audio: Vec<AudioSpec>,
     /// One mov_text stream per entry, tagged with this ISO 639-2 language code.
     pub subtitle_languages: Vec<String>,
 }
@@ -121,7 +123,7 @@ pub struct Mp4Writer {
     scaler: scaling::Context,
     yuv: frame::Video,
     next_pts: i64,
-    audio: Option<AudioTrack>,
+    audio: Vec<AudioTrack>,
     subtitle_streams: Vec<usize>,
     /// Each stream's time base as the muxer chose it in `write_header`.
     stream_tbs: Vec<Rational>,
@@ -180,9 +182,10 @@ impl Mp4Writer {
             st.set_avg_frame_rate(Rational::new(v.fps as i32, 1));
         }
 
-        // Audio: FFmpeg's native AAC encoder, planar float stereo.
-        let mut audio = None;
-        if let Some(a) = &spec.audio {
+        // Audio: FFmpeg's native AAC encoder, planar float stereo; the first stream is the
+        // default one, the others are alternates players list by language.
+        let mut audio = Vec::with_capacity(spec.audio.len());
+        for (n, a) in spec.audio.iter().enumerate() {
             let aac = encoder::find(codec::Id::AAC)
                 .ok_or_else(|| AgentError::Permanent("this FFmpeg has no AAC encoder".into()))?;
             let stream = octx.add_stream(aac).map_err(setup("cannot add the audio stream"))?.index();
@@ -208,12 +211,22 @@ impl Mp4Writer {
                     octx.stream_mut(stream).ok_or_else(|| AgentError::Permanent("audio stream vanished".into()))?;
                 st.set_parameters(&encoder);
                 st.set_time_base(time_base);
+                if let Some(lang) = &a.language {
+                    let mut meta = Dictionary::new();
+                    meta.set("language", lang);
+                    st.set_metadata(meta);
+                }
+                // SAFETY: `st` is a live stream of `octx`; disposition is a plain int field.
+                unsafe {
+                    (*st.as_mut_ptr()).disposition =
+                        if n == 0 { ffmpeg::ffi::AV_DISPOSITION_DEFAULT as i32 } else { 0 };
+                }
             }
             let mut frame =
                 frame::Audio::new(format::Sample::F32(format::sample::Type::Planar), frame_size, ChannelLayout::STEREO);
             frame.set_channels(2);
             frame.set_rate(a.sample_rate);
-            audio = Some(AudioTrack { encoder, stream, time_base, frame, frame_size, next_pts: 0, finished: false });
+            audio.push(AudioTrack { encoder, stream, time_base, frame, frame_size, next_pts: 0, finished: false });
         }
 
         // Subtitles: mov_text streams whose samples we build ourselves.
@@ -268,14 +281,14 @@ impl Mp4Writer {
         self.next_pts as u64
     }
 
-    /// Samples (per channel) sent to the audio encoder so far.
+    /// Samples (per channel) sent to the first audio encoder so far.
     pub fn audio_samples(&self) -> u64 {
-        self.audio.as_ref().map(|a| a.next_pts as u64).unwrap_or(0)
+        self.audio.first().map(|a| a.next_pts as u64).unwrap_or(0)
     }
 
     /// Samples per AAC frame; `write_audio` takes at most this many at once.
     pub fn audio_frame_size(&self) -> Option<usize> {
-        self.audio.as_ref().map(|a| a.frame_size)
+        self.audio.first().map(|a| a.frame_size)
     }
 
     /// Converts one source frame to the encoder's YUV, encodes it as the next frame and
@@ -294,12 +307,12 @@ impl Mp4Writer {
         &self.yuv
     }
 
-    /// Encodes the next `left.len()` stereo samples (at most one AAC frame; a shorter chunk
-    /// must be the last one).
-    pub fn write_audio(&mut self, left: &[f32], right: &[f32]) -> Result<(), AgentError> {
-        let Some(track) = self.audio.as_mut() else {
+    /// Encodes the next `left.len()` stereo samples of audio stream `index` (in the order of
+    /// `Mp4Spec::audio`; at most one AAC frame; a shorter chunk must be the last one).
+    pub fn write_audio(&mut self, index: usize, left: &[f32], right: &[f32]) -> Result<(), AgentError> {
+        let Some(track) = self.audio.get_mut(index) else {
             return Err(AgentError::Permanent(format!(
-                "{}: audio written to a file without audio",
+                "{}: audio written to stream {index}, which the file does not have",
                 self.path.display()
             )));
         };
@@ -323,7 +336,7 @@ impl Mp4Writer {
         track.frame.set_pts(Some(track.next_pts));
         track.next_pts += n as i64;
         track.encoder.send_frame(&track.frame).map_err(transient("the AAC encoder refused a frame"))?;
-        self.drain_audio()
+        self.drain_audio(index)
     }
 
     /// Writes one cue to subtitle track `track` (in the order of `Mp4Spec::subtitle_languages`).
@@ -349,9 +362,9 @@ impl Mp4Writer {
     pub fn finish(mut self) -> Result<u64, AgentError> {
         self.video.send_eof().map_err(transient("cannot flush libx264"))?;
         self.drain_video()?;
-        if let Some(track) = self.audio.as_mut() {
-            track.encoder.send_eof().map_err(transient("cannot flush the AAC encoder"))?;
-            self.drain_audio()?;
+        for index in 0..self.audio.len() {
+            self.audio[index].encoder.send_eof().map_err(transient("cannot flush the AAC encoder"))?;
+            self.drain_audio(index)?;
         }
         self.octx.write_trailer().map_err(transient(format!("cannot finish {}", self.path.display())))?;
         Ok(self.next_pts as u64)
@@ -373,8 +386,8 @@ impl Mp4Writer {
         }
     }
 
-    fn drain_audio(&mut self) -> Result<(), AgentError> {
-        let Some(track) = self.audio.as_mut() else { return Ok(()) };
+    fn drain_audio(&mut self, index: usize) -> Result<(), AgentError> {
+        let Some(track) = self.audio.get_mut(index) else { return Ok(()) };
         loop {
             match track.encoder.receive_packet(&mut self.packet) {
                 Ok(()) => {

@@ -32,7 +32,7 @@ use ffmpeg_next as ffmpeg;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput};
-use crate::domain::RenderPlan;
+use crate::domain::{NarrationClip, RenderPlan};
 use compose::{ChannelOrder, Compositor, FrameMut};
 use encode::{AAC_SAMPLE_RATES, AudioSpec, FrameSource, Mp4Spec, Mp4Writer, VideoSpec, X264_PRESETS};
 use mix::{LoudnessReport, Mixer};
@@ -98,9 +98,13 @@ pub struct RenderOutput {
     pub encode_fps: f64,
     /// Wall-clock time of the render in milliseconds.
     pub elapsed_ms: u64,
-    /// Loudness and true peak of the soundtrack as mixed (narration, ducking, normalisation).
+    /// Loudness and true peak of the (first) soundtrack as mixed (narration, ducking,
+    /// normalisation).
     #[serde(default)]
     pub loudness: Option<LoudnessReport>,
+    /// Every soundtrack in stream order: its narration language and how it measured.
+    #[serde(default)]
+    pub soundtracks: Vec<Soundtrack>,
     /// The caption rectangle drawn in each captioned scene, with its text and when it is fully
     /// shown: what QA crops and reads back.
     #[serde(default)]
@@ -108,6 +112,30 @@ pub struct RenderOutput {
     /// The fonts that drew the captions, with version and licence, for the credits.
     #[serde(default)]
     pub fonts: Vec<fonts::FontCredit>,
+}
+
+/// One audio stream of the video: the music bed with one language's narration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Soundtrack {
+    /// The narration's language (ISO 639-1), `None` for music only.
+    pub lang: Option<String>,
+    /// How the mix measured.
+    pub loudness: LoudnessReport,
+}
+
+/// The soundtracks a plan asks for, in stream order: one per narrated language in the order
+/// its clips first appear (the first language's first), or one music-only track.
+pub fn soundtracks(plan: &RenderPlan) -> Vec<Option<String>> {
+    let mut langs: Vec<Option<String>> = Vec::new();
+    for clip in &plan.narration {
+        if !langs.iter().any(|l| l.as_deref() == Some(clip.lang.as_str())) {
+            langs.push(Some(clip.lang.clone()));
+        }
+    }
+    if langs.is_empty() {
+        langs.push(None);
+    }
+    langs
 }
 
 /// Renders `plan` into `req.out_dir`. Synchronous and CPU-bound: callers in async code run
@@ -162,9 +190,18 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
     let video_tmp = partial.track(temp_name(&video_path));
     let preview_tmp = partial.track(temp_name(&preview_path));
 
+    // One soundtrack per narrated language (the first language's first), or music only.
+    let soundtracks = soundtracks(plan);
     let main_spec = Mp4Spec {
         video: VideoSpec { width, height, fps, preset: v.x264_preset.clone(), crf: v.crf },
-        audio: Some(AudioSpec { sample_rate: rate, bitrate: v.audio_bitrate }),
+        audio: soundtracks
+            .iter()
+            .map(|lang| AudioSpec {
+                sample_rate: rate,
+                bitrate: v.audio_bitrate,
+                language: lang.as_deref().map(iso639_2),
+            })
+            .collect(),
         subtitle_languages: tracks.iter().map(|(lang, _)| iso639_2(lang)).collect(),
     };
     let (pw, ph) = preview_size(width, height, req.preview.short_side);
@@ -172,7 +209,11 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
     let preview_samples = (preview_frames as u128 * rate as u128 / fps as u128) as u64;
     let preview_spec = Mp4Spec {
         video: VideoSpec { width: pw, height: ph, fps, preset: preview_preset(&v.x264_preset), crf: v.crf },
-        audio: Some(AudioSpec { sample_rate: rate, bitrate: v.audio_bitrate.min(128_000) }),
+        audio: vec![AudioSpec {
+            sample_rate: rate,
+            bitrate: v.audio_bitrate.min(128_000),
+            language: soundtracks[0].as_deref().map(iso639_2),
+        }],
         subtitle_languages: Vec::new(),
     };
     // Frames are composed as BGR24 (swscale's fast path to YUV 4:2:0); the preview is
@@ -183,7 +224,14 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
     let mut preview = Some(Mp4Writer::create(&preview_tmp, &preview_spec, preview_source)?);
 
     let mut compositor = Compositor::new(plan, typesetter, width, height, ChannelOrder::Bgr)?;
-    let mut music = Mixer::new(&plan.audio, &plan.mix, &plan.narration, duration_s, plan.seed)?;
+    let mut mixers = soundtracks
+        .iter()
+        .map(|lang| {
+            let clips: Vec<NarrationClip> =
+                plan.narration.iter().filter(|c| Some(&c.lang) == lang.as_ref()).cloned().collect();
+            Mixer::new(&plan.audio, &plan.mix, &clips, duration_s, plan.seed)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let chunk = main.audio_frame_size().unwrap_or(1024);
     let (mut left, mut right) = (vec![0.0f32; chunk], vec![0.0f32; chunk]);
     let mut bgr = ffmpeg::frame::Video::new(source.format, width, height);
@@ -229,10 +277,13 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
             }
         }
 
-        // Audio up to the end of this frame.
+        // Audio up to the end of this frame, every soundtrack (the preview has the first).
         let audio_due = ((i + 1) as u128 * rate as u128 / fps as u128) as u64;
-        while music.position() < audio_due.min(music.total_samples()) {
-            write_audio_chunk(&mut music, &mut left, &mut right, &mut main, &mut preview, preview_samples)?;
+        for (n, music) in mixers.iter_mut().enumerate() {
+            while music.position() < audio_due.min(music.total_samples()) {
+                let preview = if n == 0 { &mut preview } else { &mut None };
+                write_audio_chunk(music, n, &mut left, &mut right, &mut main, preview, preview_samples)?;
+            }
         }
 
         if i + 1 == preview_frames {
@@ -242,8 +293,11 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
             ctx.progress.report(i as f32 / frames as f32);
         }
     }
-    while music.position() < music.total_samples() {
-        write_audio_chunk(&mut music, &mut left, &mut right, &mut main, &mut preview, preview_samples)?;
+    for (n, music) in mixers.iter_mut().enumerate() {
+        while music.position() < music.total_samples() {
+            let preview = if n == 0 { &mut preview } else { &mut None };
+            write_audio_chunk(music, n, &mut left, &mut right, &mut main, preview, preview_samples)?;
+        }
     }
     for (track, (_, cues)) in tracks.iter().enumerate() {
         for cue in &cues[next_cue[track]..] {
@@ -272,7 +326,12 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
         fps,
         encode_fps: written as f64 / elapsed.as_secs_f64().max(1e-9),
         elapsed_ms: elapsed.as_millis() as u64,
-        loudness: Some(music.report()),
+        loudness: mixers.first().map(Mixer::report),
+        soundtracks: soundtracks
+            .iter()
+            .zip(&mixers)
+            .map(|(lang, m)| Soundtrack { lang: lang.clone(), loudness: m.report() })
+            .collect(),
         caption_boxes: compositor.caption_boxes(plan.subtitles.first().map(|t| t.lang.as_str()).unwrap_or("und")),
         fonts: compositor.font_credits(),
     })
@@ -282,6 +341,7 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
 /// window, to the preview.
 fn write_audio_chunk(
     music: &mut Mixer,
+    stream: usize,
     left: &mut [f32],
     right: &mut [f32],
     main: &mut Mp4Writer,
@@ -290,12 +350,12 @@ fn write_audio_chunk(
 ) -> Result<(), AgentError> {
     let start = music.position();
     let n = music.fill(left, right)?;
-    main.write_audio(&left[..n], &right[..n])?;
+    main.write_audio(stream, &left[..n], &right[..n])?;
     if let Some(p) = preview.as_mut()
         && start < preview_samples
     {
         let m = n.min((preview_samples - start) as usize);
-        p.write_audio(&left[..m], &right[..m])?;
+        p.write_audio(0, &left[..m], &right[..m])?;
     }
     Ok(())
 }

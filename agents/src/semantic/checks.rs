@@ -1,6 +1,7 @@
 //! Perception checks: what a viewer sees and hears in the rendered file, measured with
 //! external tools on the video itself — captions read back with OCR ([`super::ocr`]), the
-//! narration transcribed ([`super::asr`]) and the mix measured ([`super::mix`]).
+//! narration transcribed ([`super::asr`]), found in the soundtrack word by word
+//! ([`super::presence`]) and the mix measured ([`super::mix`]).
 //!
 //! Every check reports one of four outcomes with the measured values and a plain-language
 //! reason. A check whose input does not exist (no video, no caption, no narration) is
@@ -16,7 +17,7 @@ use crate::domain::RenderPlan;
 use crate::render::CaptionBox;
 use crate::voice::VoiceEngine;
 
-use super::{asr, frames, mix, ocr};
+use super::{asr, frames, mix, ocr, presence};
 
 /// Name of the per-scene caption read-back check.
 pub const CAPTION_READBACK: &str = "caption_readback";
@@ -149,6 +150,7 @@ pub fn run(p: &Perception<'_>) -> Vec<Check> {
         let mut checks: Vec<Check> =
             [CAPTION_READBACK, BLACK_SCENE, FROZEN_SCENE].iter().map(|n| Check::not_applicable(n, None, why)).collect();
         checks.push(Check::not_applicable(NARRATION_HEARD, None, why));
+        checks.extend(presence::NAMES.iter().map(|n| Check::not_applicable(n, None, why)));
         checks.extend(mix::NAMES.iter().map(|n| Check::not_applicable(n, None, why)));
         return checks;
     };
@@ -157,13 +159,15 @@ pub fn run(p: &Perception<'_>) -> Vec<Check> {
         let mut checks: Vec<Check> =
             [CAPTION_READBACK, BLACK_SCENE, FROZEN_SCENE].iter().map(|n| Check::not_measured(n, None, &why)).collect();
         checks.push(Check::not_measured(NARRATION_HEARD, None, &why));
+        checks.extend(presence::NAMES.iter().map(|n| Check::not_measured(n, None, &why)));
         checks.extend(mix::NAMES.iter().map(|n| Check::not_measured(n, None, &why)));
         return checks;
     }
     let (captions, (heard, levels)) = std::thread::scope(|s| {
         let captions = s.spawn(|| seen(video, p));
         let heard = s.spawn(|| asr::check_narration(video, p.plan, p.narration_engine, &p.scratch));
-        let levels = mix::check_mix(video, p.plan);
+        let mut levels = presence::check_voice(video, p.plan);
+        levels.extend(mix::check_mix(video, p.plan));
         let heard = heard.join().unwrap_or_else(|_| vec![Check::not_measured(NARRATION_HEARD, None, "ASR panicked")]);
         let captions =
             captions.join().unwrap_or_else(|_| vec![Check::not_measured(CAPTION_READBACK, None, "OCR panicked")]);

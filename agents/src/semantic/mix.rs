@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::domain::RenderPlan;
 
-use super::checks::{CLIPPING, Check, LOUDNESS, SILENCE_GAPS, TRUE_PEAK};
+use super::checks::{CLIPPING, Check, CheckStatus, LOUDNESS, SILENCE_GAPS, TRUE_PEAK};
 
 /// The checks this module reports, in order.
 pub const NAMES: [&str; 4] = [LOUDNESS, TRUE_PEAK, CLIPPING, SILENCE_GAPS];
@@ -52,13 +52,15 @@ pub enum MixError {
     Tool(String),
 }
 
-/// Decodes the first audio track once, metering it and counting clipped samples.
-pub fn measure(video: &Path) -> Result<MixMeasure, MixError> {
+/// Decodes audio track `stream` (0 = the first) once, metering it and counting clipped
+/// samples.
+pub fn measure(video: &Path, stream: usize) -> Result<MixMeasure, MixError> {
+    let map = format!("0:a:{stream}");
     let filter = format!("ebur128=peak=true,silencedetect=noise={SILENCE_DB}dB:d={SILENCE_GAP_S}");
     let mut child = Command::new("ffmpeg")
         .args(["-nostdin", "-hide_banner", "-nostats", "-i"])
         .arg(video)
-        .args(["-map", "0:a:0", "-af", &filter, "-f", "f32le", "pipe:1"])
+        .args(["-map", &map, "-af", &filter, "-f", "f32le", "pipe:1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -130,16 +132,44 @@ fn parse_log(log: &str) -> MixMeasure {
     MixMeasure { integrated_lufs, true_peak_dbtp: value("Peak:"), clipped_share: 0.0, silences }
 }
 
-/// The four mix checks for `video` against `plan`'s mix targets.
+/// The four mix checks for `video` against `plan`'s mix targets, over every soundtrack the
+/// plan asks for (one per narrated language): a check passes only when it passes on each,
+/// and a failure names the soundtrack's language.
 pub fn check_mix(video: &Path, plan: &RenderPlan) -> Vec<Check> {
-    let m = match measure(video) {
-        Ok(m) => m,
-        Err(MixError::NoAudio) => {
-            return NAMES.iter().map(|n| Check::not_applicable(n, None, "the video has no audio track")).collect();
-        }
-        Err(MixError::Tool(why)) => return NAMES.iter().map(|n| Check::not_measured(n, None, &why)).collect(),
-    };
-    from_measure(&m, plan)
+    let tracks = crate::render::soundtracks(plan);
+    let mut combined: Vec<Check> = Vec::new();
+    for (k, lang) in tracks.iter().enumerate() {
+        let checks = match measure(video, k) {
+            Ok(m) => from_measure(&m, plan),
+            Err(MixError::NoAudio) if k == 0 => {
+                return NAMES.iter().map(|n| Check::not_applicable(n, None, "the video has no audio track")).collect();
+            }
+            // A narrated language without its stream is the technical gate's failure
+            // (audio_present); the mix of the streams that exist is still judged.
+            Err(MixError::NoAudio) => continue,
+            Err(MixError::Tool(why)) => NAMES.iter().map(|n| Check::not_measured(n, None, &why)).collect(),
+        };
+        let named = |mut c: Check| {
+            if tracks.len() > 1 {
+                c.reason = format!("{} soundtrack: {}", lang.as_deref().unwrap_or("music"), c.reason);
+            }
+            c
+        };
+        combined = if combined.is_empty() {
+            checks.into_iter().map(named).collect()
+        } else {
+            // Keep the first failure (or the first measurement while everything passes).
+            combined
+                .into_iter()
+                .zip(checks)
+                .map(|(kept, next)| match (kept.status, next.status) {
+                    (CheckStatus::Passed, CheckStatus::Failed) => named(next),
+                    _ => kept,
+                })
+                .collect()
+        };
+    }
+    combined
 }
 
 /// Judges a measurement against the plan (separate from [`measure`] so it can be tested on

@@ -12,9 +12,10 @@
 //! On top of these, the [`checks`] look at the rendered file the way a viewer does: each
 //! caption cropped from the decoded video ([`frames`]) and read back with OCR ([`ocr`]),
 //! black and frozen scenes found on the same frames, the soundtrack transcribed ([`asr`]),
-//! the mix metered ([`mix`]). A failed check caps the criterion it belongs to
-//! (caption read-back, black and frozen scenes → `visualQuality`, narration heard → `narrativeAdherence`, the mix →
-//! `emotionalSync`) at the check's measured score, is named in the scene's issues and fails
+//! the planned narration found in it word by word ([`presence`]), the mix metered ([`mix`]).
+//! A failed check caps the criterion it belongs to (caption read-back, black and frozen
+//! scenes → `visualQuality`, narration heard or present → `narrativeAdherence`, the mix and
+//! the voice over the music → `emotionalSync`) at the check's measured score, is named in the scene's issues and fails
 //! the report; a check that could not apply or measure says so and never counts as a pass.
 //!
 //! The overall score is `Σ weight · score` over the configured criteria; the video passes
@@ -26,6 +27,7 @@ pub mod checks;
 pub mod frames;
 pub mod mix;
 pub mod ocr;
+pub mod presence;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -405,7 +407,7 @@ fn apply_checks(
         }
         let target: &mut Criterion = match c.name.as_str() {
             CAPTION_READBACK | BLACK_SCENE | FROZEN_SCENE => &mut *visual,
-            NARRATION_HEARD => &mut *narrative,
+            NARRATION_HEARD | presence::NARRATION_PRESENT => &mut *narrative,
             _ => &mut *emotion,
         };
         match c.scene.filter(|s| *s < scenes.len()) {
@@ -422,6 +424,8 @@ fn apply_checks(
                     ),
                     BLACK_SCENE => format!("re-render scene {s}: its picture is missing"),
                     FROZEN_SCENE => format!("re-render scene {s}: its picture does not move"),
+                    presence::NARRATION_PRESENT => format!("re-voice and re-mix scene {s}: its narration is not all heard"),
+                    presence::VOICE_OVER_MUSIC => format!("duck the music further under the voice in scene {s}"),
                     _ => format!("re-render scene {s}"),
                 });
             }

@@ -114,9 +114,63 @@ impl FitSettings {
     }
 }
 
+/// A translated narration that cannot be spoken inside the scene durations the source
+/// narration fixed, even at the fastest allowed rate.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "scene {scene} needs {speech_s:.1} s of speech at {max_rate:.2}× speed but has room for {room_s:.1} s \
+     (its length is fixed by the source-language narration)"
+)]
+pub struct SceneNoFit {
+    /// The scene, 1-based.
+    pub scene: usize,
+    /// Its speech at the fastest allowed rate, seconds.
+    pub speech_s: f64,
+    /// Room for speech in the scene (its length less the lead-in and the tail), seconds.
+    pub room_s: f64,
+    /// The fastest allowed rate.
+    pub max_rate: f64,
+}
+
+impl FitSettings {
+    /// The speaking rate at which speech measured at rate 1.0 (`speech_at_1`, one entry per
+    /// scene, 0 = silent) fits scenes whose lengths are already fixed (`durations_s`): 1.0
+    /// when it fits as spoken, else just fast enough for the tightest scene, at most
+    /// `1 + max_rate_change`. A second language's narration is fitted this way: the scenes
+    /// keep the timing the first language's speech gave them.
+    pub fn rate_for_fixed(&self, speech_at_1: &[f64], durations_s: &[f64]) -> Result<f64, SceneNoFit> {
+        let max_rate = 1.0 + self.max_rate_change;
+        let mut needed: f64 = 1.0;
+        for (i, (&speech, &d)) in speech_at_1.iter().zip(durations_s).enumerate() {
+            if speech <= 0.0 {
+                continue;
+            }
+            let room = d - self.lead_in_s - self.tail_s;
+            if room <= 0.0 || speech / max_rate > room {
+                return Err(SceneNoFit { scene: i + 1, speech_s: speech / max_rate, room_s: room.max(0.0), max_rate });
+            }
+            needed = needed.max(speech / room);
+        }
+        Ok(needed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_language_fits_fixed_scenes_by_rate_or_names_the_scene_that_does_not() {
+        let s = settings();
+        // Room per scene = d - 0.4 - 0.6.
+        assert_eq!(s.rate_for_fixed(&[3.0, 0.0, 2.0], &[5.0, 3.0, 4.0]).unwrap(), 1.0);
+        let r = s.rate_for_fixed(&[4.4, 2.0], &[5.0, 5.0]).unwrap();
+        assert!((r - 1.1).abs() < 1e-9, "{r}");
+        let e = s.rate_for_fixed(&[2.0, 5.0], &[5.0, 5.0]).unwrap_err();
+        assert_eq!(e.scene, 2);
+        assert!((e.room_s - 4.0).abs() < 1e-9);
+        assert!(e.to_string().contains("scene 2"), "{e}");
+    }
 
     fn settings() -> FitSettings {
         FitSettings { lead_in_s: 0.4, tail_s: 0.6, min_scene_s: 2.0, max_rate_change: 0.12, tolerance_s: 2.0 }

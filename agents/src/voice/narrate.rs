@@ -3,6 +3,7 @@
 //! document — which the render then applies to the plan ([`Narration::apply`]): scene
 //! timings, word timings, the clips to mix, and subtitle cues cut from the words.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -54,6 +55,12 @@ pub struct NarrationRequest {
     pub fit: FitSettings,
     /// Where the voices are.
     pub voices: VoiceSettings,
+    /// The narration translated into other requested languages, one line per scene, by a
+    /// backend that passed the quality bar: each is spoken by a voice for its language and
+    /// fitted into the scenes the first language's speech timed.
+    pub translated: BTreeMap<String, Vec<String>>,
+    /// Why a requested language has no translated narration (no backend cleared the bar, …).
+    pub untranslated: BTreeMap<String, String>,
 }
 
 /// Whether a narration (or one language of it) exists.
@@ -176,8 +183,9 @@ impl Narration {
     }
 
     /// Applies the narration to the plan the translator wrote: scene timings follow the
-    /// speech, each scene carries its words, the clips join the mix, and the source
-    /// language's subtitles are cut from the words (other languages keep one cue per scene,
+    /// speech, each scene carries its words, the clips of every narrated language join the
+    /// mix (one soundtrack per language, the first language's first), and each narrated
+    /// language's subtitles are cut from its words (other languages keep one cue per scene,
     /// moved to the new scene bounds). A plan whose scene count differs (a re-planned job
     /// whose narration is stale) is left as it is.
     pub fn apply(&self, plan: &mut RenderPlan, job_dir: &Path, rules: &CueRules) {
@@ -191,22 +199,28 @@ impl Narration {
             scene.narration = n.text.clone();
             scene.words = n.words.clone();
         }
-        plan.narration = track
-            .scenes
+        let narrated: Vec<&NarrationTrack> = self
+            .tracks
             .iter()
-            .filter_map(|n| {
-                n.audio.as_ref().map(|a| NarrationClip {
-                    path: job_dir.join(a),
-                    start_s: n.speech_start_s,
-                    lang: track.lang.clone(),
+            .filter(|t| t.status == NarrationStatus::Narrated && t.scenes.len() == plan.scenes.len())
+            .collect();
+        plan.narration = narrated
+            .iter()
+            .flat_map(|t| {
+                t.scenes.iter().filter_map(|n| {
+                    n.audio.as_ref().map(|a| NarrationClip {
+                        path: job_dir.join(a),
+                        start_s: n.speech_start_s,
+                        lang: t.lang.clone(),
+                    })
                 })
             })
             .collect();
         let end = plan.duration_s();
-        let words: Vec<Vec<WordTiming>> = plan.scenes.iter().map(|s| s.words.clone()).collect();
         let bounds: Vec<(f64, f64)> = plan.scenes.iter().map(|s| (s.start_s, s.start_s + s.duration_s)).collect();
         for sub in &mut plan.subtitles {
-            if sub.lang == track.lang {
+            if let Some(t) = narrated.iter().find(|t| t.lang == sub.lang) {
+                let words: Vec<Vec<WordTiming>> = t.scenes.iter().map(|s| s.words.clone()).collect();
                 sub.cues = cues::from_words(&words, rules, end);
             } else if sub.cues.len() == bounds.len() {
                 for (cue, (a, b)) in sub.cues.iter_mut().zip(&bounds) {
@@ -368,14 +382,50 @@ pub fn narrate(req: &NarrationRequest, ctx: &AgentContext) -> Result<Narration, 
         }
     };
 
-    // Place the clips and write them.
+    let (scenes, speech_total, synth_total) = place(req, lang, &spoken, &durations)?;
+    let mut tracks = vec![NarrationTrack {
+        lang: lang.clone(),
+        status: NarrationStatus::Narrated,
+        reason: resolved.fallback.clone(),
+        voice: Some(voice.id().to_owned()),
+        engine: Some(voice.engine()),
+        engine_description: Some(voice.engine().describe().to_owned()),
+        scenes,
+    }];
+    for other in req.languages.iter().skip(1).filter(|l| *l != lang) {
+        tracks.push(narrate_translation(req, other, &durations, ctx, &mut synthesis_ms)?);
+    }
+    Ok(Narration {
+        status: NarrationStatus::Narrated,
+        reason: None,
+        choice: req.choice,
+        requested_duration_s: req.requested_s,
+        total_duration_s: durations.iter().sum(),
+        rate,
+        shortened,
+        timing_method: TIMING_METHOD.into(),
+        tracks,
+        load_ms,
+        synthesis_ms,
+        real_time_factor: (speech_total > 0.0).then(|| synth_total as f64 / 1000.0 / speech_total),
+    })
+}
+
+/// Writes each scene's clip for `lang` and places it on the timeline of the fitted scene
+/// durations; returns the scenes, the total speech and the total synthesis time.
+fn place(
+    req: &NarrationRequest,
+    lang: &str,
+    spoken: &[Spoken],
+    durations: &[f64],
+) -> Result<(Vec<SceneNarration>, f64, u64), AgentError> {
     let dir = req.job_dir.join("narration");
     std::fs::create_dir_all(&dir)
         .map_err(|e| AgentError::Transient(format!("cannot create {}: {e}", dir.display())))?;
     let mut scenes = Vec::with_capacity(spoken.len());
     let mut start = 0.0;
     let (mut speech_total, mut synth_total) = (0.0, 0u64);
-    for (i, (s, d)) in spoken.iter().zip(&durations).enumerate() {
+    for (i, (s, d)) in spoken.iter().zip(durations).enumerate() {
         let speech_start = start + req.fit.lead_in_s;
         let (audio, words, speech_s) = match &s.utterance {
             Some(u) if !u.samples.is_empty() => {
@@ -410,43 +460,89 @@ pub fn narrate(req: &NarrationRequest, ctx: &AgentContext) -> Result<Narration, 
         });
         start += d;
     }
+    Ok((scenes, speech_total, synth_total))
+}
 
-    let mut tracks = vec![NarrationTrack {
-        lang: lang.clone(),
+/// A track for a language that is not narrated, with the reason.
+fn unvoiced(lang: &str, reason: String) -> NarrationTrack {
+    NarrationTrack {
+        lang: lang.to_owned(),
+        status: NarrationStatus::Unavailable,
+        reason: Some(reason),
+        voice: None,
+        engine: None,
+        engine_description: None,
+        scenes: Vec::new(),
+    }
+}
+
+/// Speaks the translated narration of `lang` inside the scene durations the first language
+/// fixed: at the natural pace when it fits, a little faster (within the allowed rate change)
+/// when it must, never cut. A language without a translation, without a voice, or whose
+/// speech cannot fit is not narrated, and its track says why (its subtitles still play over
+/// the first language's voice).
+fn narrate_translation(
+    req: &NarrationRequest,
+    lang: &str,
+    durations: &[f64],
+    ctx: &AgentContext,
+    synthesis_ms: &mut u64,
+) -> Result<NarrationTrack, AgentError> {
+    let source = req.languages.first().map_or("", String::as_str);
+    let Some(lines) = req.translated.get(lang).filter(|l| l.len() == durations.len()) else {
+        let why = req.untranslated.get(lang).cloned().unwrap_or_else(|| "no translation of the narration".into());
+        return Ok(unvoiced(
+            lang,
+            format!("not narrated in '{lang}': {why}; its subtitles (if any) play over the '{source}' narration"),
+        ));
+    };
+    let resolved = match super::resolve(lang, req.choice, &req.voices) {
+        Ok(r) => r,
+        Err(why) => {
+            return Ok(unvoiced(lang, format!("no voice speaks '{lang}': {why}; subtitles only")));
+        }
+    };
+    let voice = resolved.voice.as_ref();
+    let mut spoken: Vec<Spoken> = lines
+        .iter()
+        .map(|t| Spoken { text: t.trim().to_owned(), caption: String::new(), utterance: None, synthesis_ms: 0 })
+        .collect();
+    speak_all(voice, &mut spoken, 1.0, ctx, synthesis_ms)?;
+    let at_1: Vec<f64> = spoken.iter().map(Spoken::speech_s).collect();
+    let needed = match req.fit.rate_for_fixed(&at_1, durations) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(unvoiced(lang, format!("the '{lang}' narration does not fit: {e}; subtitles only")));
+        }
+    };
+    // A hair faster than the exact rate: speech at a new rate is not exactly proportional.
+    let rate = if needed > 1.0 { (needed * 1.02).min(1.0 + req.fit.max_rate_change) } else { 1.0 };
+    if rate > 1.0 {
+        speak_all(voice, &mut spoken, rate, ctx, synthesis_ms)?;
+        let fitted: Vec<f64> = spoken.iter().map(Spoken::speech_s).collect();
+        let why = match req.fit.rate_for_fixed(&fitted, durations) {
+            Ok(r) if r <= 1.0 + 1e-6 => None,
+            Ok(r) => Some(format!("spoken at {rate:.2}× it would still need to be {r:.2}× faster")),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            return Ok(unvoiced(lang, format!("the '{lang}' narration does not fit: {why}; subtitles only")));
+        }
+    }
+    let (scenes, _, _) = place(req, lang, &spoken, durations)?;
+    let mut reason = resolved.fallback.clone();
+    if rate > 1.0 {
+        let note = format!("spoken {:.0} % faster to fit the scenes", (rate - 1.0) * 100.0);
+        reason = Some(reason.map_or(note.clone(), |r| format!("{r}; {note}")));
+    }
+    Ok(NarrationTrack {
+        lang: lang.to_owned(),
         status: NarrationStatus::Narrated,
-        reason: resolved.fallback.clone(),
+        reason,
         voice: Some(voice.id().to_owned()),
         engine: Some(voice.engine()),
         engine_description: Some(voice.engine().describe().to_owned()),
         scenes,
-    }];
-    for other in req.languages.iter().skip(1).filter(|l| *l != lang) {
-        tracks.push(NarrationTrack {
-            lang: other.clone(),
-            status: NarrationStatus::Unavailable,
-            reason: Some(format!(
-                "no narration text in '{other}' (only captions are translated); '{other}' gets subtitles over the \
-                 '{lang}' narration"
-            )),
-            voice: None,
-            engine: None,
-            engine_description: None,
-            scenes: Vec::new(),
-        });
-    }
-    Ok(Narration {
-        status: NarrationStatus::Narrated,
-        reason: None,
-        choice: req.choice,
-        requested_duration_s: req.requested_s,
-        total_duration_s: durations.iter().sum(),
-        rate,
-        shortened,
-        timing_method: TIMING_METHOD.into(),
-        tracks,
-        load_ms,
-        synthesis_ms,
-        real_time_factor: (speech_total > 0.0).then(|| synth_total as f64 / 1000.0 / speech_total),
     })
 }
 

@@ -436,6 +436,10 @@ function showWarnings() {
     if (d.status !== 'narrated') add('No narration: ' + (d.reason || d.status) + '.');
     else if (d.engine === 'espeak-ng') add('Narrated with espeak-ng (robotic) instead of the neural voice' + (d.reason ? ': ' + d.reason : '') + '.');
     else if (d.reason) add('Narration: ' + d.reason);
+    for (const l of d.languages || []) {
+      if (l.status === 'narrated') add(`${langName(l.lang)} soundtrack: ${l.voice || 'unnamed voice'}` + (l.reason ? ` (${l.reason})` : '') + '.', 'muted');
+      else add(`No ${langName(l.lang)} narration: ${l.reason || l.status}.`);
+    }
   }
   const delivery = sectionContent('delivery_manifest');
   if (delivery) {

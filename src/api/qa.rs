@@ -1,0 +1,145 @@
+//! QA any file against a job's plan: `POST /v1/qa/technical` and `POST /v1/qa/semantic`.
+//!
+//! The body is the MP4 to inspect — a deliverable someone re-edited by hand, a re-encode —
+//! or empty to inspect the job's own `video.mp4`; `job_id` names the job whose plan,
+//! narration and caption boxes the file is judged against (what `aiprod qa FILE --job ID`
+//! does on the command line). An upload is written to a private file under the data
+//! directory, inspected off the async runtime and removed.
+
+use std::path::PathBuf;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::Shared;
+use super::error::{ApiError, ErrorBody};
+use super::jobs::job_id;
+use crate::app::qa::{QaOutcome, QaSubject, qa_file};
+use crate::qa_gate::{self, Expectations, TechnicalReport};
+
+/// The largest file the QA endpoints accept: a 5-minute 1080p video at a high bitrate.
+pub const MAX_UPLOAD_BYTES: usize = 512 * 1024 * 1024;
+
+/// Which job's plan the file is judged against.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct QaQuery {
+    /// The job (its id, a UUID).
+    pub job_id: String,
+}
+
+/// The whole verdict on a file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QaAnswer {
+    /// Whether the supervisor would approve the file (technical gate, semantic QA and its
+    /// perception checks, cost).
+    pub approved: bool,
+    /// The technical gate, the semantic report and the supervisor's decision, with every
+    /// measured value.
+    #[schema(value_type = Object)]
+    pub outcome: QaOutcome,
+}
+
+/// A file to inspect: the upload (removed when dropped) or the job's own video.
+struct Subject {
+    path: PathBuf,
+    uploaded: bool,
+}
+
+impl Drop for Subject {
+    fn drop(&mut self) {
+        if self.uploaded {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The file the request asks about: the body written to a private file, or the job's video.
+fn subject_file(state: &Shared, id: &str, body: &Bytes) -> Result<Subject, ApiError> {
+    if body.is_empty() {
+        let path = state.data_dir.join("jobs").join(id).join("video.mp4");
+        if !path.is_file() {
+            return Err(ApiError::conflict(format!(
+                "job {id} has no rendered video.mp4 yet: send the file to inspect as the request body"
+            )));
+        }
+        return Ok(Subject { path, uploaded: false });
+    }
+    let dir = state.data_dir.join("qa-uploads");
+    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join(format!("{}.mp4", uuid::Uuid::new_v4()));
+    std::fs::write(&path, body).map_err(|e| ApiError::internal(format!("cannot write the upload: {e}")))?;
+    Ok(Subject { path, uploaded: true })
+}
+
+/// The job's plan as rendered, read from its memory (404 for no such job, 409 before it
+/// has a plan).
+fn job_subject(state: &Shared, id: &str) -> Result<QaSubject, ApiError> {
+    state.store.job(id)?;
+    QaSubject::from_job(state.store.as_ref(), id, &state.config)
+        .map_err(|why| ApiError::conflict(format!("job {id} cannot be used to judge a file yet: {why}")))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("QA task failed: {e}")))
+}
+
+/// Run the technical QA gate (every frame decoded, ten checks) on a file against a job's plan.
+#[utoipa::path(post, path = "/v1/qa/technical", params(QaQuery),
+    request_body(content = Vec<u8>, content_type = "video/mp4", description = "the MP4 to inspect; empty: the job's own video.mp4"),
+    responses((status = 200, description = "the technical report", body = Object),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])), tag = "qa")]
+pub async fn technical(
+    State(state): State<Shared>,
+    query: Result<Query<QaQuery>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Result<axum::Json<TechnicalReport>, ApiError> {
+    let Query(q) = query.map_err(super::error::query_rejection)?;
+    let id = job_id(&q.job_id)?.to_owned();
+    let subject = job_subject(&state, &id)?;
+    let file = subject_file(&state, &id, &body)?;
+    let config = state.config.clone();
+    let report = blocking(move || {
+        let expect = Expectations::from_plan(&subject.plan);
+        let report = qa_gate::inspect(&file.path, &expect, &config.technical_qa, config.quality_gates.technical);
+        drop(file);
+        report
+    })
+    .await?;
+    Ok(axum::Json(report))
+}
+
+/// Run the technical gate, the semantic QA (captions read back, narration found and heard,
+/// the mix measured, pictures checked) and the supervisor on a file against a job's plan.
+#[utoipa::path(post, path = "/v1/qa/semantic", params(QaQuery),
+    request_body(content = Vec<u8>, content_type = "video/mp4", description = "the MP4 to inspect; empty: the job's own video.mp4"),
+    responses((status = 200, body = QaAnswer),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])), tag = "qa")]
+pub async fn semantic(
+    State(state): State<Shared>,
+    query: Result<Query<QaQuery>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Result<axum::Json<QaAnswer>, ApiError> {
+    let Query(q) = query.map_err(super::error::query_rejection)?;
+    let id = job_id(&q.job_id)?.to_owned();
+    let subject = job_subject(&state, &id)?;
+    let file = subject_file(&state, &id, &body)?;
+    let config = state.config.clone();
+    let shown = if body.is_empty() { "video.mp4" } else { "upload.mp4" };
+    let mut outcome = blocking(move || {
+        let outcome = qa_file(&file.path, &subject, &config);
+        drop(file);
+        outcome
+    })
+    .await?
+    .map_err(|why| ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "qa_failed", why))?;
+    // The server's own paths are not the caller's business.
+    outcome.file = PathBuf::from(shown);
+    Ok(axum::Json(QaAnswer { approved: outcome.approved(), outcome }))
+}
