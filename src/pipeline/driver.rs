@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use super::machine::{Event, Machine, Rejection, Stage, State};
 use super::retry::{StageError, backoff};
 use super::stages::{self, Effect, StageInput, StageOutcome};
+use crate::artifacts::{self, ArtifactStore};
 use crate::config::Config;
 use crate::finance::cpu;
 use crate::finance::daily::{self, BudgetRefused};
@@ -107,12 +108,28 @@ pub struct Driver {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     data_dir: PathBuf,
+    artifacts: Arc<dyn ArtifactStore>,
     observer: Arc<dyn Observer>,
     ledger: Option<Arc<dyn CostLedger>>,
     cache: Option<ConsistencyCache>,
     runner: Arc<dyn StageRunner>,
     shutdown: Option<CancelToken>,
     owner: Option<String>,
+}
+
+/// The `.partial` files a stage finished, with their final names inside the job: published
+/// under those names before the step commits, renamed locally after.
+fn finished_files(job_dir: &std::path::Path, effects: &[Effect]) -> Vec<(PathBuf, String)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Promote { from, to } => {
+                let name = to.strip_prefix(job_dir).ok()?.to_string_lossy().replace('\\', "/");
+                Some((from.clone(), name))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// How a stage attempt refused to run because the job moved on (see [`Driver::with_owner`]).
@@ -132,12 +149,15 @@ pub fn seed_for(job_id: &str) -> u64 {
 }
 
 impl Driver {
-    /// A driver over `store`, writing artifacts under `data_dir/jobs/<id>/`.
+    /// A driver over `store`, working in `data_dir/jobs/<id>/` and serving the files from
+    /// there (see [`Driver::with_artifacts`] for another artifact store).
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>, data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
         Self {
             config,
             store,
-            data_dir: data_dir.into(),
+            artifacts: Arc::new(artifacts::fs::FsArtifacts::working(data_dir.join("jobs"))),
+            data_dir,
             observer: Arc::new(NoObserver),
             ledger: None,
             cache: None,
@@ -158,6 +178,29 @@ impl Driver {
     /// The consistency cache, when the driver has one.
     pub fn cache(&self) -> Option<&ConsistencyCache> {
         self.cache.as_ref()
+    }
+
+    /// Publish finished files to `store` (a shared directory, S3) instead of serving them from
+    /// the working directories: each stage's files are uploaded before its step commits, and
+    /// a job's working directory is restored from the store before each stage, so any worker
+    /// on any machine can continue a job.
+    pub fn with_artifacts(mut self, store: Arc<dyn ArtifactStore>) -> Self {
+        self.artifacts = store;
+        self
+    }
+
+    /// Where the jobs' finished files are published and read from.
+    pub fn artifacts(&self) -> &Arc<dyn ArtifactStore> {
+        &self.artifacts
+    }
+
+    /// Bring `id`'s local working directory up to date with the artifact store (a job another
+    /// machine rendered, before its files are copied out or summarised here). Returns the
+    /// names downloaded; none with the default store.
+    pub async fn restore_working_copy(&self, id: &str) -> Result<Vec<String>, artifacts::ArtifactError> {
+        let dir = self.job_dir(id);
+        std::fs::create_dir_all(&dir).map_err(|e| artifacts::ArtifactError::io(format!("create {}", dir.display()), e))?;
+        artifacts::sync::restore(self.artifacts.as_ref(), id, &dir).await
     }
 
     /// Run stages with `runner` instead of the real ones (tests of the driver's policy).
@@ -286,9 +329,10 @@ impl Driver {
         &self.store
     }
 
-    /// Where a job's artifacts live.
+    /// A job's local working directory: where its stages read and write files (with the
+    /// default artifact store, also where they are served from).
     pub fn job_dir(&self, id: &str) -> PathBuf {
-        self.data_dir.join("jobs").join(id)
+        artifacts::working_dir(&self.data_dir, id)
     }
 
     /// Validate a brief and create its job. Nothing is stored for an invalid brief, nor when
@@ -398,6 +442,7 @@ impl Driver {
             Stage::Cost => Some(daily::status(self.store.as_ref(), &self.config, &prices, chrono::Utc::now())?),
             _ => None,
         };
+        let location = self.artifacts.location(&job.id);
         let attempts = AtomicU32::new(0);
         let started = Instant::now();
         // Process CPU time around the whole stage (all attempts): the actual cost's input.
@@ -419,6 +464,7 @@ impl Driver {
                 memory: &memory,
                 history: &history,
                 job_dir: &job_dir,
+                artifact_location: &location,
                 data_dir: &self.data_dir,
                 prices: &prices,
                 audited: self.ledger.is_some(),
@@ -430,7 +476,25 @@ impl Driver {
                     progress: Progress::new(move |f| observer.progress(&job_id, stage, f)),
                 },
             };
-            let attempt_future = self.runner.run(&job.state, &input);
+            // Restore, run, publish: the files a stage reads are here before it starts, and
+            // the files it finished are in the artifact store before its step can commit.
+            let attempt_future = async {
+                let restored = artifacts::sync::restore(self.artifacts.as_ref(), &job.id, &job_dir)
+                    .await
+                    .map_err(|e| StageError::Transient(format!("restoring the job's files: {e}")))?;
+                if !restored.is_empty() {
+                    info!(job = %job.id, files = restored.len(), "working copy restored from the artifact store");
+                }
+                let outcome = self.runner.run(&job.state, &input).await?;
+                let finished = finished_files(&job_dir, &outcome.effects);
+                let published = artifacts::sync::publish(self.artifacts.as_ref(), &job.id, &job_dir, &finished)
+                    .await
+                    .map_err(|e| StageError::Transient(format!("publishing the job's files: {e}")))?;
+                if !published.is_empty() {
+                    info!(job = %job.id, files = published.len(), "published to the artifact store");
+                }
+                Ok::<StageOutcome, StageError>(outcome)
+            };
             tokio::pin!(attempt_future);
             tokio::select! {
                 result = &mut attempt_future => result,
