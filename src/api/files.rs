@@ -112,7 +112,8 @@ pub async fn serve(
         common.insert(header::ETAG, v);
     }
     let header_str = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
-    if header_str(header::IF_NONE_MATCH).is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    if header_str(header::IF_NONE_MATCH)
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     {
         return Ok((StatusCode::NOT_MODIFIED, common).into_response());
     }
@@ -131,7 +132,9 @@ pub async fn serve(
             )
             .into_response();
             let value = format!("bytes */{}", meta.bytes);
-            answer.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&value).map_err(ApiError::internal)?);
+            answer
+                .headers_mut()
+                .insert(header::CONTENT_RANGE, HeaderValue::from_str(&value).map_err(ApiError::internal)?);
             return Ok(answer);
         }
     };

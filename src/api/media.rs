@@ -108,11 +108,16 @@ mod tests {
 
     #[test]
     fn links_cover_the_servable_files_that_exist() {
-        let stored: Vec<Artifact> =
-            ["subtitles.fr.vtt", "preview.mp4", "subtitles.en.vtt", "keyframes/scene_01.png", "narration/scene_01.en.wav"]
-                .into_iter()
-                .map(|name| Artifact { name: name.into(), bytes: 1, etag: "t".into() })
-                .collect();
+        let stored: Vec<Artifact> = [
+            "subtitles.fr.vtt",
+            "preview.mp4",
+            "subtitles.en.vtt",
+            "keyframes/scene_01.png",
+            "narration/scene_01.en.wav",
+        ]
+        .into_iter()
+        .map(|name| Artifact { name: name.into(), bytes: 1, etag: "t".into() })
+        .collect();
         let s = LinkSigner::new(b"k".to_vec());
         let l = job_links(&s, JOB, &stored, "viewer", 1_900_000_000);
         let names: Vec<&str> = l.files.iter().map(|f| f.name.as_str()).collect();

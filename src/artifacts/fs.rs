@@ -64,20 +64,15 @@ fn artifact_at(name: &str, path: &Path) -> Result<Artifact, ArtifactError> {
 
 /// Write into `target` atomically: `write` fills a hidden temporary file beside it, which is
 /// then renamed over `target`.
-fn replace_with(
-    target: &Path,
-    write: impl FnOnce(&Path) -> std::io::Result<()>,
-) -> Result<(), ArtifactError> {
+fn replace_with(target: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<(), ArtifactError> {
     let dir = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| ArtifactError::io(format!("create {}", dir.display()), e))?;
     let file = target.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{file}.{}.partial", uuid::Uuid::new_v4().simple()));
-    let result = write(&tmp)
-        .map_err(|e| ArtifactError::io(format!("write {}", tmp.display()), e))
-        .and_then(|()| {
-            std::fs::rename(&tmp, target)
-                .map_err(|e| ArtifactError::io(format!("rename {} to {}", tmp.display(), target.display()), e))
-        });
+    let result = write(&tmp).map_err(|e| ArtifactError::io(format!("write {}", tmp.display()), e)).and_then(|()| {
+        std::fs::rename(&tmp, target)
+            .map_err(|e| ArtifactError::io(format!("rename {} to {}", tmp.display(), target.display()), e))
+    });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -128,7 +123,12 @@ impl ArtifactStore for FsArtifacts {
         self.working
     }
 
-    fn put_file<'a>(&'a self, job: &'a str, name: &'a str, local: &'a Path) -> BoxFuture<'a, Result<Artifact, ArtifactError>> {
+    fn put_file<'a>(
+        &'a self,
+        job: &'a str,
+        name: &'a str,
+        local: &'a Path,
+    ) -> BoxFuture<'a, Result<Artifact, ArtifactError>> {
         Box::pin(async move {
             let target = self.path(job, name)?;
             let (name, local) = (name.to_owned(), local.to_path_buf());
@@ -146,7 +146,12 @@ impl ArtifactStore for FsArtifacts {
         })
     }
 
-    fn put_bytes<'a>(&'a self, job: &'a str, name: &'a str, bytes: Bytes) -> BoxFuture<'a, Result<Artifact, ArtifactError>> {
+    fn put_bytes<'a>(
+        &'a self,
+        job: &'a str,
+        name: &'a str,
+        bytes: Bytes,
+    ) -> BoxFuture<'a, Result<Artifact, ArtifactError>> {
         Box::pin(async move {
             let target = self.path(job, name)?;
             let name = name.to_owned();

@@ -129,10 +129,20 @@ pub trait ArtifactStore: Send + Sync + 'static {
 
     /// Store the local file `local` as `name` of `job`, replacing any previous content
     /// atomically.
-    fn put_file<'a>(&'a self, job: &'a str, name: &'a str, local: &'a Path) -> BoxFuture<'a, Result<Artifact, ArtifactError>>;
+    fn put_file<'a>(
+        &'a self,
+        job: &'a str,
+        name: &'a str,
+        local: &'a Path,
+    ) -> BoxFuture<'a, Result<Artifact, ArtifactError>>;
 
     /// Store `bytes` as `name` of `job` (small files: reports, tests).
-    fn put_bytes<'a>(&'a self, job: &'a str, name: &'a str, bytes: Bytes) -> BoxFuture<'a, Result<Artifact, ArtifactError>>;
+    fn put_bytes<'a>(
+        &'a self,
+        job: &'a str,
+        name: &'a str,
+        bytes: Bytes,
+    ) -> BoxFuture<'a, Result<Artifact, ArtifactError>>;
 
     /// The file's size and tag, or `None` when `job` has no file `name`.
     fn head<'a>(&'a self, job: &'a str, name: &'a str) -> BoxFuture<'a, Result<Option<Artifact>, ArtifactError>>;

@@ -157,10 +157,16 @@ impl ArtifactStore for S3Artifacts {
         false
     }
 
-    fn put_file<'a>(&'a self, job: &'a str, name: &'a str, local: &'a Path) -> BoxFuture<'a, Result<Artifact, ArtifactError>> {
+    fn put_file<'a>(
+        &'a self,
+        job: &'a str,
+        name: &'a str,
+        local: &'a Path,
+    ) -> BoxFuture<'a, Result<Artifact, ArtifactError>> {
         Box::pin(async move {
             let key = self.key(job, name)?;
-            let size = std::fs::metadata(local).map_err(|e| ArtifactError::io(format!("stat {}", local.display()), e))?.len();
+            let size =
+                std::fs::metadata(local).map_err(|e| ArtifactError::io(format!("stat {}", local.display()), e))?.len();
             if size >= MULTIPART_FROM {
                 self.put_in_parts(&key, local).await?;
             } else {
@@ -175,7 +181,12 @@ impl ArtifactStore for S3Artifacts {
         })
     }
 
-    fn put_bytes<'a>(&'a self, job: &'a str, name: &'a str, bytes: Bytes) -> BoxFuture<'a, Result<Artifact, ArtifactError>> {
+    fn put_bytes<'a>(
+        &'a self,
+        job: &'a str,
+        name: &'a str,
+        bytes: Bytes,
+    ) -> BoxFuture<'a, Result<Artifact, ArtifactError>> {
         Box::pin(async move {
             let key = self.key(job, name)?;
             self.store.put(&key, PutPayload::from(bytes)).await.map_err(|e| self.remote("upload", &key, e))?;
@@ -199,7 +210,12 @@ impl ArtifactStore for S3Artifacts {
         Box::pin(async move {
             let key = self.key(job, name)?;
             if range.start > range.end {
-                return Err(ArtifactError::BadRange { name: name.to_owned(), start: range.start, end: range.end, size: 0 });
+                return Err(ArtifactError::BadRange {
+                    name: name.to_owned(),
+                    start: range.start,
+                    end: range.end,
+                    size: 0,
+                });
             }
             if range.is_empty() {
                 return Ok(Bytes::new());

@@ -65,9 +65,7 @@ pub struct Ledger {
 pub fn to_upload(local: &[LocalFile], ledger: &Ledger) -> Vec<String> {
     local
         .iter()
-        .filter(|f| {
-            ledger.files.get(&f.name).is_none_or(|s| s.bytes != f.bytes || s.modified_ns != f.modified_ns)
-        })
+        .filter(|f| ledger.files.get(&f.name).is_none_or(|s| s.bytes != f.bytes || s.modified_ns != f.modified_ns))
         .map(|f| f.name.clone())
         .collect()
 }
@@ -170,7 +168,9 @@ pub async fn publish(
         // Sizes and times as they were when this upload read the file.
         let meta = stat(&path)?;
         let stored = store.put_file(job, &name, &path).await?;
-        ledger.files.insert(name.clone(), Synced { bytes: meta.len(), modified_ns: modified_ns(&meta), etag: stored.etag });
+        ledger
+            .files
+            .insert(name.clone(), Synced { bytes: meta.len(), modified_ns: modified_ns(&meta), etag: stored.etag });
         uploaded.push(name);
     }
     for (partial, name) in finished {
@@ -179,7 +179,9 @@ pub async fn publish(
         let stored = store.put_file(job, name, partial).await?;
         // After the step commits the partial is renamed to `name`, keeping its size and
         // time: the next publish sees it as already uploaded.
-        ledger.files.insert(name.clone(), Synced { bytes: meta.len(), modified_ns: modified_ns(&meta), etag: stored.etag });
+        ledger
+            .files
+            .insert(name.clone(), Synced { bytes: meta.len(), modified_ns: modified_ns(&meta), etag: stored.etag });
         uploaded.push(name.clone());
     }
     let owned = dir.to_path_buf();
@@ -255,7 +257,8 @@ pub async fn fetch(
     off_thread(move || {
         file.sync_all().map_err(|e| ArtifactError::io(format!("write {}", t.display()), e))?;
         drop(file);
-        std::fs::rename(&t, &to).map_err(|e| ArtifactError::io(format!("rename {} to {}", t.display(), to.display()), e))
+        std::fs::rename(&t, &to)
+            .map_err(|e| ArtifactError::io(format!("rename {} to {}", t.display(), to.display()), e))
     })
     .await?;
     Ok(target)
@@ -298,9 +301,10 @@ mod tests {
         // synced (kept, even though it was rewritten here since); the subtitles are new.
         assert_eq!(to_download(&store, &here, &l), ["video.mp4", "subtitles.en.vtt"]);
         // A file never synced here but present locally is replaced by the stored one.
-        assert_eq!(to_download(&[stored("cost_certificate.json", "c")], &[local("cost_certificate.json", 1, 1)], &l), [
-            "cost_certificate.json"
-        ]);
+        assert_eq!(
+            to_download(&[stored("cost_certificate.json", "c")], &[local("cost_certificate.json", 1, 1)], &l),
+            ["cost_certificate.json"]
+        );
         assert!(to_download(&[], &here, &l).is_empty());
     }
 

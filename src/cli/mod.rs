@@ -347,7 +347,9 @@ async fn run(args: RunArgs, config: Arc<Config>, store: Arc<dyn Database>) -> Ex
         }
     };
     let reusable = match args.fresh {
-        false => reuse::reusable_job(&config, driver.cache(), store.as_ref(), driver.artifacts().as_ref(), &clean).await,
+        false => {
+            reuse::reusable_job(&config, driver.cache(), store.as_ref(), driver.artifacts().as_ref(), &clean).await
+        }
         true => None,
     };
     if reusable.is_none() {

@@ -199,7 +199,8 @@ impl Driver {
     /// names downloaded; none with the default store.
     pub async fn restore_working_copy(&self, id: &str) -> Result<Vec<String>, artifacts::ArtifactError> {
         let dir = self.job_dir(id);
-        std::fs::create_dir_all(&dir).map_err(|e| artifacts::ArtifactError::io(format!("create {}", dir.display()), e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| artifacts::ArtifactError::io(format!("create {}", dir.display()), e))?;
         artifacts::sync::restore(self.artifacts.as_ref(), id, &dir).await
     }
 
@@ -1044,6 +1045,123 @@ mod tests {
         assert!(f.store.cache_since(cache::KIND_DELIVERED, 0).unwrap().is_empty(), "no cache entry without its step");
         assert!(!driver.job_dir(&id).join("report.json").exists(), "nothing promoted without its step");
         assert!(f.events(&id).iter().all(|e| e.event != "costed"));
+    }
+
+    /// A shared-directory artifact store that notes, for every file put, the job's state in
+    /// the job store at that moment: upload, then record means it is the state the stage
+    /// started from.
+    struct Witness {
+        inner: artifacts::fs::FsArtifacts,
+        jobs: Arc<SqliteStore>,
+        puts: Mutex<Vec<(String, String)>>,
+    }
+
+    impl ArtifactStore for Witness {
+        fn location(&self, job: &str) -> String {
+            self.inner.location(job)
+        }
+        fn is_working_dir(&self) -> bool {
+            false
+        }
+        fn put_file<'a>(
+            &'a self,
+            job: &'a str,
+            name: &'a str,
+            local: &'a std::path::Path,
+        ) -> BoxFuture<'a, Result<artifacts::Artifact, artifacts::ArtifactError>> {
+            let state = self.jobs.job(job).unwrap().state.name().to_owned();
+            self.puts.lock().unwrap().push((name.to_owned(), state));
+            self.inner.put_file(job, name, local)
+        }
+        fn put_bytes<'a>(
+            &'a self,
+            job: &'a str,
+            name: &'a str,
+            bytes: bytes::Bytes,
+        ) -> BoxFuture<'a, Result<artifacts::Artifact, artifacts::ArtifactError>> {
+            self.inner.put_bytes(job, name, bytes)
+        }
+        fn head<'a>(
+            &'a self,
+            job: &'a str,
+            name: &'a str,
+        ) -> BoxFuture<'a, Result<Option<artifacts::Artifact>, artifacts::ArtifactError>> {
+            self.inner.head(job, name)
+        }
+        fn get_range<'a>(
+            &'a self,
+            job: &'a str,
+            name: &'a str,
+            range: std::ops::Range<u64>,
+        ) -> BoxFuture<'a, Result<bytes::Bytes, artifacts::ArtifactError>> {
+            self.inner.get_range(job, name, range)
+        }
+        fn list<'a>(
+            &'a self,
+            job: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<artifacts::Artifact>, artifacts::ArtifactError>> {
+            self.inner.list(job)
+        }
+        fn remove_job<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<(), artifacts::ArtifactError>> {
+            self.inner.remove_job(job)
+        }
+    }
+
+    #[tokio::test]
+    async fn with_an_artifact_store_a_stages_files_are_stored_before_its_step_and_restored_before_the_next() {
+        let f = Fixture::new();
+        let shared = f.dir.path().join("shared");
+        let witness = Arc::new(Witness {
+            inner: artifacts::fs::FsArtifacts::shared(&shared),
+            jobs: f.store.clone(),
+            puts: Mutex::new(Vec::new()),
+        });
+        let runner = scripted(|state, job_dir, _| {
+            Box::pin(async move {
+                match state {
+                    State::Costing {} => {
+                        let id = job_dir.file_name().unwrap().to_string_lossy().into_owned();
+                        std::fs::create_dir_all(job_dir.join("narration")).unwrap();
+                        std::fs::write(job_dir.join("narration/scene_01.en.wav"), b"RIFF").unwrap();
+                        let effects = effects(&job_dir, &id);
+                        Ok(StageOutcome {
+                            event: Event::Costed { plan_review: false },
+                            writes: vec![],
+                            effects,
+                            detail: None,
+                        })
+                    }
+                    // The next stage finds the files even though its working copy was wiped
+                    // (another machine): they were restored from the store.
+                    State::Voicing {} => {
+                        assert_eq!(std::fs::read(job_dir.join("report.json")).unwrap(), b"{}");
+                        assert_eq!(std::fs::read(job_dir.join("narration/scene_01.en.wav")).unwrap(), b"RIFF");
+                        stop()
+                    }
+                    _ => stop(),
+                }
+            })
+        });
+        let driver = f.driver(config(|_| {}), runner).with_artifacts(witness.clone());
+        let id = f.job_in(State::Costing {});
+        // Stop after costing: the working copy is then wiped before voicing runs.
+        let drive_costing = async {
+            let job = f.store.job(&id).unwrap();
+            driver.run_stage(&job, Stage::Cost, &CancelToken::new()).await.unwrap();
+        };
+        drive_costing.await;
+        let puts = witness.puts.lock().unwrap().clone();
+        let names: Vec<&str> = puts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["narration/scene_01.en.wav", "report.json"], "the partial went up under its final name");
+        assert!(puts.iter().all(|(_, state)| state == "costing"), "uploaded before the step was recorded: {puts:?}");
+        assert_eq!(f.store.job(&id).unwrap().state, State::Voicing {});
+        assert!(shared.join(&id).join("report.json").is_file());
+        assert!(driver.job_dir(&id).join("report.json").is_file(), "promoted locally after the commit");
+        std::fs::remove_dir_all(driver.job_dir(&id)).unwrap();
+        let end = drive(&driver, &id, &CancelToken::new()).await.unwrap();
+        assert!(matches!(&end, State::Failed { stage, .. } if stage == "voicing"), "{end:?}");
+        let failed = f.events(&id).pop().unwrap();
+        assert_eq!(failed.error.as_deref(), Some("script ends here"), "the voicing script's asserts held");
     }
 
     fn waiting_job(f: &Fixture, preset: &str) -> String {
