@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Extension;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -521,8 +521,9 @@ pub async fn list(
     // Which jobs have a thumbnail: one HEAD each on the artifact store (a few at a time, as
     // the store may be remote).
     let artifacts = state.driver.artifacts().clone();
-    let has_thumbnail: Vec<bool> = stream::iter(rows.iter().map(|(j, _)| {
-        let (artifacts, id) = (artifacts.clone(), j.id.clone());
+    let ids: Vec<String> = rows.iter().map(|(j, _)| j.id.clone()).collect();
+    let has_thumbnail: Vec<bool> = stream::iter(ids.into_iter().map(move |id| {
+        let artifacts = artifacts.clone();
         async move { matches!(artifacts.head(&id, THUMBNAIL).await, Ok(Some(_))) }
     }))
     .buffered(16)

@@ -119,7 +119,7 @@ async fn names_cannot_leave_the_job(b: &Backend) {
 
 async fn large_files_upload_in_parts_and_read_back(b: &Backend) {
     let s = b.store();
-    let size = s3::MULTIPART_FROM + 3 * 1024 * 1024 + 17;
+    let size = crate::artifacts::s3::MULTIPART_FROM + 3 * 1024 * 1024 + 17;
     let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     let local = b.working("host-a", "big").join("video.mp4");
     write(&local, &data);
