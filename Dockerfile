@@ -23,7 +23,8 @@ RUN apt-get update \
       tesseract-ocr tesseract-ocr-jpn tesseract-ocr-chi-sim tesseract-ocr-kor tesseract-ocr-ara \
       tesseract-ocr-heb tesseract-ocr-fra tesseract-ocr-deu tesseract-ocr-spa tesseract-ocr-ita tesseract-ocr-por \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --create-home --home-dir /var/lib/aiprod aiprod
+ && useradd --system --create-home --home-dir /var/lib/aiprod aiprod \
+ && install -d -o aiprod -g aiprod /var/lib/aiprod/data /var/lib/aiprod/artifacts
 COPY --from=build /src/target/release/aiprod /usr/local/bin/aiprod
 COPY config /etc/aiprod
 USER aiprod

@@ -22,10 +22,12 @@ demo: build
 # One build of the dependency tree: the test build also produces the aiprod binary that
 # prepares the models (a separate `cargo run` would resolve other features and build it all
 # again). The model-dependent tests are #[ignore = "needs models"]; here they run, as do the
-# PostgreSQL ones (store suite, scale-out) against the server ensure_postgres.sh provides.
+# PostgreSQL ones (store suite, scale-out) against the server ensure_postgres.sh provides and
+# the S3 ones (artifact store) against the moto server ensure_moto.sh installs.
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 test: setup
 	./scripts/ensure_postgres.sh
+	./scripts/ensure_moto.sh
 	cargo test --workspace --no-run
 	AIPROD_BIN=$(TARGET_DIR)/debug/aiprod ./scripts/install_models.sh
 	cargo test --workspace -- --include-ignored

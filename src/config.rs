@@ -645,10 +645,16 @@ pub struct Logging {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Storage {
-    /// Root of the SQLite file and per-job artifact directories. `AIPROD_DATA_DIR` overrides.
-    /// With several machines on one PostgreSQL, every node mounts the same directory here
-    /// (NFS, EFS), so any API node serves what any worker rendered.
+    /// Root of the SQLite file and of the jobs' local working directories (`jobs/<id>/`).
+    /// `AIPROD_DATA_DIR` overrides.
     pub data_dir: PathBuf,
+    /// Where finished files are published so that every API node can serve them: a
+    /// directory every node mounts (NFS, EFS), or `s3://bucket/prefix` (S3-compatible object
+    /// storage; credentials, region and endpoint from the AWS environment variables). Unset,
+    /// the working directories under `dataDir` are served as they are (one machine, or a
+    /// shared `dataDir`). `--artifacts` / `AIPROD_ARTIFACTS` override.
+    #[serde(default)]
+    pub artifacts: Option<String>,
     /// Where jobs live: `postgres://user@host/db`, or `sqlite://path`; unset, the SQLite
     /// file under `dataDir`. `--store` / `AIPROD_STORE_URL` override.
     #[serde(default)]
@@ -744,6 +750,12 @@ impl Config {
             }
         };
         abs(&mut self.storage.data_dir);
+        if let Some(dir) = &mut self.storage.artifacts
+            && !dir.contains("://")
+            && Path::new(dir.as_str()).is_relative()
+        {
+            *dir = home.join(dir.as_str()).to_string_lossy().into_owned();
+        }
         abs(&mut self.models.dir);
         abs(&mut self.logging.dir);
         abs(&mut self.render.font_path);

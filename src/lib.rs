@@ -6,6 +6,8 @@
 //! - [`sanitize`]: the InputSanitizer; cleans and checks a brief into a [`sanitize::SanitizedInput`].
 //! - [`pipeline`]: the pure state machine, the retry policy, the stages and the driver.
 //! - [`store`]: the `Store` trait and its SQLite implementation (jobs, history, memory).
+//! - [`artifacts`]: where finished files live for every node (the data directory, a shared
+//!   directory, S3-compatible object storage), behind the `ArtifactStore` trait.
 //! - [`memory`]: the job memory sections of v33's memorySchema.
 //! - [`finance`]: pricing, the calibrated cost model, tier routing, certificates, audit trail,
 //!   daily budget.
@@ -16,6 +18,7 @@
 //! - [`cli`]: the `aiprod` commands (the binary only parses arguments).
 pub mod api;
 pub mod app;
+pub mod artifacts;
 pub mod cli;
 pub mod config;
 pub mod finance;

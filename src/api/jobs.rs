@@ -7,12 +7,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Extension;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -22,8 +21,6 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tower::ServiceExt;
-use tower_http::services::ServeFile;
 use utoipa::{IntoParams, ToSchema};
 
 use super::Shared;
@@ -177,7 +174,7 @@ pub async fn submit(
             &state.config,
             state.driver.cache(),
             state.store.as_ref(),
-            &state.data_dir,
+            state.driver.artifacts().as_ref(),
             &clean,
         )
         .await
@@ -521,15 +518,22 @@ pub async fn list(
         None
     };
     let expires = super::links::expiry_for(Utc::now().timestamp());
+    // Which jobs have a thumbnail: one HEAD each on the artifact store (a few at a time, as
+    // the store may be remote).
+    let artifacts = state.driver.artifacts().clone();
+    let ids: Vec<String> = rows.iter().map(|(j, _)| j.id.clone()).collect();
+    let has_thumbnail: Vec<bool> = stream::iter(ids.into_iter().map(move |id| {
+        let artifacts = artifacts.clone();
+        async move { matches!(artifacts.head(&id, THUMBNAIL).await, Ok(Some(_))) }
+    }))
+    .buffered(16)
+    .collect()
+    .await;
     let jobs = rows
         .into_iter()
-        .map(|(j, _)| JobSummary {
-            thumbnail: state
-                .driver
-                .job_dir(&j.id)
-                .join(THUMBNAIL)
-                .is_file()
-                .then(|| state.auth.links().url(&j.id, THUMBNAIL, &caller.name, expires)),
+        .zip(has_thumbnail)
+        .map(|((j, _), thumb)| JobSummary {
+            thumbnail: thumb.then(|| state.auth.links().url(&j.id, THUMBNAIL, &caller.name, expires)),
             brief: sanitize::printable(j.request.get("content").and_then(|c| c.as_str()).unwrap_or_default())
                 .chars()
                 .take(80)
@@ -692,41 +696,22 @@ pub async fn video(
 ) -> Result<Response, ApiError> {
     let id = job_id(&id)?;
     state.store.job(id)?;
-    let path = state.driver.job_dir(id).join("video.mp4");
-    serve_file(&path, "video", req).await
-}
-
-async fn serve_file(path: &Path, what: &str, req: Request) -> Result<Response, ApiError> {
-    if !path.is_file() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_ready", format!("no {what} yet")));
-    }
-    let resp = ServeFile::new(path).oneshot(req).await.map_err(ApiError::internal)?;
-    Ok(resp.map(Body::new))
+    super::files::serve(state.driver.artifacts().clone(), id, "video.mp4", "video", req.method(), req.headers()).await
 }
 
 /// Check an artifact name: `video.mp4`, `preview.mp4`, `subtitles.<lang>.vtt` or
-/// `keyframes/<file>.png`; nothing that could leave the job directory.
-pub fn artifact_path(job_dir: &Path, name: &str) -> Result<PathBuf, ApiError> {
+/// `keyframes/<file>.png`; nothing that could leave the job's files. Returns the name.
+pub fn artifact_name(name: &str) -> Result<&str, ApiError> {
     let bad = || ApiError::not_found(format!("no artifact named '{name}'"));
-    let rel = Path::new(name);
-    let parts: Vec<&str> = rel
-        .components()
-        .map(|c| match c {
-            Component::Normal(s) => s.to_str().ok_or_else(bad),
-            _ => Err(bad()),
-        })
-        .collect::<Result<_, _>>()?;
-    let safe = |s: &str| !s.starts_with('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    crate::artifacts::check_name(name).map_err(|_| bad())?;
+    let parts: Vec<&str> = name.split('/').collect();
     let allowed = match parts.as_slice() {
         ["video.mp4"] | ["preview.mp4"] => true,
-        [f] => f.starts_with("subtitles.") && f.ends_with(".vtt") && safe(f),
-        ["keyframes", f] => f.ends_with(".png") && safe(f),
+        [f] => f.starts_with("subtitles.") && f.ends_with(".vtt"),
+        ["keyframes", f] => f.ends_with(".png"),
         _ => false,
     };
-    if !allowed {
-        return Err(bad());
-    }
-    Ok(job_dir.join(parts.join("/")))
+    if allowed { Ok(name) } else { Err(bad()) }
 }
 
 /// A deliverable by name: `keyframes/scene_01.png`, `preview.mp4`, `subtitles.en.vtt`, …
@@ -743,8 +728,9 @@ pub async fn artifact(
 ) -> Result<Response, ApiError> {
     let id = job_id(&id)?;
     state.store.job(id)?;
-    let path = artifact_path(&state.driver.job_dir(id), &name)?;
-    serve_file(&path, &format!("artifact '{name}'"), req).await
+    let name = artifact_name(&name)?;
+    let what = format!("artifact '{name}'");
+    super::files::serve(state.driver.artifacts().clone(), id, name, &what, req.method(), req.headers()).await
 }
 
 /// JSON helper for handlers that answer with a plain value.
@@ -763,10 +749,9 @@ mod tests {
 
     #[test]
     fn artifact_names_cannot_escape() {
-        let dir = Path::new("/data/jobs/x");
-        assert!(artifact_path(dir, "keyframes/scene_01.png").is_ok());
-        assert!(artifact_path(dir, "subtitles.en.vtt").is_ok());
-        assert!(artifact_path(dir, "preview.mp4").is_ok());
+        assert!(artifact_name("keyframes/scene_01.png").is_ok());
+        assert!(artifact_name("subtitles.en.vtt").is_ok());
+        assert!(artifact_name("preview.mp4").is_ok());
         for bad in [
             "../x",
             "keyframes/../../etc/passwd",
@@ -774,8 +759,10 @@ mod tests {
             "keyframes/.x.png",
             "aiprod.db",
             "subtitles.en.vtt/..",
+            "narration/scene_01.en.wav",
+            "keyframes/a b.png",
         ] {
-            assert!(artifact_path(dir, bad).is_err(), "{bad}");
+            assert!(artifact_name(bad).is_err(), "{bad}");
         }
     }
 

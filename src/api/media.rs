@@ -1,8 +1,6 @@
 //! `GET /v1/jobs/{id}/links`: signed, short-lived links ([`super::links`]) to the files a job
 //! has now, so the ICC's `<video>`, `<img>`, `<track>` and download links need no API key.
 
-use std::path::Path;
-
 use axum::extract::{Path as UrlPath, State};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
@@ -11,8 +9,10 @@ use utoipa::ToSchema;
 use super::Shared;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::jobs::{artifact_path, job_id};
+use super::files::store_error;
+use super::jobs::{artifact_name, job_id};
 use super::links::{LinkSigner, expiry_for};
+use crate::artifacts::Artifact;
 
 /// One signed file of a job.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -51,39 +51,18 @@ pub struct JobLinks {
     pub files: Vec<SignedFile>,
 }
 
-/// The servable files in a job directory now, sorted, with their sizes.
-fn servable_files(dir: &Path) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    let mut add = |name: String, path: &Path| {
-        if artifact_path(dir, &name).is_ok()
-            && let Ok(meta) = std::fs::metadata(path)
-            && meta.is_file()
-        {
-            out.push((name, meta.len()));
-        }
-    };
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if let Some(name) = e.file_name().to_str() {
-                add(name.to_owned(), &e.path());
-            }
-        }
-    }
-    if let Ok(entries) = std::fs::read_dir(dir.join("keyframes")) {
-        for e in entries.flatten() {
-            if let Some(name) = e.file_name().to_str() {
-                add(format!("keyframes/{name}"), &e.path());
-            }
-        }
-    }
+/// The servable files among a job's stored files, sorted, with their sizes.
+fn servable_files(stored: &[Artifact]) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> =
+        stored.iter().filter(|a| artifact_name(&a.name).is_ok()).map(|a| (a.name.clone(), a.bytes)).collect();
     out.sort();
     out
 }
 
-/// Build the links for the files in `dir` at time `now`.
-pub fn job_links(signer: &LinkSigner, job: &str, dir: &Path, by: &str, now: i64) -> JobLinks {
+/// Build the links for a job's stored files at time `now`.
+pub fn job_links(signer: &LinkSigner, job: &str, stored: &[Artifact], by: &str, now: i64) -> JobLinks {
     let expires = expiry_for(now);
-    let files: Vec<SignedFile> = servable_files(dir)
+    let files: Vec<SignedFile> = servable_files(stored)
         .into_iter()
         .map(|(name, bytes)| SignedFile { url: signer.url(job, &name, by, expires), name, bytes })
         .collect();
@@ -117,8 +96,8 @@ pub async fn links(
 ) -> Result<axum::Json<JobLinks>, ApiError> {
     let id = job_id(&id)?;
     state.store.job(id)?;
-    let dir = state.driver.job_dir(id);
-    Ok(axum::Json(job_links(state.auth.links(), id, &dir, &caller.name, Utc::now().timestamp())))
+    let stored = state.driver.artifacts().list(id).await.map_err(|e| store_error(e, "file"))?;
+    Ok(axum::Json(job_links(state.auth.links(), id, &stored, &caller.name, Utc::now().timestamp())))
 }
 
 #[cfg(test)]
@@ -129,13 +108,18 @@ mod tests {
 
     #[test]
     fn links_cover_the_servable_files_that_exist() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("keyframes")).unwrap();
-        for f in ["preview.mp4", "subtitles.en.vtt", "subtitles.fr.vtt", "keyframes/scene_01.png", "narration.wav"] {
-            std::fs::write(dir.path().join(f), b"x").unwrap();
-        }
+        let stored: Vec<Artifact> = [
+            "subtitles.fr.vtt",
+            "preview.mp4",
+            "subtitles.en.vtt",
+            "keyframes/scene_01.png",
+            "narration/scene_01.en.wav",
+        ]
+        .into_iter()
+        .map(|name| Artifact { name: name.into(), bytes: 1, etag: "t".into() })
+        .collect();
         let s = LinkSigner::new(b"k".to_vec());
-        let l = job_links(&s, JOB, dir.path(), "viewer", 1_900_000_000);
+        let l = job_links(&s, JOB, &stored, "viewer", 1_900_000_000);
         let names: Vec<&str> = l.files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["keyframes/scene_01.png", "preview.mp4", "subtitles.en.vtt", "subtitles.fr.vtt"]);
         assert!(l.video.is_none(), "no video before the render");

@@ -7,7 +7,8 @@
 //! - [`auth`]: API keys (hashed), roles, per-key rate limits.
 //! - [`hub`]: the driver's observer for the server (SSE fan-out, live progress).
 //! - [`workers`]: the worker pool and graceful shutdown.
-//! - [`jobs`]: submit, list, get, cancel, events, video, artifacts.
+//! - [`jobs`]: submit, list, get, cancel, events, video, artifacts; [`files`]: serving a
+//!   job's files from the artifact store (HTTP Range, chunked reads).
 //! - [`links`]: the signed, short-lived media link format; [`media`]: hands links out.
 //! - [`icc`]: memory view (ETag), manifest edits and versions, review decisions, comments.
 //! - [`ops`]: presets, cost estimate, health, metrics, alerts.
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod docs;
 pub mod egress;
 pub mod error;
+pub mod files;
 pub mod hub;
 pub mod icc;
 pub mod jobs;
@@ -207,7 +209,7 @@ async fn app_state(config: Arc<Config>, workers: usize, what: &str, addr: Socket
     let driver = Arc::new(
         crate::app::driver(config.clone(), store.clone())
             .await
-            .context("opening the consistency cache")?
+            .context("opening the consistency cache and the artifact store")?
             .with_observer(hub.clone())
             .with_shutdown(shutdown.token())
             .with_owner(pool.owner.clone()),

@@ -13,12 +13,15 @@ use crate::store::cache::ConsistencyCache;
 use crate::store::{Database, StoreError};
 
 /// The driver a process runs jobs with: journaling into `store`, auditing into the same
-/// store, and with the one consistency cache of the process, opened here on that store. The
-/// CLI and the service both start from this, so the two cannot wire the pipeline differently.
+/// store, with the one consistency cache of the process, opened here on that store, and
+/// publishing to the configured artifact store (`storage.artifacts`). The CLI and the
+/// service both start from this, so the two cannot wire the pipeline differently.
 pub async fn driver(config: Arc<Config>, store: Arc<dyn Database>) -> Result<Driver, StoreError> {
+    let artifacts = crate::artifacts::open_configured(&config.storage)
+        .map_err(|e| StoreError::Setup(format!("artifact store (storage.artifacts, --artifacts): {e}")))?;
     let cache = ConsistencyCache::from_config(store.clone(), &config.consistency_cache).await?;
     let data_dir = config.storage.data_dir.clone();
-    Ok(Driver::new(config, store.clone(), data_dir).with_ledger(store).with_cache(cache))
+    Ok(Driver::new(config, store.clone(), data_dir).with_ledger(store).with_cache(cache).with_artifacts(artifacts))
 }
 
 /// Renew `owner`'s leases every third of the lease while the returned task runs, when the

@@ -37,6 +37,11 @@ pub struct Cli {
     /// `sqlite://path` (overrides storage.storeUrl; default: the SQLite file in the data dir).
     #[arg(long = "store", global = true, env = "AIPROD_STORE_URL", value_name = "URL")]
     pub store_url: Option<String>,
+    /// Where finished files are published for every node to serve: a directory (NFS, EFS)
+    /// or `s3://bucket/prefix` (credentials and endpoint from the AWS environment variables).
+    /// Overrides storage.artifacts; default: the working directories `<data dir>/jobs`.
+    #[arg(long, global = true, env = "AIPROD_ARTIFACTS", value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub artifacts: Option<String>,
     /// Log at info level on the console too (the log file always gets info).
     #[arg(short, long, global = true)]
     pub verbose: bool,
@@ -254,6 +259,9 @@ pub fn main() -> ExitCode {
     if let Some(dir) = &cli.data_dir {
         config.storage.data_dir = dir.clone();
     }
+    if let Some(artifacts) = &cli.artifacts {
+        config.storage.artifacts = Some(artifacts.clone());
+    }
     models::export_thread_count(&config);
     if let Command::Models(command) = cli.command {
         return models::run(command, &config);
@@ -316,7 +324,6 @@ fn cancel_on_ctrl_c() -> CancelToken {
 async fn run(args: RunArgs, config: Arc<Config>, store: Arc<dyn Database>) -> ExitCode {
     let request = args.brief.request();
     let bars = Arc::new(progress::Bars::new(args.quiet || args.json));
-    let data_dir = config.storage.data_dir.clone();
     if !finance::refresh_pricing(&config, &*store, false, args.json).await {
         return ExitCode::FAILURE;
     }
@@ -328,7 +335,7 @@ async fn run(args: RunArgs, config: Arc<Config>, store: Arc<dyn Database>) -> Ex
     let driver = match crate::app::driver(config.clone(), store.clone()).await {
         Ok(d) => d.with_observer(bars).with_owner(owner.clone()),
         Err(e) => {
-            eprintln!("error: cannot open the consistency cache: {e}");
+            eprintln!("error: cannot open the consistency cache or the artifact store: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -340,7 +347,9 @@ async fn run(args: RunArgs, config: Arc<Config>, store: Arc<dyn Database>) -> Ex
         }
     };
     let reusable = match args.fresh {
-        false => reuse::reusable_job(&config, driver.cache(), store.as_ref(), &data_dir, &clean).await,
+        false => {
+            reuse::reusable_job(&config, driver.cache(), store.as_ref(), driver.artifacts().as_ref(), &clean).await
+        }
         true => None,
     };
     if reusable.is_none() {
@@ -351,6 +360,11 @@ async fn run(args: RunArgs, config: Arc<Config>, store: Arc<dyn Database>) -> Ex
             eprintln!(
                 "identical request already delivered as job {id}: reusing its artifacts, no stage re-run (--fresh re-runs)"
             );
+        }
+        // Delivered by another machine: its files come from the artifact store.
+        if let Err(e) = driver.restore_working_copy(&id).await {
+            eprintln!("error: job {id}: fetching its files from the artifact store: {e}");
+            return ExitCode::FAILURE;
         }
         return finish(store.as_ref(), &driver, &id, &State::Delivered {}, args.out.as_deref(), args.json);
     }
@@ -452,7 +466,7 @@ async fn resume(config: Arc<Config>, store: Arc<dyn Database>) -> ExitCode {
     let driver = match crate::app::driver(config, store.clone()).await {
         Ok(d) => d.with_observer(Arc::new(progress::Bars::new(false))).with_owner(owner.clone()),
         Err(e) => {
-            eprintln!("error: cannot open the consistency cache: {e}");
+            eprintln!("error: cannot open the consistency cache or the artifact store: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -158,8 +158,14 @@ impl DeliveryCost {
 pub struct DeliveryManifest {
     /// The job.
     pub job_id: String,
-    /// The job's artifact directory when it was delivered.
+    /// The working directory the job was delivered from (on the worker that delivered it).
     pub directory: PathBuf,
+    /// Where the deliverables live for every node: the artifact directory, or the
+    /// object-storage URL (`s3://bucket/prefix/<job>/`). Every file listed here was stored
+    /// there before this manifest was committed (upload, then record). Absent in manifests
+    /// written before artifact stores existed (then it is `directory`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// Every deliverable, sorted by path.
     pub files: Vec<Deliverable>,
     /// One entry per requested language (source, translated or unavailable with the reason).

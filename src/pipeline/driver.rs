@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use super::machine::{Event, Machine, Rejection, Stage, State};
 use super::retry::{StageError, backoff};
 use super::stages::{self, Effect, StageInput, StageOutcome};
+use crate::artifacts::{self, ArtifactStore};
 use crate::config::Config;
 use crate::finance::cpu;
 use crate::finance::daily::{self, BudgetRefused};
@@ -107,12 +108,28 @@ pub struct Driver {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     data_dir: PathBuf,
+    artifacts: Arc<dyn ArtifactStore>,
     observer: Arc<dyn Observer>,
     ledger: Option<Arc<dyn CostLedger>>,
     cache: Option<ConsistencyCache>,
     runner: Arc<dyn StageRunner>,
     shutdown: Option<CancelToken>,
     owner: Option<String>,
+}
+
+/// The `.partial` files a stage finished, with their final names inside the job: published
+/// under those names before the step commits, renamed locally after.
+fn finished_files(job_dir: &std::path::Path, effects: &[Effect]) -> Vec<(PathBuf, String)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Promote { from, to } => {
+                let name = to.strip_prefix(job_dir).ok()?.to_string_lossy().replace('\\', "/");
+                Some((from.clone(), name))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// How a stage attempt refused to run because the job moved on (see [`Driver::with_owner`]).
@@ -132,12 +149,15 @@ pub fn seed_for(job_id: &str) -> u64 {
 }
 
 impl Driver {
-    /// A driver over `store`, writing artifacts under `data_dir/jobs/<id>/`.
+    /// A driver over `store`, working in `data_dir/jobs/<id>/` and serving the files from
+    /// there (see [`Driver::with_artifacts`] for another artifact store).
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>, data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
         Self {
             config,
             store,
-            data_dir: data_dir.into(),
+            artifacts: Arc::new(artifacts::fs::FsArtifacts::working(data_dir.join("jobs"))),
+            data_dir,
             observer: Arc::new(NoObserver),
             ledger: None,
             cache: None,
@@ -158,6 +178,30 @@ impl Driver {
     /// The consistency cache, when the driver has one.
     pub fn cache(&self) -> Option<&ConsistencyCache> {
         self.cache.as_ref()
+    }
+
+    /// Publish finished files to `store` (a shared directory, S3) instead of serving them from
+    /// the working directories: each stage's files are uploaded before its step commits, and
+    /// a job's working directory is restored from the store before each stage, so any worker
+    /// on any machine can continue a job.
+    pub fn with_artifacts(mut self, store: Arc<dyn ArtifactStore>) -> Self {
+        self.artifacts = store;
+        self
+    }
+
+    /// Where the jobs' finished files are published and read from.
+    pub fn artifacts(&self) -> &Arc<dyn ArtifactStore> {
+        &self.artifacts
+    }
+
+    /// Bring `id`'s local working directory up to date with the artifact store (a job another
+    /// machine rendered, before its files are copied out or summarised here). Returns the
+    /// names downloaded; none with the default store.
+    pub async fn restore_working_copy(&self, id: &str) -> Result<Vec<String>, artifacts::ArtifactError> {
+        let dir = self.job_dir(id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| artifacts::ArtifactError::io(format!("create {}", dir.display()), e))?;
+        artifacts::sync::restore(self.artifacts.as_ref(), id, &dir).await
     }
 
     /// Run stages with `runner` instead of the real ones (tests of the driver's policy).
@@ -286,9 +330,10 @@ impl Driver {
         &self.store
     }
 
-    /// Where a job's artifacts live.
+    /// A job's local working directory: where its stages read and write files (with the
+    /// default artifact store, also where they are served from).
     pub fn job_dir(&self, id: &str) -> PathBuf {
-        self.data_dir.join("jobs").join(id)
+        artifacts::working_dir(&self.data_dir, id)
     }
 
     /// Validate a brief and create its job. Nothing is stored for an invalid brief, nor when
@@ -398,6 +443,7 @@ impl Driver {
             Stage::Cost => Some(daily::status(self.store.as_ref(), &self.config, &prices, chrono::Utc::now())?),
             _ => None,
         };
+        let location = self.artifacts.location(&job.id);
         let attempts = AtomicU32::new(0);
         let started = Instant::now();
         // Process CPU time around the whole stage (all attempts): the actual cost's input.
@@ -419,6 +465,7 @@ impl Driver {
                 memory: &memory,
                 history: &history,
                 job_dir: &job_dir,
+                artifact_location: &location,
                 data_dir: &self.data_dir,
                 prices: &prices,
                 audited: self.ledger.is_some(),
@@ -430,7 +477,25 @@ impl Driver {
                     progress: Progress::new(move |f| observer.progress(&job_id, stage, f)),
                 },
             };
-            let attempt_future = self.runner.run(&job.state, &input);
+            // Restore, run, publish: the files a stage reads are here before it starts, and
+            // the files it finished are in the artifact store before its step can commit.
+            let attempt_future = async {
+                let restored = artifacts::sync::restore(self.artifacts.as_ref(), &job.id, &job_dir)
+                    .await
+                    .map_err(|e| StageError::Transient(format!("restoring the job's files: {e}")))?;
+                if !restored.is_empty() {
+                    info!(job = %job.id, files = restored.len(), "working copy restored from the artifact store");
+                }
+                let outcome = self.runner.run(&job.state, &input).await?;
+                let finished = finished_files(&job_dir, &outcome.effects);
+                let published = artifacts::sync::publish(self.artifacts.as_ref(), &job.id, &job_dir, &finished)
+                    .await
+                    .map_err(|e| StageError::Transient(format!("publishing the job's files: {e}")))?;
+                if !published.is_empty() {
+                    info!(job = %job.id, files = published.len(), "published to the artifact store");
+                }
+                Ok::<StageOutcome, StageError>(outcome)
+            };
             tokio::pin!(attempt_future);
             tokio::select! {
                 result = &mut attempt_future => result,
@@ -980,6 +1045,123 @@ mod tests {
         assert!(f.store.cache_since(cache::KIND_DELIVERED, 0).unwrap().is_empty(), "no cache entry without its step");
         assert!(!driver.job_dir(&id).join("report.json").exists(), "nothing promoted without its step");
         assert!(f.events(&id).iter().all(|e| e.event != "costed"));
+    }
+
+    /// A shared-directory artifact store that notes, for every file put, the job's state in
+    /// the job store at that moment: upload, then record means it is the state the stage
+    /// started from.
+    struct Witness {
+        inner: artifacts::fs::FsArtifacts,
+        jobs: Arc<SqliteStore>,
+        puts: Mutex<Vec<(String, String)>>,
+    }
+
+    impl ArtifactStore for Witness {
+        fn location(&self, job: &str) -> String {
+            self.inner.location(job)
+        }
+        fn is_working_dir(&self) -> bool {
+            false
+        }
+        fn put_file<'a>(
+            &'a self,
+            job: &'a str,
+            name: &'a str,
+            local: &'a std::path::Path,
+        ) -> BoxFuture<'a, Result<artifacts::Artifact, artifacts::ArtifactError>> {
+            let state = self.jobs.job(job).unwrap().state.name().to_owned();
+            self.puts.lock().unwrap().push((name.to_owned(), state));
+            self.inner.put_file(job, name, local)
+        }
+        fn put_bytes<'a>(
+            &'a self,
+            job: &'a str,
+            name: &'a str,
+            bytes: bytes::Bytes,
+        ) -> BoxFuture<'a, Result<artifacts::Artifact, artifacts::ArtifactError>> {
+            self.inner.put_bytes(job, name, bytes)
+        }
+        fn head<'a>(
+            &'a self,
+            job: &'a str,
+            name: &'a str,
+        ) -> BoxFuture<'a, Result<Option<artifacts::Artifact>, artifacts::ArtifactError>> {
+            self.inner.head(job, name)
+        }
+        fn get_range<'a>(
+            &'a self,
+            job: &'a str,
+            name: &'a str,
+            range: std::ops::Range<u64>,
+        ) -> BoxFuture<'a, Result<bytes::Bytes, artifacts::ArtifactError>> {
+            self.inner.get_range(job, name, range)
+        }
+        fn list<'a>(
+            &'a self,
+            job: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<artifacts::Artifact>, artifacts::ArtifactError>> {
+            self.inner.list(job)
+        }
+        fn remove_job<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<(), artifacts::ArtifactError>> {
+            self.inner.remove_job(job)
+        }
+    }
+
+    #[tokio::test]
+    async fn with_an_artifact_store_a_stages_files_are_stored_before_its_step_and_restored_before_the_next() {
+        let f = Fixture::new();
+        let shared = f.dir.path().join("shared");
+        let witness = Arc::new(Witness {
+            inner: artifacts::fs::FsArtifacts::shared(&shared),
+            jobs: f.store.clone(),
+            puts: Mutex::new(Vec::new()),
+        });
+        let runner = scripted(|state, job_dir, _| {
+            Box::pin(async move {
+                match state {
+                    State::Costing {} => {
+                        let id = job_dir.file_name().unwrap().to_string_lossy().into_owned();
+                        std::fs::create_dir_all(job_dir.join("narration")).unwrap();
+                        std::fs::write(job_dir.join("narration/scene_01.en.wav"), b"RIFF").unwrap();
+                        let effects = effects(&job_dir, &id);
+                        Ok(StageOutcome {
+                            event: Event::Costed { plan_review: false },
+                            writes: vec![],
+                            effects,
+                            detail: None,
+                        })
+                    }
+                    // The next stage finds the files even though its working copy was wiped
+                    // (another machine): they were restored from the store.
+                    State::Voicing {} => {
+                        assert_eq!(std::fs::read(job_dir.join("report.json")).unwrap(), b"{}");
+                        assert_eq!(std::fs::read(job_dir.join("narration/scene_01.en.wav")).unwrap(), b"RIFF");
+                        stop()
+                    }
+                    _ => stop(),
+                }
+            })
+        });
+        let driver = f.driver(config(|_| {}), runner).with_artifacts(witness.clone());
+        let id = f.job_in(State::Costing {});
+        // Stop after costing: the working copy is then wiped before voicing runs.
+        let drive_costing = async {
+            let job = f.store.job(&id).unwrap();
+            driver.run_stage(&job, Stage::Cost, &CancelToken::new()).await.unwrap();
+        };
+        drive_costing.await;
+        let puts = witness.puts.lock().unwrap().clone();
+        let names: Vec<&str> = puts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["narration/scene_01.en.wav", "report.json"], "the partial went up under its final name");
+        assert!(puts.iter().all(|(_, state)| state == "costing"), "uploaded before the step was recorded: {puts:?}");
+        assert_eq!(f.store.job(&id).unwrap().state, State::Voicing {});
+        assert!(shared.join(&id).join("report.json").is_file());
+        assert!(driver.job_dir(&id).join("report.json").is_file(), "promoted locally after the commit");
+        std::fs::remove_dir_all(driver.job_dir(&id)).unwrap();
+        let end = drive(&driver, &id, &CancelToken::new()).await.unwrap();
+        assert!(matches!(&end, State::Failed { stage, .. } if stage == "voicing"), "{end:?}");
+        let failed = f.events(&id).pop().unwrap();
+        assert_eq!(failed.error.as_deref(), Some("script ends here"), "the voicing script's asserts held");
     }
 
     fn waiting_job(f: &Fixture, preset: &str) -> String {

@@ -2,14 +2,13 @@
 //! version and agent/model versions match a job delivered within the cache TTL gets that
 //! job's artifacts back without running any stage. The key is recorded when a job is
 //! delivered; a lookup only counts as a hit when the job is still delivered, its video is
-//! still on disk and no person edited its plan (an edited plan no longer follows from the
+//! still in the artifact store and no person edited its plan (an edited plan no longer follows from the
 //! request alone).
-
-use std::path::Path;
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::artifacts::ArtifactStore;
 use crate::config::Config;
 use crate::memory::Section;
 use crate::memory::is_human_author;
@@ -47,7 +46,7 @@ pub async fn reusable_job(
     config: &Config,
     cache: Option<&ConsistencyCache>,
     store: &dyn Store,
-    data_dir: &Path,
+    artifacts: &dyn ArtifactStore,
     input: &SanitizedInput,
 ) -> Option<String> {
     if !config.consistency_cache.reuse_across_jobs {
@@ -55,16 +54,19 @@ pub async fn reusable_job(
     }
     let cache = cache?;
     let found = match cache.delivered(&request_key(config, input)).await {
-        Some(id) if usable(store, data_dir, &id) => Some(id),
-        _ => None,
+        Some(id) => {
+            let ok = usable(store, artifacts, &id).await;
+            ok.then_some(id)
+        }
+        None => None,
     };
     crate::store::cache::count_request_lookup(found.is_some());
     found
 }
 
-fn usable(store: &dyn Store, data_dir: &Path, id: &str) -> bool {
+async fn usable(store: &dyn Store, artifacts: &dyn ArtifactStore, id: &str) -> bool {
     let delivered = store.job(id).is_ok_and(|j| matches!(j.state, State::Delivered {}));
-    let video = data_dir.join("jobs").join(id).join("video.mp4").is_file();
+    let video = matches!(artifacts.head(id, "video.mp4").await, Ok(Some(_)));
     let edited =
         store.section(id, Section::ProductionManifest).ok().flatten().is_some_and(|e| is_human_author(&e.author));
     delivered && video && !edited

@@ -58,8 +58,12 @@ pub struct StageInput<'a> {
     /// The job's history at the start of the costing and delivering stages (empty for the
     /// others): the CPU time already spent is priced as measured, then reconciled.
     pub history: &'a [HistoryEvent],
-    /// The job's artifact directory.
+    /// The job's local working directory: stages read and write their files here.
     pub job_dir: &'a Path,
+    /// Where the job's finished files are published for every node (a directory, or an
+    /// `s3://` URL): the delivery manifest records it. The driver uploads the files; a stage
+    /// only names the location.
+    pub artifact_location: &'a str,
     /// The data directory (calibration file, signing key).
     pub data_dir: &'a Path,
     /// The pricing table in force.
@@ -1137,6 +1141,7 @@ async fn deliver(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
     let manifest = DeliveryManifest {
         job_id: input.job.id.clone(),
         directory: input.job_dir.to_path_buf(),
+        location: Some(input.artifact_location.to_owned()),
         files,
         subtitles: translation.languages,
         cost,

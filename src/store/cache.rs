@@ -282,9 +282,13 @@ pub fn markers_entry(
     })
 }
 
+/// The cache's behaviours, written once and run on both backends through the store suite's
+/// [`Backend`](super::suite::Backend): SQLite everywhere, PostgreSQL when a server is there
+/// (a scratch database per test; `make test` provides the server).
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::suite::Backend;
 
     fn markers(style: &str) -> ConsistencyMarkers {
         ConsistencyMarkers {
@@ -295,21 +299,19 @@ mod tests {
         }
     }
 
-    async fn open_at(dir: &std::path::Path, ttl: Duration, threshold: f32) -> ConsistencyCache {
-        let store = SqliteStore::open(&crate::store::database_path(dir)).unwrap();
-        ConsistencyCache::open(Arc::new(store), ttl, threshold).await.unwrap()
+    /// A cache as a new process opens it: a fresh handle on the backend's database.
+    async fn open_on(b: &Backend, ttl: Duration, threshold: f32) -> ConsistencyCache {
+        ConsistencyCache::open(b.open(), ttl, threshold).await.unwrap()
     }
 
-    #[tokio::test]
-    async fn markers_survive_a_restart_and_match_by_brand_and_similarity() {
-        let dir = tempfile::tempdir().unwrap();
+    async fn markers_survive_a_restart_and_match_by_brand_and_similarity(b: &Backend) {
         let ttl = Duration::from_secs(168 * 3600);
         {
-            let cache = open_at(dir.path(), ttl, 0.85).await;
+            let cache = open_on(b, ttl, 0.85).await;
             cache.put_markers("acme", "job-1", vec![1.0, 0.0, 0.0], &markers("bold")).await.unwrap();
         }
-        // A new process: only SQLite carries the entry over.
-        let cache = open_at(dir.path(), ttl, 0.85).await;
+        // A new process: only the database carries the entry over.
+        let cache = open_on(b, ttl, 0.85).await;
         let before = stats();
         let hit = cache.find_markers("acme", &[0.95, 0.31, 0.0], "job-2").expect("similar brief hits");
         assert_eq!(hit.markers.style, "bold");
@@ -322,24 +324,20 @@ mod tests {
         assert!(after.hits > before.hits && after.misses >= before.misses + 3);
     }
 
-    #[tokio::test]
-    async fn delivered_requests_survive_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
+    async fn delivered_requests_survive_a_restart(b: &Backend) {
         let ttl = Duration::from_secs(168 * 3600);
         {
-            let cache = open_at(dir.path(), ttl, 0.85).await;
+            let cache = open_on(b, ttl, 0.85).await;
             assert_eq!(cache.delivered("k1").await, None);
             cache.put_delivered("k1", "job-1").await.unwrap();
         }
-        let cache = open_at(dir.path(), ttl, 0.85).await;
+        let cache = open_on(b, ttl, 0.85).await;
         assert_eq!(cache.delivered("k1").await.as_deref(), Some("job-1"));
         assert_eq!(cache.delivered("k2").await, None);
     }
 
-    #[tokio::test]
-    async fn expired_entries_are_not_loaded() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&crate::store::database_path(dir.path())).unwrap());
+    async fn expired_entries_are_not_loaded(b: &Backend) {
+        let store = b.open();
         store
             .cache_put(&CacheEntry {
                 kind: KIND_MARKERS.into(),
@@ -353,4 +351,25 @@ mod tests {
         let cache = ConsistencyCache::open(store, Duration::from_secs(3600), 0.85).await.unwrap();
         assert!(cache.find_markers("acme", &[1.0, 0.0], "new").is_none());
     }
+
+    macro_rules! cache_suite {
+        ($($name:ident),* $(,)?) => {
+            mod sqlite {
+                $(#[tokio::test] async fn $name() { super::$name(&super::Backend::sqlite()).await })*
+            }
+            mod postgres {
+                $(
+                    #[tokio::test]
+                    #[ignore = "needs PostgreSQL (make test provides one)"]
+                    async fn $name() { super::$name(&super::Backend::postgres()).await }
+                )*
+            }
+        };
+    }
+
+    cache_suite!(
+        markers_survive_a_restart_and_match_by_brand_and_similarity,
+        delivered_requests_survive_a_restart,
+        expired_entries_are_not_loaded,
+    );
 }

@@ -21,17 +21,18 @@ pub fn test_pg_url() -> String {
 const LEASE: Duration = Duration::from_millis(1500);
 
 /// One backend under test: opens handles on the same database (as separate processes would).
-enum Backend {
+/// Other suites of the store module (the consistency cache's) run on it too.
+pub(super) enum Backend {
     Sqlite(tempfile::TempDir),
     Postgres(ScratchDatabase),
 }
 
 impl Backend {
-    fn sqlite() -> Self {
+    pub(super) fn sqlite() -> Self {
         Self::Sqlite(tempfile::tempdir().unwrap())
     }
 
-    fn postgres() -> Self {
+    pub(super) fn postgres() -> Self {
         Self::Postgres(ScratchDatabase::create(&test_pg_url()).expect("a PostgreSQL server for the store suite"))
     }
 
@@ -43,7 +44,7 @@ impl Backend {
     }
 
     /// A new handle (connection) on the backend's database.
-    fn open(&self) -> Arc<dyn Database> {
+    pub(super) fn open(&self) -> Arc<dyn Database> {
         open(&self.url(), LEASE).unwrap()
     }
 
@@ -168,6 +169,7 @@ fn day_spend_reads_the_typed_delivery_manifest(b: &Backend) {
     let manifest = DeliveryManifest {
         job_id: "delivered".into(),
         directory: "jobs/delivered".into(),
+        location: None,
         files: vec![],
         subtitles: vec![],
         cost: DeliveryCost::Reconciled(Box::new(reconciled)),
