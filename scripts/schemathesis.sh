@@ -70,6 +70,7 @@ done
 echo "schemathesis $version: $base, --checks all --max-examples $max_examples --seed $seed (limit ${limit}s)"
 start=$(date +%s)
 status=0
+PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathesis_hooks \
 timeout "$limit" "$venv/bin/st" run "$base/docs/openapi.json" \
   -H "Authorization: Bearer $key" \
   --checks all --max-examples "$max_examples" --seed "$seed" --workers 2 \

@@ -518,6 +518,14 @@ async fn a_callback_host_that_does_not_resolve_yet_is_accepted_and_fails_at_deli
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(error.contains("cannot resolve"), "{error}");
+    // Longer than the spec's maxLength: refused, nothing created.
+    let spec = app.call("GET", "/docs/openapi.json", "", None).await.body;
+    let max = spec["components"]["schemas"]["SubmitRequest"]["properties"]["callback_url"]["maxLength"].as_u64().unwrap();
+    body["callback_url"] = format!("https://{}.invalid/", "a".repeat(max as usize)).into();
+    let a = app.call("POST", "/v1/pipeline/run", &app.editor, Some(&body)).await;
+    assert_json_error(&a, 422, "a callback URL over maxLength");
+    assert_eq!(a.body["error"]["rule"], "max_length", "{}", a.body);
+    assert_eq!(job_count(&app).await, 1);
     app.stop().await;
 }
 

@@ -74,7 +74,7 @@ pub fn spec(config: &Config) -> Value {
         set(kind, json!({"enum": hub::EVENT_KINDS}));
     }
     if let Some(url) = doc["components"]["schemas"]["SubmitRequest"]["properties"].get_mut("callback_url") {
-        set(url, json!({"format": "uri", "maxLength": 2048}));
+        set(url, json!({"format": "uri", "maxLength": super::webhook::MAX_URL_CHARS}));
     }
     if let Some(paths) = doc["paths"].as_object_mut() {
         for (path, item) in paths.iter_mut() {

@@ -76,7 +76,19 @@ enum Resolved {
     Unresolved { host: String, error: String },
 }
 
+/// The longest callback URL accepted, in characters (the spec's `maxLength`): longer ones
+/// are refused before parsing, as the spec says, not silently taken.
+pub const MAX_URL_CHARS: usize = 2048;
+
 async fn check(url: &str, allow_private: bool) -> Result<Resolved, ApiError> {
+    let chars = url.chars().count();
+    if chars > MAX_URL_CHARS {
+        return Err(ApiError::invalid(
+            "callback_url",
+            "max_length",
+            format!("a callback URL is at most {MAX_URL_CHARS} characters, got {chars}"),
+        ));
+    }
     let bad = |m: String| ApiError::invalid("callback_url", "format", m);
     let parsed = reqwest::Url::parse(url).map_err(|e| bad(format!("not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -88,8 +100,9 @@ async fn check(url: &str, allow_private: bool) -> Result<Resolved, ApiError> {
     let (domain, addrs): (Option<String>, Vec<SocketAddr>) = match literal.parse::<IpAddr>() {
         Ok(ip) => (None, vec![SocketAddr::new(ip, port)]),
         Err(_) => {
-            let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), port)).await {
-                Ok(addrs) => addrs.collect(),
+            let looked_up = tokio::net::lookup_host((host.as_str(), port)).await.map(Iterator::collect::<Vec<_>>);
+            let addrs = match looked_up {
+                Ok(addrs) => addrs,
                 Err(e) => return Ok(Resolved::Unresolved { host, error: e.to_string() }),
             };
             if addrs.is_empty() {
@@ -251,6 +264,8 @@ mod tests {
         assert!(check_submitted_url("ftp://hooks.example.invalid/x", false).await.is_err());
         assert!(check_submitted_url("http://10.0.0.1/x", false).await.is_err());
         assert!(check_submitted_url("http://localhost/x", false).await.is_err());
+        let long = format!("https://{}.invalid/", "a".repeat(MAX_URL_CHARS));
+        assert_eq!(check_submitted_url(&long, false).await.unwrap_err().rule, Some("max_length"));
     }
 
     /// Every address the reliability pass got accepted as a callback, and the classic ones,
