@@ -80,7 +80,7 @@ if [ "$status" = 124 ]; then
   echo "schemathesis: cut off after ${limit}s (ST_TIME_LIMIT_SEC)" >&2
 fi
 if [ "$status" != 0 ]; then
-  echo "--- server log (last 40 lines) ---" >&2
-  tail -n 40 "$work/serve.log" >&2
+  echo "--- server log (last 15 lines) ---" >&2
+  tail -n 15 "$work/serve.log" | cut -c1-300 >&2
 fi
 exit "$status"
