@@ -478,10 +478,19 @@ async fn the_spec_states_each_presets_duration_cap() {
                 assert_eq!(over.body["error"]["field"], "duration_sec");
             }
         }
+        // A whole number written with a fraction part is the same integer to JSON Schema.
+        let body = json!({"content": "A calm teaser for a neighbourhood bakery.", "duration_sec": 27.0});
+        let a = app.call("POST", "/v1/cost-estimate", &app.viewer, Some(&body)).await;
+        assert_eq!(a.status, 200, "{schema} {body}: {}", a.body);
+        let body = json!({"content": "A calm teaser for a neighbourhood bakery.", "duration_sec": 27.5});
+        assert_json_error(&app.call("POST", "/v1/cost-estimate", &app.viewer, Some(&body)).await, 422, "27.5 s");
         named.sort();
         assert_eq!(named, ["brand_campaign", "premium_spot", "quick_social"], "{schema}: every preset once");
         assert_eq!(without_preset, 1, "{schema}: the default preset's shape also covers no preset");
     }
+    let mut body = small_brief("quick_social");
+    body["duration_sec"] = json!(27.0);
+    app.submit(body).await;
     app.stop().await;
 }
 

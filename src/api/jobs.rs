@@ -43,6 +43,7 @@ pub struct SubmitRequest {
     /// The brief text (10–10,000 characters).
     pub content: String,
     /// Length in seconds (5–300, and the preset's maximum).
+    #[serde(default, deserialize_with = "sanitize::whole_seconds")]
     pub duration_sec: Option<u32>,
     /// `16:9`, `9:16`, `1:1` or `4:5`.
     pub aspect_ratio: Option<String>,
