@@ -24,6 +24,8 @@ demo: build
 # again). The model-dependent tests are #[ignore = "needs models"]; here they run, as do the
 # PostgreSQL ones (store suite, scale-out) against the server ensure_postgres.sh provides and
 # the S3 ones (artifact store) against the moto server ensure_moto.sh installs.
+# Last, a bounded schemathesis run (pinned, every check, about two minutes) fuzzes the API
+# against its OpenAPI document.
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 test: setup
 	./scripts/ensure_postgres.sh
@@ -31,6 +33,7 @@ test: setup
 	cargo test --workspace --no-run
 	AIPROD_BIN=$(TARGET_DIR)/debug/aiprod ./scripts/install_models.sh
 	cargo test --workspace -- --include-ignored
+	AIPROD_BIN=$(TARGET_DIR)/debug/aiprod ./scripts/schemathesis.sh
 
 bench: models
 	cargo bench --bench pipeline --bench render --bench models

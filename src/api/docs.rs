@@ -64,9 +64,18 @@ pub fn spec(config: &Config) -> Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
     for schema in ["SubmitRequest", "BriefRequest"] {
         brief_limits(&mut doc["components"]["schemas"][schema]["properties"], config);
+        preset_duration_caps(&mut doc["components"]["schemas"][schema], config);
+    }
+    if let Some(events) = doc["paths"]["/v1/jobs/{id}/events"]["get"]["responses"]["200"]["content"]
+        .get_mut("text/event-stream")
+    {
+        events["schema"] = event_stream_item();
+    }
+    if let Some(kind) = doc["components"]["schemas"]["JobEvent"]["properties"].get_mut("kind") {
+        set(kind, json!({"enum": hub::EVENT_KINDS}));
     }
     if let Some(url) = doc["components"]["schemas"]["SubmitRequest"]["properties"].get_mut("callback_url") {
-        set(url, json!({"format": "uri", "maxLength": 2048}));
+        set(url, json!({"format": "uri", "maxLength": super::webhook::MAX_URL_CHARS}));
     }
     if let Some(paths) = doc["paths"].as_object_mut() {
         for (path, item) in paths.iter_mut() {
@@ -132,6 +141,64 @@ fn brief_limits(props: &mut Value, config: &Config) {
     );
 }
 
+/// The duration cap that depends on the preset, as schema. JSON Schema cannot compare one
+/// field with another, so the body takes one of a few shapes, one per distinct cap, each
+/// naming the presets it covers; the default preset's shape also covers a body without a
+/// preset (or with `null`). Without this a generator reads `duration_sec ≤ 180` and sends
+/// 120 s for `quick_social` (capped at 30 s), which the server rightly refuses.
+fn preset_duration_caps(schema: &mut Value, config: &Config) {
+    if !schema.is_object() || config.presets.is_empty() {
+        return;
+    }
+    let global = config.input_sanitizer.max_duration_sec;
+    let default = crate::sanitize::default_preset_name(config);
+    let mut by_cap: std::collections::BTreeMap<u32, Vec<Value>> = std::collections::BTreeMap::new();
+    for (name, preset) in &config.presets {
+        by_cap.entry(preset.max_duration_sec.min(global)).or_default().push(Value::String(name.clone()));
+    }
+    let shapes: Vec<Value> = by_cap
+        .into_iter()
+        .map(|(cap, mut names)| {
+            let covers_default = names.iter().any(|n| n.as_str() == Some(default.as_str()));
+            let mut shape = json!({"properties": {"duration_sec": {"maximum": cap}}});
+            if covers_default {
+                names.push(Value::Null);
+            } else {
+                shape["required"] = json!(["preset"]);
+            }
+            shape["properties"]["preset"] = json!({"enum": names});
+            shape
+        })
+        .collect();
+    set(schema, json!({"anyOf": shapes}));
+    let caps: Vec<String> =
+        config.presets.iter().map(|(name, p)| format!("{name} {}", p.max_duration_sec.min(global))).collect();
+    set(
+        &mut schema["properties"]["duration_sec"],
+        json!({"description": format!(
+            "Length in seconds: {}–{}, and at most the preset's maximum ({}; without a preset, {}'s).",
+            config.input_sanitizer.min_duration_sec, global, caps.join(", "), default)}),
+    );
+}
+
+/// One event of `GET /v1/jobs/{id}/events` as an event-stream reader sees it: the `event`
+/// field names the kind and `data` is a JSON-encoded [`hub::JobEvent`]. (Before OpenAPI
+/// 3.2's `itemSchema`, an event stream's `schema` describes one event; describing the
+/// event by the JobEvent object itself made every event look wrong to a validator.)
+fn event_stream_item() -> Value {
+    json!({
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string", "enum": hub::EVENT_KINDS},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                     "contentSchema": {"$ref": "#/components/schemas/JobEvent"}},
+            "id": {"type": "string"},
+            "retry": {"type": "integer", "minimum": 0},
+        },
+    })
+}
+
 fn error_response(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
 }
@@ -146,6 +213,11 @@ fn operation_limits(path: &str, method: &str, op: &mut Value) {
             let (place, name) = (p["in"].as_str().map(str::to_owned), p["name"].as_str().map(str::to_owned));
             match (place.as_deref(), name.as_deref()) {
                 (Some("query"), Some("limit")) => set(&mut p["schema"], json!({"minimum": 1, "maximum": 100})),
+                (Some("query"), Some("cursor")) => set(
+                    &mut p["schema"],
+                    json!({"pattern": jobs::cursor_pattern(), "minLength": jobs::CURSOR_SHAPE.len(),
+                           "maxLength": jobs::CURSOR_SHAPE.len()}),
+                ),
                 (Some("query"), Some("state")) => {
                     one_of_values(&mut p["schema"], jobs::STATE_NAMES.iter().map(|s| (*s).to_owned()))
                 }

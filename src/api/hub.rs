@@ -12,14 +12,19 @@ use tokio::sync::{Notify, broadcast};
 use crate::pipeline::driver::Observer;
 use crate::pipeline::machine::{Event, Stage, State};
 
+/// Every `kind` a [`JobEvent`] has; the SSE `event` field repeats it. The spec lists them.
+pub const EVENT_KINDS: [&str; 5] = ["snapshot", "state", "stage_started", "progress", "retrying"];
+
 /// One message on a job's event stream.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobEvent {
     /// The job.
     pub job_id: String,
-    /// `state`, `stage_started`, `progress` or `retrying`.
+    /// One of [`EVENT_KINDS`]: `snapshot` (first), `state`, `stage_started`, `progress` or
+    /// `retrying`.
     pub kind: &'static str,
-    /// The state name after the event.
+    /// The state name after the event, on `snapshot` and `state` events; empty on the
+    /// others (they happen inside a state).
     pub state: String,
     /// The stage concerned, if any.
     #[serde(skip_serializing_if = "Option::is_none")]

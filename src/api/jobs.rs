@@ -40,6 +40,7 @@ pub struct SubmitRequest {
     /// The brief text (10–10,000 characters).
     pub content: String,
     /// Length in seconds (5–300, and the preset's maximum).
+    #[serde(default, deserialize_with = "sanitize::whole_seconds")]
     pub duration_sec: Option<u32>,
     /// `16:9`, `9:16`, `1:1` or `4:5`.
     pub aspect_ratio: Option<String>,
@@ -167,7 +168,7 @@ pub async fn submit(
     let brief = request.brief();
     let clean = sanitize::sanitize(&brief, &state.config)?;
     if let Some(url) = &request.callback_url {
-        super::webhook::check_url(url, state.config.service.webhooks.allow_private).await?;
+        super::webhook::check_submitted_url(url, state.config.service.webhooks.allow_private).await?;
     }
     if !request.fresh
         && let Some(id) = crate::pipeline::reuse::reusable_job(
@@ -450,7 +451,8 @@ pub struct ListQuery {
     pub brand: Option<String>,
     /// Page size (1–100, default 20).
     pub limit: Option<usize>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page: `<created_at>_<job id>`. Any value of that shape
+    /// is a position; the page holds the jobs created before it.
     pub cursor: Option<String>,
 }
 
@@ -478,15 +480,52 @@ pub struct JobPage {
     pub next_cursor: Option<String>,
 }
 
+/// The shape of a cursor, one character class per position: `d` a digit, `h` a lowercase
+/// hex digit, anything else itself. A cursor is the position a page ended on — the last
+/// job's creation time (RFC 3339, microseconds, UTC) and its id — so the list can continue
+/// after it with one indexed comparison. Any value of this shape names a position (the list
+/// continues with the jobs created before it, newest first), so a client or a fuzzer that
+/// builds one from the spec's pattern gets a page, not an error.
+pub const CURSOR_SHAPE: &str = "dddd-dd-ddTdd:dd:dd.ddddddZ_hhhhhhhh-hhhh-hhhh-hhhh-hhhhhhhhhhhh";
+
+/// [`CURSOR_SHAPE`] as the ECMA-262 pattern the spec publishes. It has no `$`: the spec
+/// fixes the length instead (`minLength` = `maxLength`), because a `$` also matches before
+/// a final newline in the regex dialect some generators use, and the server would then
+/// refuse what the spec allows.
+pub fn cursor_pattern() -> String {
+    let mut p = String::from("^");
+    for c in CURSOR_SHAPE.chars() {
+        match c {
+            'd' => p.push_str("[0-9]"),
+            'h' => p.push_str("[0-9a-f]"),
+            '.' => p.push_str("\\."),
+            c => p.push(c),
+        }
+    }
+    p
+}
+
 fn encode_cursor(c: &Cursor) -> String {
-    hex::encode(format!("{}|{}", c.created_at, c.id))
+    format!("{}_{}", c.created_at, c.id)
 }
 
 fn decode_cursor(s: &str) -> Result<Cursor, ApiError> {
-    let bad = || ApiError::invalid("cursor", "format", "not a cursor returned by this API");
-    let text = String::from_utf8(hex::decode(s).map_err(|_| bad())?).map_err(|_| bad())?;
-    let (created_at, id) = text.split_once('|').ok_or_else(bad)?;
-    Ok(Cursor { created_at: created_at.into(), id: id.into() })
+    let fits = s.len() == CURSOR_SHAPE.len()
+        && s.bytes().zip(CURSOR_SHAPE.bytes()).all(|(b, want)| match want {
+            b'd' => b.is_ascii_digit(),
+            b'h' => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+            _ => b == want,
+        });
+    if !fits {
+        return Err(ApiError::invalid(
+            "cursor",
+            "format",
+            "a cursor is the `next_cursor` of a previous page: <created_at>_<job id>, \
+             e.g. 2026-01-31T12:00:00.000000Z_0f8e2b6a-1c3d-4e5f-8a9b-0c1d2e3f4a5b",
+        ));
+    }
+    let (created_at, id) = s.split_at(CURSOR_SHAPE.find('_').unwrap_or(0));
+    Ok(Cursor { created_at: created_at.into(), id: id[1..].into() })
 }
 
 /// Jobs, newest first, filtered by state, preset and brand, with cursor pagination.
@@ -767,9 +806,20 @@ mod tests {
     }
 
     #[test]
-    fn cursors_round_trip() {
-        let c = Cursor { created_at: "2026-01-01T00:00:00.000000Z".into(), id: "abc".into() };
+    fn cursors_round_trip_and_have_the_published_shape() {
+        // What the stores write: `now()` and a v4 UUID.
+        let c = Cursor {
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            id: uuid::Uuid::new_v4().to_string(),
+        };
         assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
-        assert!(decode_cursor("zz").is_err());
+        // Any value of the shape is a position, even one no page ended on.
+        let made_up = "0000-00-00T00:00:00.000000Z_00000000-0000-0000-0000-000000000000";
+        assert_eq!(decode_cursor(made_up).unwrap().created_at, "0000-00-00T00:00:00.000000Z");
+        let (longer, lower, newline) = (format!("{made_up}0"), made_up.replace('Z', "z"), format!("{made_up}\n"));
+        for bad in ["zz", "", &made_up[1..], longer.as_str(), lower.as_str(), newline.as_str()] {
+            assert!(decode_cursor(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(cursor_pattern().matches("[0-9]").count(), CURSOR_SHAPE.matches('d').count());
     }
 }

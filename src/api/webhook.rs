@@ -3,9 +3,9 @@
 //! job's secret (returned once at submission) in `X-Aiprod-Signature: sha256=<hex>`.
 //! Delivery is retried with exponential backoff; every attempt is journaled. Only http(s)
 //! URLs are accepted, and addresses that are not global (see [`super::egress`]) are refused
-//! unless `service.webhooks.allowPrivate` is set. The check runs at submission and again
-//! before each attempt; each attempt resolves the host once and connects to the addresses it
-//! checked.
+//! unless `service.webhooks.allowPrivate` is set. The check runs at submission (where a name
+//! that does not resolve yet is accepted) and again before each attempt; each attempt
+//! resolves the host once and connects to the addresses it checked.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -43,27 +43,72 @@ pub struct CheckedUrl {
 }
 
 /// Check a callback URL: http(s), a host, resolved once; unless `allow_private`, every
-/// address it resolves to must be a global one ([`egress::denied`]).
+/// address it resolves to must be a global one ([`egress::denied`]). This is the check
+/// before each delivery attempt: the connection goes to the addresses it returns.
 pub async fn check_url(url: &str, allow_private: bool) -> Result<CheckedUrl, ApiError> {
+    match check(url, allow_private).await? {
+        Resolved::Checked(target) => Ok(target),
+        Resolved::Unresolved { host, error } => {
+            Err(ApiError::invalid("callback_url", "format", format!("cannot resolve '{host}': {error}")))
+        }
+    }
+}
+
+/// The check at submission: [`check_url`], except that a name which does not resolve now
+/// is accepted. Whether a name resolves is a fact about this moment and this resolver, not
+/// about the request — the record may be added after the job is queued, the resolver may be
+/// unreachable for a while, and a server without DNS (tests, an air-gapped host) would
+/// otherwise refuse every named callback. What keeps callbacks off internal addresses is
+/// the check before each attempt, on the addresses the connection then uses; a name that
+/// still does not resolve fails there and the attempt is journaled. A literal address, and
+/// a name that resolves now to a non-global address, are refused here already.
+pub async fn check_submitted_url(url: &str, allow_private: bool) -> Result<(), ApiError> {
+    if let Resolved::Unresolved { host, error } = check(url, allow_private).await? {
+        info!(%host, %error, "callback host does not resolve now; it is checked again before each delivery");
+    }
+    Ok(())
+}
+
+/// What [`check`] found: a URL whose addresses passed, or a well-formed URL whose host did
+/// not resolve.
+enum Resolved {
+    Checked(CheckedUrl),
+    Unresolved { host: String, error: String },
+}
+
+/// The longest callback URL accepted, in characters (the spec's `maxLength`): longer ones
+/// are refused before parsing, as the spec says, not silently taken.
+pub const MAX_URL_CHARS: usize = 2048;
+
+async fn check(url: &str, allow_private: bool) -> Result<Resolved, ApiError> {
+    let chars = url.chars().count();
+    if chars > MAX_URL_CHARS {
+        return Err(ApiError::invalid(
+            "callback_url",
+            "max_length",
+            format!("a callback URL is at most {MAX_URL_CHARS} characters, got {chars}"),
+        ));
+    }
     let bad = |m: String| ApiError::invalid("callback_url", "format", m);
     let parsed = reqwest::Url::parse(url).map_err(|e| bad(format!("not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad(format!("only http and https callbacks are allowed, not '{}'", parsed.scheme())));
     }
     let port = parsed.port_or_known_default().unwrap_or(80);
-    let host = parsed.host_str().ok_or_else(|| bad("the URL has no host".into()))?;
-    let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let host = parsed.host_str().ok_or_else(|| bad("the URL has no host".into()))?.to_owned();
+    let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&host);
     let (domain, addrs): (Option<String>, Vec<SocketAddr>) = match literal.parse::<IpAddr>() {
         Ok(ip) => (None, vec![SocketAddr::new(ip, port)]),
         Err(_) => {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-                .await
-                .map_err(|e| bad(format!("cannot resolve '{host}': {e}")))?
-                .collect();
+            let looked_up = tokio::net::lookup_host((host.as_str(), port)).await.map(Iterator::collect::<Vec<_>>);
+            let addrs = match looked_up {
+                Ok(addrs) => addrs,
+                Err(e) => return Ok(Resolved::Unresolved { host, error: e.to_string() }),
+            };
             if addrs.is_empty() {
-                return Err(bad(format!("'{host}' resolves to no address")));
+                return Ok(Resolved::Unresolved { host, error: "no address".into() });
             }
-            (Some(host.to_owned()), addrs)
+            (Some(host.clone()), addrs)
         }
     };
     if !allow_private && let Some((addr, why)) = addrs.iter().find_map(|a| egress::denied(a.ip()).map(|why| (a, why))) {
@@ -76,7 +121,7 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<CheckedUrl, Api
             ),
         ));
     }
-    Ok(CheckedUrl { url: parsed, domain, addrs })
+    Ok(Resolved::Checked(CheckedUrl { url: parsed, domain, addrs }))
 }
 
 /// POST `body` to a checked URL, connecting only to its checked addresses; no redirects, no
@@ -206,6 +251,21 @@ mod tests {
         let ok = check_url("https://93.184.215.14/hook", false).await.unwrap();
         assert_eq!(ok.addrs, vec!["93.184.215.14:443".parse::<SocketAddr>().unwrap()]);
         assert_eq!(ok.domain, None, "an IP literal is not resolved");
+    }
+
+    /// A name that does not resolve (`.invalid` never does) is accepted at submission and
+    /// refused before a delivery attempt; a malformed URL or a literal private address is
+    /// refused at both.
+    #[tokio::test]
+    async fn an_unresolvable_name_waits_for_the_delivery_check() {
+        assert!(check_submitted_url("https://hooks.example.invalid/x", false).await.is_ok());
+        let e = check_url("https://hooks.example.invalid/x", false).await.unwrap_err();
+        assert!(e.message.contains("cannot resolve"), "{}", e.message);
+        assert!(check_submitted_url("ftp://hooks.example.invalid/x", false).await.is_err());
+        assert!(check_submitted_url("http://10.0.0.1/x", false).await.is_err());
+        assert!(check_submitted_url("http://localhost/x", false).await.is_err());
+        let long = format!("https://{}.invalid/", "a".repeat(MAX_URL_CHARS));
+        assert_eq!(check_submitted_url(&long, false).await.unwrap_err().rule, Some("max_length"));
     }
 
     /// Every address the reliability pass got accepted as a callback, and the classic ones,
