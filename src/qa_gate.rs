@@ -957,7 +957,10 @@ fn check_audio_present(probe: &Probe, expect: &Expectations, expected: Value) ->
     }
     let detail = match probe.audio_languages.len() {
         1 => format!("{} stream {}", audio.codec, audio.index),
-        n => format!("{n} audio streams, one per narrated language; the default is {} stream {}", audio.codec, audio.index),
+        n => format!(
+            "{n} audio streams, one per narrated language; the default is {} stream {}",
+            audio.codec, audio.index
+        ),
     };
     make_check("audio_present", true, measured, expected, detail)
 }

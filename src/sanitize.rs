@@ -360,6 +360,13 @@ pub fn printable(raw: &str) -> String {
 }
 
 fn sanitize_content(raw: &str, limits: &InputSanitizer, warnings: &mut Vec<String>) -> Result<String, FieldError> {
+    // The limit holds for the text as sent as well as after cleaning (the spec's maxLength
+    // is checked by clients on what they send).
+    let sent = raw.chars().count();
+    if sent > limits.max_content_chars {
+        let max = limits.max_content_chars;
+        return Err(FieldError::new("content", MAX_LENGTH, format!("must be at most {max} characters, got {sent}")));
+    }
     let (text, dropped) = clean_text(raw);
     if !text.chars().any(is_visible) {
         let message =
@@ -747,7 +754,7 @@ mod tests {
         assert_eq!(e.to_string(), "content: must be at least 10 characters after cleaning, got 9");
         assert_eq!(ok(&brief(&"a".repeat(10_000))).content.len(), 10_000);
         let e = assert_err(&brief(&"a".repeat(10_001)), "content", "max_length");
-        assert_eq!(e.to_string(), "content: must be at most 10000 characters after cleaning, got 10001");
+        assert_eq!(e.to_string(), "content: must be at most 10000 characters, got 10001");
         // multi-byte characters: 10 CJK chars are 30 bytes but 10 characters
         ok(&brief(&"東".repeat(10)));
         assert_err(&brief(&"東".repeat(9)), "content", "min_length");

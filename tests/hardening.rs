@@ -457,7 +457,8 @@ async fn the_spec_states_each_presets_duration_cap() {
     let mut app = spawn_app_with(|c| c.service.workers = 0).await;
     let spec = app.call("GET", "/docs/openapi.json", "", None).await.body;
     for schema in ["SubmitRequest", "BriefRequest"] {
-        let shapes = spec["components"]["schemas"][schema]["anyOf"].as_array().unwrap_or_else(|| panic!("{schema}: no anyOf"));
+        let shapes =
+            spec["components"]["schemas"][schema]["anyOf"].as_array().unwrap_or_else(|| panic!("{schema}: no anyOf"));
         let mut named = Vec::new();
         let mut without_preset = 0;
         for shape in shapes {
@@ -529,7 +530,8 @@ async fn a_callback_host_that_does_not_resolve_yet_is_accepted_and_fails_at_deli
     assert!(error.contains("cannot resolve"), "{error}");
     // Longer than the spec's maxLength: refused, nothing created.
     let spec = app.call("GET", "/docs/openapi.json", "", None).await.body;
-    let max = spec["components"]["schemas"]["SubmitRequest"]["properties"]["callback_url"]["maxLength"].as_u64().unwrap();
+    let max =
+        spec["components"]["schemas"]["SubmitRequest"]["properties"]["callback_url"]["maxLength"].as_u64().unwrap();
     body["callback_url"] = format!("https://{}.invalid/", "a".repeat(max as usize)).into();
     let a = app.call("POST", "/v1/pipeline/run", &app.editor, Some(&body)).await;
     assert_json_error(&a, 422, "a callback URL over maxLength");
@@ -545,8 +547,10 @@ async fn a_callback_host_that_does_not_resolve_yet_is_accepted_and_fails_at_deli
 async fn every_streamed_event_fits_the_spec() {
     let mut app = spawn_app_with(|c| c.service.workers = 0).await;
     let spec = app.call("GET", "/docs/openapi.json", "", None).await.body;
-    let item = &spec["paths"]["/v1/jobs/{id}/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]["schema"];
-    let required: Vec<&str> = item["required"].as_array().expect("an event schema").iter().map(|r| r.as_str().unwrap()).collect();
+    let item =
+        &spec["paths"]["/v1/jobs/{id}/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]["schema"];
+    let required: Vec<&str> =
+        item["required"].as_array().expect("an event schema").iter().map(|r| r.as_str().unwrap()).collect();
     let kinds = item["properties"]["event"]["enum"].as_array().expect("the kinds");
     let data = &item["properties"]["data"];
     assert_eq!((data["type"].as_str(), data["contentMediaType"].as_str()), (Some("string"), Some("application/json")));
@@ -556,7 +560,8 @@ async fn every_streamed_event_fits_the_spec() {
     let id = app.submit(small_brief("quick_social")).await;
     // The answer's head comes once the stream is subscribed; the cancellation is then its
     // second event, and the last.
-    let resp = app.client.get(format!("{}/v1/jobs/{id}/events", app.base)).bearer_auth(&app.viewer).send().await.unwrap();
+    let resp =
+        app.client.get(format!("{}/v1/jobs/{id}/events", app.base)).bearer_auth(&app.viewer).send().await.unwrap();
     let c = app.call("POST", &format!("/v1/jobs/{id}/cancel"), &app.editor, None).await;
     assert_eq!(c.status, 200, "{}", c.body);
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));

@@ -21,7 +21,8 @@ async fn any_file_is_judged_against_a_jobs_plan() {
     let a = app.call_with("POST", &format!("/v1/qa/semantic?job_id={id}"), &app.editor, None, &[]).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body["outcome"]["file"], "video.mp4");
-    let up = app.call_with("POST", &format!("/v1/qa/semantic?job_id={id}"), &app.editor, Some(bytes.clone()), &mp4).await;
+    let up =
+        app.call_with("POST", &format!("/v1/qa/semantic?job_id={id}"), &app.editor, Some(bytes.clone()), &mp4).await;
     assert_eq!(up.status, 200, "{}", up.body);
     assert_eq!(up.body["outcome"]["file"], "upload.mp4", "the server's paths stay private");
     for answer in [&a, &up] {

@@ -132,8 +132,11 @@ fn encode(args: &[String]) {
         Some("bgr24") => ffmpeg::format::Pixel::BGR24,
         Some(other) => panic!("unsupported raw pixel format {other}"),
     };
-    let spec =
-        Mp4Spec { video: VideoSpec { width: w, height: h, fps, preset, crf }, audio: vec![], subtitle_languages: vec![] };
+    let spec = Mp4Spec {
+        video: VideoSpec { width: w, height: h, fps, preset, crf },
+        audio: vec![],
+        subtitle_languages: vec![],
+    };
     let mut reader = std::io::BufReader::with_capacity(1 << 22, std::fs::File::open(&input).expect("open input"));
     let started = Instant::now();
     let source = FrameSource { format: pixel, width: w, height: h };

@@ -237,8 +237,7 @@ pub fn translate(req: &TranslateRequest, seed: u64) -> Result<Translation, Agent
         .iter()
         .map(|s| Cue { start_s: s.start_s, end_s: s.start_s + s.duration_s, text: s.caption.clone() })
         .collect();
-    let mut languages =
-        vec![LanguageStatus {
+    let mut languages = vec![LanguageStatus {
         lang: source.clone(),
         status: "source".into(),
         backend: None,

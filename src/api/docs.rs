@@ -66,8 +66,8 @@ pub fn spec(config: &Config) -> Value {
         brief_limits(&mut doc["components"]["schemas"][schema]["properties"], config);
         preset_duration_caps(&mut doc["components"]["schemas"][schema], config);
     }
-    if let Some(events) = doc["paths"]["/v1/jobs/{id}/events"]["get"]["responses"]["200"]["content"]
-        .get_mut("text/event-stream")
+    if let Some(events) =
+        doc["paths"]["/v1/jobs/{id}/events"]["get"]["responses"]["200"]["content"].get_mut("text/event-stream")
     {
         events["schema"] = event_stream_item();
     }
@@ -115,7 +115,7 @@ fn brief_limits(props: &mut Value, config: &Config) {
     set(
         &mut props["content"],
         json!({"minLength": limits.min_content_chars, "maxLength": limits.max_content_chars,
-               "description": format!("The brief: {}–{} characters after cleaning (controls and invisible \
+               "description": format!("The brief: at most {1} characters as sent, {}–{} after cleaning (controls and invisible \
                    characters removed, whitespace runs collapsed), with at least one visible letter, \
                    number or symbol.", limits.min_content_chars, limits.max_content_chars)}),
     );

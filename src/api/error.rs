@@ -231,7 +231,12 @@ pub fn query_rejection(e: axum::extract::rejection::QueryRejection) -> ApiError 
     let detail = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
     let field = match detail.split_once(": ") {
         Some((f, _)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => f.to_owned(),
-        _ => detail.strip_prefix("duplicate field `").and_then(|r| r.split('`').next()).unwrap_or("query").to_owned(),
+        _ => ["duplicate field `", "missing field `"]
+            .iter()
+            .find_map(|p| detail.strip_prefix(p))
+            .and_then(|r| r.split('`').next())
+            .unwrap_or("query")
+            .to_owned(),
     };
     ApiError::invalid(field, "format", format!("bad query string: {detail}"))
 }

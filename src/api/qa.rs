@@ -36,10 +36,15 @@ pub struct QaAnswer {
     /// Whether the supervisor would approve the file (technical gate, semantic QA and its
     /// perception checks, cost).
     pub approved: bool,
+    /// Why the semantic QA could not run on the file (it does not decode), when it could not.
+    pub reason: Option<String>,
     /// The technical gate, the semantic report and the supervisor's decision, with every
-    /// measured value.
-    #[schema(value_type = Object)]
-    pub outcome: QaOutcome,
+    /// measured value (absent when the semantic QA could not run).
+    #[schema(value_type = Option<Object>)]
+    pub outcome: Option<QaOutcome>,
+    /// The technical gate's report alone, when the semantic QA could not run.
+    #[schema(value_type = Option<Object>)]
+    pub technical: Option<TechnicalReport>,
 }
 
 /// A file to inspect: the upload (removed when dropped) or the job's own video.
@@ -132,14 +137,24 @@ pub async fn semantic(
     let file = subject_file(&state, &id, &body)?;
     let config = state.config.clone();
     let shown = if body.is_empty() { "video.mp4" } else { "upload.mp4" };
-    let mut outcome = blocking(move || {
-        let outcome = qa_file(&file.path, &subject, &config);
+    let answer = blocking(move || {
+        let answer = match qa_file(&file.path, &subject, &config) {
+            Ok(mut outcome) => {
+                // The server's own paths are not the caller's business.
+                outcome.file = PathBuf::from(shown);
+                QaAnswer { approved: outcome.approved(), reason: None, outcome: Some(outcome), technical: None }
+            }
+            // A file the semantic QA cannot decode is a rejected file, with the gate's reasons.
+            Err(why) => {
+                let expect = Expectations::from_plan(&subject.plan);
+                let report =
+                    qa_gate::inspect(&file.path, &expect, &config.technical_qa, config.quality_gates.technical);
+                QaAnswer { approved: false, reason: Some(why), outcome: None, technical: Some(report) }
+            }
+        };
         drop(file);
-        outcome
+        answer
     })
-    .await?
-    .map_err(|why| ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "qa_failed", why))?;
-    // The server's own paths are not the caller's business.
-    outcome.file = PathBuf::from(shown);
-    Ok(axum::Json(QaAnswer { approved: outcome.approved(), outcome }))
+    .await?;
+    Ok(axum::Json(answer))
 }

@@ -472,10 +472,9 @@ pub async fn translation_for(
     let narration: Vec<String> = manifest.scenes.iter().map(|s| s.narration.clone()).collect();
     let owned = config.clone();
     let src = source.clone();
-    let (translations, unavailable) = blocking::run("translation", ctx, move |_| {
-        translate_captions(&owned, &captions, &narration, &src, &targets)
-    })
-    .await?;
+    let (translations, unavailable) =
+        blocking::run("translation", ctx, move |_| translate_captions(&owned, &captions, &narration, &src, &targets))
+            .await?;
     let request = TranslateRequest {
         manifest,
         video: video_settings(config, brief)?,
