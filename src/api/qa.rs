@@ -24,6 +24,7 @@ pub const MAX_UPLOAD_BYTES: usize = 512 * 1024 * 1024;
 
 /// Which job's plan the file is judged against.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct QaQuery {
     /// The job (its id, a UUID).
