@@ -6,7 +6,7 @@
 //! does on the command line). An upload is written to a private file under the data
 //! directory, inspected off the async runtime and removed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -17,6 +17,7 @@ use super::Shared;
 use super::error::{ApiError, ErrorBody};
 use super::jobs::job_id;
 use crate::app::qa::{QaOutcome, QaSubject, qa_file};
+use crate::config::Config;
 use crate::qa_gate::{self, Expectations, TechnicalReport};
 
 /// The largest file the QA endpoints accept: a 5-minute 1080p video at a high bitrate.
@@ -88,6 +89,25 @@ fn job_subject(state: &Shared, id: &str) -> Result<QaSubject, ApiError> {
         .map_err(|why| ApiError::conflict(format!("job {id} cannot be used to judge a file yet: {why}")))
 }
 
+/// What both endpoints start from: the job's plan and the file to judge.
+fn request(
+    state: &Shared,
+    query: Result<Query<QaQuery>, axum::extract::rejection::QueryRejection>,
+    body: &Bytes,
+) -> Result<(QaSubject, Subject), ApiError> {
+    let Query(q) = query.map_err(super::error::query_rejection)?;
+    let id = job_id(&q.job_id)?.to_owned();
+    let subject = job_subject(state, &id)?;
+    let file = subject_file(state, &id, body)?;
+    Ok((subject, file))
+}
+
+/// The technical gate on `file` against the plan's expectations.
+fn inspect(file: &Path, subject: &QaSubject, config: &Config) -> TechnicalReport {
+    let expect = Expectations::from_plan(&subject.plan);
+    qa_gate::inspect(file, &expect, &config.technical_qa, config.quality_gates.technical)
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("QA task failed: {e}")))
 }
@@ -104,18 +124,9 @@ pub async fn technical(
     query: Result<Query<QaQuery>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Result<axum::Json<TechnicalReport>, ApiError> {
-    let Query(q) = query.map_err(super::error::query_rejection)?;
-    let id = job_id(&q.job_id)?.to_owned();
-    let subject = job_subject(&state, &id)?;
-    let file = subject_file(&state, &id, &body)?;
+    let (subject, file) = request(&state, query, &body)?;
     let config = state.config.clone();
-    let report = blocking(move || {
-        let expect = Expectations::from_plan(&subject.plan);
-        let report = qa_gate::inspect(&file.path, &expect, &config.technical_qa, config.quality_gates.technical);
-        drop(file);
-        report
-    })
-    .await?;
+    let report = blocking(move || inspect(&file.path, &subject, &config)).await?;
     Ok(axum::Json(report))
 }
 
@@ -132,10 +143,7 @@ pub async fn semantic(
     query: Result<Query<QaQuery>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Result<axum::Json<QaAnswer>, ApiError> {
-    let Query(q) = query.map_err(super::error::query_rejection)?;
-    let id = job_id(&q.job_id)?.to_owned();
-    let subject = job_subject(&state, &id)?;
-    let file = subject_file(&state, &id, &body)?;
+    let (subject, file) = request(&state, query, &body)?;
     let config = state.config.clone();
     let shown = if body.is_empty() { "video.mp4" } else { "upload.mp4" };
     let answer = blocking(move || {
@@ -146,12 +154,12 @@ pub async fn semantic(
                 QaAnswer { approved: outcome.approved(), reason: None, outcome: Some(outcome), technical: None }
             }
             // A file the semantic QA cannot decode is a rejected file, with the gate's reasons.
-            Err(why) => {
-                let expect = Expectations::from_plan(&subject.plan);
-                let report =
-                    qa_gate::inspect(&file.path, &expect, &config.technical_qa, config.quality_gates.technical);
-                QaAnswer { approved: false, reason: Some(why), outcome: None, technical: Some(report) }
-            }
+            Err(why) => QaAnswer {
+                approved: false,
+                reason: Some(why),
+                outcome: None,
+                technical: Some(inspect(&file.path, &subject, &config)),
+            },
         };
         drop(file);
         answer
