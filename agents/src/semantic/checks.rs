@@ -163,16 +163,25 @@ pub fn run(p: &Perception<'_>) -> Vec<Check> {
         checks.extend(mix::NAMES.iter().map(|n| Check::not_measured(n, None, &why)));
         return checks;
     }
-    let (captions, (heard, levels)) = std::thread::scope(|s| {
-        let captions = s.spawn(|| seen(video, p));
-        let heard = s.spawn(|| asr::check_narration(video, p.plan, p.narration_engine, &p.scratch));
-        let mut levels = presence::check_voice(video, p.plan);
-        levels.extend(mix::check_mix(video, p.plan));
-        let heard = heard.join().unwrap_or_else(|_| vec![Check::not_measured(NARRATION_HEARD, None, "ASR panicked")]);
+    let timed = |f: &dyn Fn() -> Vec<Check>| {
+        let started = std::time::Instant::now();
+        (f(), started.elapsed().as_millis())
+    };
+    let ((captions, seen_ms), (heard, heard_ms), (levels, levels_ms)) = std::thread::scope(|s| {
+        let captions = s.spawn(|| timed(&|| seen(video, p)));
+        let heard = s.spawn(|| timed(&|| asr::check_narration(video, p.plan, p.narration_engine, &p.scratch)));
+        let levels = timed(&|| {
+            let mut levels = presence::check_voice(video, p.plan);
+            levels.extend(mix::check_mix(video, p.plan));
+            levels
+        });
+        let heard =
+            heard.join().unwrap_or_else(|_| (vec![Check::not_measured(NARRATION_HEARD, None, "ASR panicked")], 0));
         let captions =
-            captions.join().unwrap_or_else(|_| vec![Check::not_measured(CAPTION_READBACK, None, "OCR panicked")]);
-        (captions, (heard, levels))
+            captions.join().unwrap_or_else(|_| (vec![Check::not_measured(CAPTION_READBACK, None, "OCR panicked")], 0));
+        (captions, heard, levels)
     });
+    tracing::debug!(seen_ms, heard_ms, levels_ms, "perception checks finished");
     captions.into_iter().chain(heard).chain(levels).collect()
 }
 
