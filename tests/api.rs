@@ -288,6 +288,10 @@ async fn bad_requests_get_the_right_codes() {
     let h = app.call("GET", "/health", "", None).await;
     assert_eq!((h.status, h.body["store"]["ok"].as_bool()), (200, Some(true)));
     assert_eq!(h.body["models_loaded"], json!([]));
+    // The default artifact store is the job's working directory, under this test's data dir.
+    let location = h.body["artifacts"]["location"].as_str().expect("the artifact store is named");
+    assert!(location.contains("{job}") && location.starts_with(&app.config.storage.data_dir.display().to_string()), "{location}");
+    assert_eq!(h.body["artifacts"]["working_dir"], true);
     let al = app.call("GET", "/v1/alerts", &app.viewer, None).await;
     assert_eq!(al.body["alerts"], json!([]));
     let p = app.call("GET", "/v1/presets", &app.viewer, None).await;

@@ -342,20 +342,6 @@ pub struct JobView {
     pub links: Links,
 }
 
-/// The status answer: the cached view plus live progress.
-#[derive(Debug, Serialize)]
-pub struct JobStatus<'a> {
-    /// The job.
-    #[serde(flatten)]
-    pub view: &'a JobView,
-    /// Whole-job progress, 0–100.
-    pub progress_pct: f64,
-    /// The stage running now, if any.
-    pub current_stage: Option<&'static str>,
-    /// That stage's fraction done.
-    pub stage_fraction: Option<f32>,
-}
-
 fn build_view(job: &JobRecord, history: Vec<HistoryEvent>) -> JobView {
     let mut durations = BTreeMap::new();
     for h in &history {
@@ -379,8 +365,20 @@ fn build_view(job: &JobRecord, history: Vec<HistoryEvent>) -> JobView {
     }
 }
 
-/// A job's state and its view, shared between requests.
-pub type CachedView = Arc<(JobState, JobView)>;
+/// A job's state and its view, shared between requests. The view's JSON is written once,
+/// when the view is built: a client polling a job gets those bytes with the live progress
+/// spliced in, not a fresh serialisation of the whole history on every request.
+pub struct CachedJob {
+    /// The job's state.
+    pub state: JobState,
+    /// The view.
+    pub view: JobView,
+    /// `view` as a JSON object.
+    pub json: Vec<u8>,
+}
+
+/// A cached job, shared between requests.
+pub type CachedView = Arc<CachedJob>;
 
 /// Per-job views, dropped when the hub reports a change (and after a second, for writers
 /// outside this process).
@@ -406,7 +404,9 @@ impl ViewCache {
         }
         let job = store.job(id)?;
         let history = store.history(id)?;
-        let view = Arc::new((job.state.clone(), build_view(&job, history)));
+        let view = build_view(&job, history);
+        let json = serde_json::to_vec(&view).map_err(|e| ApiError::internal(format!("job view: {e}")))?;
+        let view = Arc::new(CachedJob { state: job.state.clone(), view, json });
         let mut map = self.views.write().unwrap_or_else(|p| p.into_inner());
         if map.len() > 10_000 {
             map.clear();
@@ -428,15 +428,40 @@ pub fn job_id(id: &str) -> Result<&str, ApiError> {
 pub async fn get_job(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
     let id = job_id(&id)?;
     let cached = state.views.get(state.store.as_ref(), id)?;
-    let (job_state, view) = (&cached.0, &cached.1);
+    let job_state = &cached.state;
     let live = state.hub.live(id);
-    let status = JobStatus {
-        view,
+    let progress = LiveProgress {
         progress_pct: progress_pct(job_state, live),
         current_stage: job_state.stage().map(|s| s.name()),
         stage_fraction: live.filter(|l| Some(l.stage) == job_state.stage()).map(|l| l.fraction),
     };
-    Ok(axum::Json(status).into_response())
+    let body = progress.spliced_into(&cached.json).map_err(|e| ApiError::internal(format!("job view: {e}")))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The status answer is the job's [`JobView`] plus what changes between two polls of a job:
+/// its live progress.
+#[derive(Debug, Serialize)]
+struct LiveProgress {
+    /// Whole-job progress, 0–100.
+    progress_pct: f64,
+    /// The stage running now, if any.
+    current_stage: Option<&'static str>,
+    /// That stage's fraction done.
+    stage_fraction: Option<f32>,
+}
+
+impl LiveProgress {
+    /// The status JSON: these fields followed by the members of `view`, a JSON object
+    /// written by serde (so it starts with `{` and has at least one member).
+    fn spliced_into(&self, view: &[u8]) -> serde_json::Result<Vec<u8>> {
+        let mut out = serde_json::to_vec(self)?;
+        debug_assert!(view.first() == Some(&b'{') && out.last() == Some(&b'}'));
+        out.pop();
+        out.push(b',');
+        out.extend_from_slice(&view[1..]);
+        Ok(out)
+    }
 }
 
 /// Filters and paging for the job list.
@@ -648,14 +673,14 @@ pub async fn events(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -
     let snapshot = JobEvent {
         job_id: id.clone(),
         kind: "snapshot",
-        state: cached.1.header.state.clone(),
-        stage: cached.0.stage().map(|s| s.name()),
+        state: cached.view.header.state.clone(),
+        stage: cached.state.stage().map(|s| s.name()),
         stage_fraction: None,
-        progress_pct: progress_pct(&cached.0, state.hub.live(&id)),
+        progress_pct: progress_pct(&cached.state, state.hub.live(&id)),
         detail: None,
     };
-    let ended = cached.0.is_terminal();
-    let last = cached.1.header.state.clone();
+    let ended = cached.state.is_terminal();
+    let last = cached.view.header.state.clone();
     let first = stream::once(async move { Ok::<_, Infallible>(sse(&snapshot)) });
     let stop = state.shutdown.clone();
     let shared = state.clone();
@@ -676,17 +701,17 @@ pub async fn events(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -
                     // its transitions reach this node only through the store.
                     _ = tokio::time::sleep(STORE_POLL) => {
                         let Ok(view) = shared.views.get(shared.store.as_ref(), &id) else { continue };
-                        if view.1.header.state == last {
+                        if view.view.header.state == last {
                             continue;
                         }
-                        last = view.1.header.state.clone();
+                        last = view.view.header.state.clone();
                         let e = JobEvent {
                             job_id: id.clone(),
                             kind: "state",
                             state: last.clone(),
-                            stage: view.0.stage().map(|s| s.name()),
+                            stage: view.state.stage().map(|s| s.name()),
                             stage_fraction: None,
-                            progress_pct: progress_pct(&view.0, None),
+                            progress_pct: progress_pct(&view.state, None),
                             detail: None,
                         };
                         let done = is_end(&e.state);
@@ -785,6 +810,18 @@ pub fn state_answer(id: &str, s: &JobState) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_progress_is_spliced_into_the_views_json_as_one_object() {
+        let view = br#"{"job_id":"a","history":[{"to":"delivered"}]}"#;
+        let live = LiveProgress { progress_pct: 42.5, current_stage: Some("rendering"), stage_fraction: None };
+        let spliced: serde_json::Value = serde_json::from_slice(&live.spliced_into(view).unwrap()).unwrap();
+        assert_eq!(
+            spliced,
+            json!({"progress_pct": 42.5, "current_stage": "rendering", "stage_fraction": null, "job_id": "a",
+                   "history": [{"to": "delivered"}]})
+        );
+    }
 
     #[test]
     fn artifact_names_cannot_escape() {

@@ -105,6 +105,8 @@ pub async fn health(State(state): State<Shared>, req: Request) -> Result<Respons
     let body = json!({
         "status": if store.is_ok() { "ok" } else { "degraded" },
         "store": match &store { Ok(()) => json!({"ok": true, "kind": state.store.backend()}), Err(e) => json!({"ok": false, "error": e.to_string()}) },
+        // Where deliverables go: every node of a deployment must name the same place.
+        "artifacts": {"location": state.driver.artifacts().location("{job}"), "working_dir": state.driver.artifacts().is_working_dir()},
         "version": env!("CARGO_PKG_VERSION"),
         "config_version": state.config.version,
         "workers": {"configured": state.pool.size, "busy": state.pool.busy()},

@@ -89,14 +89,20 @@ fn job_subject(state: &Shared, id: &str) -> Result<QaSubject, ApiError> {
         .map_err(|why| ApiError::conflict(format!("job {id} cannot be used to judge a file yet: {why}")))
 }
 
-/// What both endpoints start from: the job's plan and the file to judge.
-fn request(
+/// What both endpoints start from: the job's plan and the file to judge. A job another node
+/// rendered has its files (the video, the narration clips the presence checks compare with)
+/// fetched from the artifact store first.
+async fn request(
     state: &Shared,
     query: Result<Query<QaQuery>, axum::extract::rejection::QueryRejection>,
     body: &Bytes,
 ) -> Result<(QaSubject, Subject), ApiError> {
     let Query(q) = query.map_err(super::error::query_rejection)?;
     let id = job_id(&q.job_id)?.to_owned();
+    state.store.job(&id)?;
+    state.driver.restore_working_copy(&id).await.map_err(|e| {
+        ApiError::internal(format!("job {id}'s files cannot be fetched from the artifact store: {e}"))
+    })?;
     let subject = job_subject(state, &id)?;
     let file = subject_file(state, &id, body)?;
     Ok((subject, file))
@@ -124,7 +130,7 @@ pub async fn technical(
     query: Result<Query<QaQuery>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Result<axum::Json<TechnicalReport>, ApiError> {
-    let (subject, file) = request(&state, query, &body)?;
+    let (subject, file) = request(&state, query, &body).await?;
     let config = state.config.clone();
     let report = blocking(move || inspect(&file.path, &subject, &config)).await?;
     Ok(axum::Json(report))
@@ -143,7 +149,7 @@ pub async fn semantic(
     query: Result<Query<QaQuery>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Result<axum::Json<QaAnswer>, ApiError> {
-    let (subject, file) = request(&state, query, &body)?;
+    let (subject, file) = request(&state, query, &body).await?;
     let config = state.config.clone();
     let shown = if body.is_empty() { "video.mp4" } else { "upload.mp4" };
     let answer = blocking(move || {

@@ -19,7 +19,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use futures_util::StreamExt;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -60,7 +60,10 @@ pub async fn serve(listener: TcpListener, app: Router, deadlines: Deadlines, sto
         let held = all_closed_rx.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                let mut req = req.map(|body| with_deadline(Body::new(body), deadlines.body));
+                // A request without a body (every GET) needs no deadline on it.
+                let mut req = req.map(|body| {
+                    if body.is_end_stream() { Body::empty() } else { with_deadline(Body::new(body), deadlines.body) }
+                });
                 req.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().oneshot(req)
             });

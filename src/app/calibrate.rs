@@ -4,7 +4,8 @@
 //! — the real renderer (`agents::render`), the real QA gate — on a private in-memory store and
 //! a scratch directory, reads the process CPU time the driver journaled for each stage
 //! (`cpu_ms`), and fits `fixed + per_mpf × megapixel-frames` per stage through the two
-//! points. The calibration jobs never touch the real job database, so they do not count
+//! points (voicing and semantic QA `fixed + per_output × seconds`: speech and the soundtrack
+//! checks cost by length, once per narrated language). The calibration jobs never touch the real job database, so they do not count
 //! towards the day's spend.
 
 use std::collections::BTreeMap;
@@ -142,7 +143,20 @@ pub async fn calibrate(
         report(&b);
         let cpu =
             |r: &CalibrationRun, s: &str| r.stage_cpu.iter().find(|(n, _)| n == s).map(|(_, c)| *c).unwrap_or(0.0);
-        let stages = STAGES.iter().map(|s| (s.to_string(), fit(a.mpf, cpu(&a, s), b.mpf, cpu(&b, s)))).collect();
+        let stages = STAGES
+            .iter()
+            .map(|s| {
+                let line = if matches!(*s, "voicing" | "semantic_qa") {
+                    // The voice's time and the perception checks' follow the seconds of
+                    // soundtrack (per language), not the pixels.
+                    let l = fit(a.seconds as f64, cpu(&a, s), b.seconds as f64, cpu(&b, s));
+                    Linear { fixed_s: l.fixed_s, per_mpf_s: 0.0, per_output_s: l.per_mpf_s }
+                } else {
+                    fit(a.mpf, cpu(&a, s), b.mpf, cpu(&b, s))
+                };
+                (s.to_string(), line)
+            })
+            .collect();
         let bytes_per_mpf = (a.bytes + b.bytes) as f64 / (a.mpf + b.mpf);
         tiers.insert(tier.clone(), TierCoefficients { stages, bytes_per_mpf });
         runs.push(a);

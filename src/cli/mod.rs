@@ -302,7 +302,7 @@ async fn dispatch(command: Command, config: Arc<Config>) -> ExitCode {
         Command::Serve(args) => service::serve(args, config).await,
         Command::Worker(args) => service::worker(args, config).await,
         Command::Keys(k) => service::keys(k, store.as_ref()),
-        Command::Qa(args) => qa(args, &config, store.as_ref()),
+        Command::Qa(args) => qa(args, config, store).await,
         Command::Config(_) | Command::Models(_) => ExitCode::SUCCESS,
     }
 }
@@ -542,10 +542,20 @@ fn list(store: &dyn Database) -> ExitCode {
     }
 }
 
-/// `aiprod qa`: the report on stderr (or JSON on stdout), exit 1 unless approved.
-fn qa(args: QaArgs, config: &Config, store: &dyn Store) -> ExitCode {
-    let outcome = crate::app::qa::QaSubject::from_job(store, &args.job, config)
-        .and_then(|subject| crate::app::qa::qa_file(&args.file, &subject, config));
+/// `aiprod qa`: the report on stderr (or JSON on stdout), exit 1 unless approved. The job's
+/// narration clips (which the presence checks compare the soundtrack with) are fetched from
+/// the artifact store first when another machine rendered it.
+async fn qa(args: QaArgs, config: Arc<Config>, store: Arc<dyn Database>) -> ExitCode {
+    let restored = match crate::app::driver(config.clone(), store.clone()).await {
+        Ok(driver) => driver.restore_working_copy(&args.job).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = restored {
+        eprintln!("error: job {}'s files cannot be fetched from the artifact store: {e}", args.job);
+        return ExitCode::FAILURE;
+    }
+    let outcome = crate::app::qa::QaSubject::from_job(store.as_ref(), &args.job, &config)
+        .and_then(|subject| crate::app::qa::qa_file(&args.file, &subject, &config));
     match outcome {
         Ok(o) => {
             if args.json {

@@ -124,6 +124,7 @@ pub fn quotes(
     calibration: &Calibration,
     aspect: AspectRatio,
     duration_s: f64,
+    languages: u32,
     tokens: &BTreeMap<String, u64>,
     measured: &BTreeMap<String, f64>,
 ) -> Vec<Quote> {
@@ -132,7 +133,15 @@ pub fn quotes(
     for (name, tier) in &config.render.tiers {
         let (width, height) = aspect.frame_size(tier.short_side);
         let work =
-            Workload { width, height, fps: tier.fps, duration_s, tokens: tokens.clone(), measured: measured.clone() };
+            Workload {
+            width,
+            height,
+            fps: tier.fps,
+            duration_s,
+            languages,
+            tokens: tokens.clone(),
+            measured: measured.clone(),
+        };
         let breakdown = model::predict(calibration, pricing, name, &work, None);
         out.push(Quote {
             candidate: Candidate {
@@ -161,7 +170,15 @@ pub fn quotes(
         let Some(t) = config.render.tiers.get(&tier) else { continue };
         let (width, height) = aspect.frame_size(t.short_side);
         let work =
-            Workload { width, height, fps: t.fps, duration_s, tokens: tokens.clone(), measured: measured.clone() };
+            Workload {
+            width,
+            height,
+            fps: t.fps,
+            duration_s,
+            languages,
+            tokens: tokens.clone(),
+            measured: measured.clone(),
+        };
         let breakdown = model::predict(calibration, pricing, &tier, &work, Some((name, backend)));
         out.push(Quote {
             candidate: Candidate {
@@ -251,7 +268,8 @@ pub fn orchestrate_measured(
     measured: &BTreeMap<String, f64>,
 ) -> Result<Orchestration, FinanceError> {
     let tokens = BTreeMap::new();
-    let quotes = quotes(config, pricing, calibration, brief.aspect_ratio, duration_s, &tokens, measured);
+    let languages = brief.languages.len().max(1) as u32;
+    let quotes = quotes(config, pricing, calibration, brief.aspect_ratio, duration_s, languages, &tokens, measured);
     let rules = Rules {
         requested: brief.tier.clone(),
         quality_floor: config.presets.get(&brief.preset).map(|p| p.min_quality).unwrap_or(0.0),
@@ -279,7 +297,8 @@ pub fn orchestrate_measured(
         },
         calibration: calibration.note.clone(),
         calibrated: calibration.source == CalibrationSource::Measured,
-        tokens_note: "no model tokens: every agent in this build is model-free (deterministic planner, lexical QA)"
+        tokens_note: "no per-token prices: every model runs locally and is priced by the CPU time it uses (the \
+                      director and translator as measured before costing, the voices and QA tools as modelled)"
             .into(),
         decision,
         rules,
@@ -322,6 +341,7 @@ pub fn preset_estimates(config: &Config, pricing: &PricingTable, calibration: &C
                     height,
                     fps: tier.fps,
                     duration_s: d,
+                    languages: 1,
                     tokens: BTreeMap::new(),
                     measured: BTreeMap::new(),
                 };

@@ -40,7 +40,13 @@ pub struct Workload {
     pub fps: u32,
     /// Output duration in seconds.
     pub duration_s: f64,
-    /// Tokens each model will process (none while every agent is model-free).
+    /// Languages the video is narrated in: each is a narration spoken, a soundtrack mixed and
+    /// encoded and a soundtrack measured, so those stages' per-second terms count once per
+    /// language.
+    #[serde(default = "one_language")]
+    pub languages: u32,
+    /// Tokens each model will process, for models priced per token (none: the local models are
+    /// priced by the CPU time of the stage they run in).
     pub tokens: BTreeMap<String, u64>,
     /// CPU-seconds already measured for stages that have run (state name → seconds). The
     /// costing stage runs after planning and translating, whose CPU time depends on the local
@@ -49,7 +55,19 @@ pub struct Workload {
     pub measured: BTreeMap<String, f64>,
 }
 
+fn one_language() -> u32 {
+    1
+}
+
 impl Workload {
+    /// Seconds of output `stage` works through: the voice speaks, the renderer mixes and
+    /// encodes, and semantic QA measures one soundtrack per language.
+    fn output_s(&self, stage: &str) -> f64 {
+        let per_language = matches!(stage, "voicing" | "rendering" | "semantic_qa");
+        let languages = if per_language { self.languages.max(1) as f64 } else { 1.0 };
+        self.duration_s * languages
+    }
+
     /// Width × height × frames, in millions: the unit render and decode time scale with.
     pub fn megapixel_frames(&self) -> f64 {
         let frames = (self.duration_s * self.fps as f64).round().max(1.0);
@@ -74,8 +92,8 @@ impl Linear {
     /// A stage modelled as free.
     pub const ZERO: Linear = Linear { fixed_s: 0.0, per_mpf_s: 0.0, per_output_s: 0.0 };
 
-    fn at(&self, mpf: f64, duration_s: f64) -> f64 {
-        (self.fixed_s + self.per_mpf_s * mpf + self.per_output_s * duration_s).max(0.0)
+    fn at(&self, mpf: f64, output_s: f64) -> f64 {
+        (self.fixed_s + self.per_mpf_s * mpf + self.per_output_s * output_s).max(0.0)
     }
 }
 
@@ -124,24 +142,32 @@ pub fn calibration_path(data_dir: &Path) -> PathBuf {
 }
 
 impl Calibration {
-    /// Defaults: the coefficients `aiprod calibrate` measured on a shared 2-core development VM
-    /// (release build, 5 s and 12 s renders, rounded). Real machines differ; calibrate yours.
-    /// Stages not listed measured under a millisecond and are modelled as free.
+    /// Defaults: the coefficients measured on a shared 2-core development VM (release build;
+    /// 5, 15 and 30 s renders in one and two narrated languages, child processes' CPU time
+    /// included, rounded). Real machines differ; calibrate yours. Stages not listed measured
+    /// under a millisecond and are modelled as free.
     pub fn defaults() -> Self {
         let tier = |render_per_mpf: f64, qa: Linear, bytes: f64| {
             let mut stages: BTreeMap<String, Linear> = STAGES.iter().map(|s| (s.to_string(), Linear::ZERO)).collect();
-            stages.insert("rendering".into(), Linear { per_mpf_s: render_per_mpf, ..Linear::ZERO });
+            // Frames (per megapixel-frame) plus the mix and the AAC encode of each language's
+            // soundtrack (per second of output and language).
+            stages
+                .insert("rendering".into(), Linear { fixed_s: 0.45, per_mpf_s: render_per_mpf, per_output_s: 0.05 });
             stages.insert("technical_qa".into(), qa);
-            stages.insert("semantic_qa".into(), Linear { fixed_s: 0.001, per_mpf_s: 0.00005, ..Linear::ZERO });
-            // The Piper voice on one thread: ≈ 0.1 CPU-s per second of speech (real-time factor
-            // ≈ 0.1 measured in the voicing stage's CPU time), speech filling ≈ 3/4 of the video.
-            stages.insert("voicing".into(), Linear { per_output_s: 0.075, ..Linear::ZERO });
+            // Mostly the tools' start-up (tesseract per caption crop, ffmpeg decodes,
+            // pocketsphinx), then each soundtrack measured: 1.7 CPU-s for 5 s of video, 3.2
+            // for 30 s, 3.1 for 15 s in two languages.
+            stages.insert("semantic_qa".into(), Linear { fixed_s: 1.6, per_mpf_s: 0.0, per_output_s: 0.05 });
+            // The Piper voice loads once (≈ 0.3 CPU-s), then speaks at a real-time factor of
+            // ≈ 0.1 for the ≈ quarter of the video that is speech; each further language is
+            // another voice.
+            stages.insert("voicing".into(), Linear { fixed_s: 0.3, per_mpf_s: 0.0, per_output_s: 0.025 });
             TierCoefficients { stages, bytes_per_mpf: bytes }
         };
         let tiers = BTreeMap::from([
-            ("economy".to_owned(), tier(0.0137, Linear { fixed_s: 0.05, per_mpf_s: 0.00095, ..Linear::ZERO }, 4800.0)),
-            ("standard".to_owned(), tier(0.0103, Linear { fixed_s: 0.0, per_mpf_s: 0.00126, ..Linear::ZERO }, 3100.0)),
-            ("premium".to_owned(), tier(0.0166, Linear { fixed_s: 0.0, per_mpf_s: 0.0015, ..Linear::ZERO }, 1850.0)),
+            ("economy".to_owned(), tier(0.0100, Linear { fixed_s: 0.05, per_mpf_s: 0.00095, ..Linear::ZERO }, 4800.0)),
+            ("standard".to_owned(), tier(0.0075, Linear { fixed_s: 0.0, per_mpf_s: 0.00126, ..Linear::ZERO }, 3100.0)),
+            ("premium".to_owned(), tier(0.0121, Linear { fixed_s: 0.0, per_mpf_s: 0.0015, ..Linear::ZERO }, 1850.0)),
         ]);
         Calibration {
             source: CalibrationSource::Defaults,
@@ -337,7 +363,7 @@ pub fn predict(
             let cpu = match (work.measured.get(*s), coef.stages.get(*s)) {
                 (Some(measured), _) => *measured,
                 (None, Some(_)) if remote.is_some() && *s == "rendering" => 0.0,
-                (None, Some(l)) => l.at(mpf, work.duration_s),
+                (None, Some(l)) => l.at(mpf, work.output_s(s)),
                 (None, None) => 0.0,
             };
             (s.to_string(), cpu)
@@ -354,7 +380,15 @@ mod tests {
 
     fn work(short: u32) -> Workload {
         let (w, h) = agents::domain::AspectRatio::Landscape16x9.frame_size(short);
-        Workload { width: w, height: h, fps: 25, duration_s: 20.0, tokens: BTreeMap::new(), measured: BTreeMap::new() }
+        Workload {
+            width: w,
+            height: h,
+            fps: 25,
+            duration_s: 20.0,
+            languages: 1,
+            tokens: BTreeMap::new(),
+            measured: BTreeMap::new(),
+        }
     }
 
     #[test]
@@ -368,6 +402,24 @@ mod tests {
         assert!((parts - big.total).abs() < 1e-5, "{parts} vs {}", big.total);
         assert_eq!(big.stages.len(), STAGES.len());
         assert!((big.cost_per_minute - big.total * 3.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_second_narrated_language_is_a_second_voice() {
+        let c = Config::builtin();
+        let cal = Calibration::defaults();
+        let one = predict(&cal, &c.pricing.table, "standard", &work(720), None);
+        let two = predict(&cal, &c.pricing.table, "standard", &Workload { languages: 2, ..work(720) }, None);
+        let stage = |b: &CostBreakdown, name: &str| b.stages.iter().find(|s| s.stage == name).unwrap().cpu_s;
+        assert!(stage(&one, "voicing") > 0.0);
+        // The voice loads once; each language speaks the whole video's narration.
+        let voice = cal.tiers["standard"].stages["voicing"];
+        assert!(voice.per_output_s > 0.0);
+        let added = stage(&two, "voicing") - stage(&one, "voicing");
+        assert!((added - voice.per_output_s * 20.0).abs() < 2e-3, "{added}");
+        assert!(stage(&two, "rendering") > stage(&one, "rendering"), "a second soundtrack is mixed and encoded");
+        assert_eq!(stage(&two, "technical_qa"), stage(&one, "technical_qa"));
+        assert!(two.total > one.total);
     }
 
     #[test]
