@@ -252,23 +252,27 @@ pub fn orchestrate(
     duration_s: f64,
     daily: DailyLevel,
 ) -> Result<Orchestration, FinanceError> {
-    orchestrate_measured(config, pricing, calibration, brief, duration_s, daily, &BTreeMap::new())
+    let languages = brief.languages.len().max(1) as u32;
+    orchestrate_measured(config, pricing, calibration, brief, duration_s, languages, daily, &BTreeMap::new())
 }
 
 /// [`orchestrate`] with the CPU-seconds of the stages that already ran (state name →
 /// seconds), priced as measured: the costing stage passes the job's history so far, so the
-/// planning stage's LLM time is in the certified estimate instead of an overrun later.
+/// planning stage's LLM time is in the certified estimate instead of an overrun later. It
+/// also knows how many `languages` will be narrated (those the translation reached), where a
+/// quote before the job can only count the requested ones.
+#[allow(clippy::too_many_arguments)]
 pub fn orchestrate_measured(
     config: &Config,
     pricing: &PricingTable,
     calibration: &Calibration,
     brief: &SanitizedInput,
     duration_s: f64,
+    languages: u32,
     daily: DailyLevel,
     measured: &BTreeMap<String, f64>,
 ) -> Result<Orchestration, FinanceError> {
     let tokens = BTreeMap::new();
-    let languages = brief.languages.len().max(1) as u32;
     let quotes = quotes(config, pricing, calibration, brief.aspect_ratio, duration_s, languages, &tokens, measured);
     let rules = Rules {
         requested: brief.tier.clone(),

@@ -641,9 +641,20 @@ fn cost(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
     let duration_s = translation.plan.duration_s();
     // The stages that already ran (sanitize … translating) are priced as measured.
     let measured: BTreeMap<String, f64> = finance::daily::stage_cpu(input.history).into_iter().collect();
-    let orch =
-        finance::orchestrate_measured(input.config, prices, &calibration, &brief, duration_s, day.level, &measured)
-            .map_err(|e| StageError::Permanent(e.to_string()))?;
+    // The first language, and each translation that brought a narration to speak.
+    let narrated = translation.languages.iter().filter(|l| l.status == "source" || !l.narration.is_empty()).count();
+    let languages = narrated.max(1) as u32;
+    let orch = finance::orchestrate_measured(
+        input.config,
+        prices,
+        &calibration,
+        &brief,
+        duration_s,
+        languages,
+        day.level,
+        &measured,
+    )
+    .map_err(|e| StageError::Permanent(e.to_string()))?;
     let chosen = &orch.decision.chosen;
     let tier_brief = SanitizedInput { tier: chosen.tier.clone(), ..brief.clone() };
     let video = video_settings(input.config, &tier_brief)?;
