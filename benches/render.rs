@@ -61,7 +61,7 @@ fn standard_plan() -> RenderPlan {
             width: 1280,
             height: 720,
             fps: 25,
-            x264_preset: "veryfast".into(),
+            x264_preset: agents::domain::X264Preset::Veryfast,
             crf: 23,
             audio_bitrate: 128_000,
         },

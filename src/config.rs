@@ -619,8 +619,8 @@ pub struct Tier {
     pub short_side: u32,
     /// Frames per second.
     pub fps: u32,
-    /// libx264 preset.
-    pub x264_preset: String,
+    /// libx264 preset (an unknown name is refused while the config is read, with its key).
+    pub x264_preset: agents::domain::X264Preset,
     /// libx264 CRF.
     pub crf: u8,
     /// AAC bitrate, bits per second.
@@ -697,9 +697,6 @@ impl Models {
         agents::models::ModelSettings { dir: self.dir.clone(), threads: self.threads }
     }
 }
-
-const X264_PRESETS: [&str; 10] =
-    ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
 
 impl Config {
     /// Read, parse and validate a config file.
@@ -903,12 +900,6 @@ impl Config {
             }
             if !(1..=60).contains(&t.fps) {
                 return Err(invalid(format!("{key}.fps"), "must be within 1..60"));
-            }
-            if !X264_PRESETS.contains(&t.x264_preset.as_str()) {
-                return Err(invalid(
-                    format!("{key}.x264Preset"),
-                    format!("'{}' is not a libx264 preset", t.x264_preset),
-                ));
             }
             if t.crf > 51 {
                 return Err(invalid(format!("{key}.crf"), "must be within 0..51"));

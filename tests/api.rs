@@ -290,7 +290,10 @@ async fn bad_requests_get_the_right_codes() {
     assert_eq!(h.body["models_loaded"], json!([]));
     // The default artifact store is the job's working directory, under this test's data dir.
     let location = h.body["artifacts"]["location"].as_str().expect("the artifact store is named");
-    assert!(location.contains("{job}") && location.starts_with(&app.config.storage.data_dir.display().to_string()), "{location}");
+    assert!(
+        location.contains("{job}") && location.starts_with(&app.config.storage.data_dir.display().to_string()),
+        "{location}"
+    );
     assert_eq!(h.body["artifacts"]["working_dir"], true);
     let al = app.call("GET", "/v1/alerts", &app.viewer, None).await;
     assert_eq!(al.body["alerts"], json!([]));

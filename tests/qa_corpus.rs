@@ -53,7 +53,7 @@ fn job(brief: &str, lang: &str) -> Job {
         width: 640,
         height: 360,
         fps: 12,
-        x264_preset: "ultrafast".into(),
+        x264_preset: agents::domain::X264Preset::Ultrafast,
         crf: 23,
         audio_bitrate: 128_000,
     };

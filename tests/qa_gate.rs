@@ -415,8 +415,14 @@ fn our_rendered_video_passes_and_its_truncation_fails() {
     })
     .unwrap();
     let (width, height) = AspectRatio::Square1x1.frame_size(240);
-    let video =
-        VideoSettings { width, height, fps: 15, x264_preset: "ultrafast".into(), crf: 28, audio_bitrate: 64_000 };
+    let video = VideoSettings {
+        width,
+        height,
+        fps: 15,
+        x264_preset: agents::domain::X264Preset::Ultrafast,
+        crf: 28,
+        audio_bitrate: 64_000,
+    };
     let request = TranslateRequest {
         manifest,
         video,

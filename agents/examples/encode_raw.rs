@@ -73,7 +73,14 @@ fn demo_plan(seconds: f64, width: u32, height: u32, fps: u32, preset: &str) -> R
         })
         .collect();
     RenderPlan {
-        video: VideoSettings { width, height, fps, x264_preset: preset.into(), crf: 23, audio_bitrate: 128_000 },
+        video: VideoSettings {
+            width,
+            height,
+            fps,
+            x264_preset: preset.parse().expect("an x264 preset"),
+            crf: 23,
+            audio_bitrate: 128_000,
+        },
         audio: AudioPlan {
             sample_rate: 48_000,
             tempo_bpm: 96.0,
@@ -124,7 +131,7 @@ fn encode(args: &[String]) {
     let input = PathBuf::from(&args[0]);
     let (w, h) = size_arg(args.get(1), (1280, 720));
     let fps: u32 = args[2].parse().unwrap();
-    let preset = args[3].clone();
+    let preset: agents::domain::X264Preset = args[3].parse().expect("an x264 preset");
     let crf: u8 = args[4].parse().unwrap();
     let out = PathBuf::from(&args[5]);
     let pixel = match args.get(6).map(String::as_str) {

@@ -449,12 +449,88 @@ pub struct VideoSettings {
     pub height: u32,
     /// Frames per second.
     pub fps: u32,
-    /// libx264 preset, e.g. "veryfast".
-    pub x264_preset: String,
+    /// libx264 preset, e.g. veryfast.
+    pub x264_preset: X264Preset,
     /// libx264 constant rate factor (lower = better quality, bigger file).
     pub crf: u8,
     /// AAC bitrate in bits per second.
     pub audio_bitrate: u32,
+}
+
+/// A libx264 speed/quality preset. A closed list: a misspelt preset is refused where the
+/// config is read (naming the key), not when the encoder opens in the middle of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum X264Preset {
+    /// Fastest, largest files.
+    Ultrafast,
+    /// libx264's superfast.
+    Superfast,
+    /// libx264's veryfast.
+    Veryfast,
+    /// libx264's faster.
+    Faster,
+    /// libx264's fast.
+    Fast,
+    /// libx264's default.
+    Medium,
+    /// libx264's slow.
+    Slow,
+    /// libx264's slower.
+    Slower,
+    /// libx264's veryslow.
+    Veryslow,
+    /// Slowest, for reference encodes.
+    Placebo,
+}
+
+impl X264Preset {
+    /// Every preset, fastest first (the order the derived `Ord` follows).
+    pub const ALL: [X264Preset; 10] = [
+        X264Preset::Ultrafast,
+        X264Preset::Superfast,
+        X264Preset::Veryfast,
+        X264Preset::Faster,
+        X264Preset::Fast,
+        X264Preset::Medium,
+        X264Preset::Slow,
+        X264Preset::Slower,
+        X264Preset::Veryslow,
+        X264Preset::Placebo,
+    ];
+
+    /// The name libx264 knows it by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            X264Preset::Ultrafast => "ultrafast",
+            X264Preset::Superfast => "superfast",
+            X264Preset::Veryfast => "veryfast",
+            X264Preset::Faster => "faster",
+            X264Preset::Fast => "fast",
+            X264Preset::Medium => "medium",
+            X264Preset::Slow => "slow",
+            X264Preset::Slower => "slower",
+            X264Preset::Veryslow => "veryslow",
+            X264Preset::Placebo => "placebo",
+        }
+    }
+}
+
+impl fmt::Display for X264Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for X264Preset {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        X264Preset::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| {
+            let names: Vec<&str> = X264Preset::ALL.iter().map(|p| p.as_str()).collect();
+            format!("'{s}' is not a libx264 preset (one of {})", names.join(", "))
+        })
+    }
 }
 
 /// Musical scale of the audio bed.
@@ -521,6 +597,16 @@ impl RenderPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn x264_presets_read_and_print_libx264s_names_fastest_first() {
+        for (i, p) in X264Preset::ALL.iter().enumerate() {
+            assert_eq!(p.as_str().parse::<X264Preset>(), Ok(*p));
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+            assert!(X264Preset::ALL[..i].iter().all(|faster| faster < p));
+        }
+        assert!("turbo".parse::<X264Preset>().unwrap_err().contains("veryfast"));
+    }
 
     #[test]
     fn frame_sizes_are_even_and_match_the_ratio() {

@@ -339,7 +339,7 @@ mod tests {
                 width: 1280,
                 height: 720,
                 fps: 25,
-                x264_preset: "veryfast".into(),
+                x264_preset: crate::domain::X264Preset::Veryfast,
                 crf: 23,
                 audio_bitrate: 128_000,
             },

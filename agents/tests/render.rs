@@ -67,7 +67,7 @@ fn plan_with(captions: [&str; 3], width: u32, height: u32) -> RenderPlan {
             width,
             height,
             fps: 12,
-            x264_preset: "ultrafast".into(),
+            x264_preset: agents::domain::X264Preset::Ultrafast,
             crf: 28,
             audio_bitrate: 96_000,
         },
@@ -424,9 +424,11 @@ fn invalid_plans_fail_permanently_with_a_reason() {
     odd.video.width = 321;
     assert!(permanent(&odd, &request(dir.path())).contains("odd"));
 
-    let mut preset = small_plan();
-    preset.video.x264_preset = "warp9".into();
-    assert!(permanent(&preset, &request(dir.path())).contains("warp9"));
+    // An unknown preset cannot reach the encoder: a plan naming one does not parse.
+    let mut preset = serde_json::to_value(small_plan()).unwrap();
+    preset["video"]["x264_preset"] = "warp9".into();
+    let refused = serde_json::from_value::<RenderPlan>(preset).unwrap_err().to_string();
+    assert!(refused.contains("warp9") && refused.contains("veryfast"), "{refused}");
 
     let mut req = request(dir.path());
     req.font_path = PathBuf::from("/nowhere/Missing-Font.ttf");

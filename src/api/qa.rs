@@ -100,9 +100,11 @@ async fn request(
     let Query(q) = query.map_err(super::error::query_rejection)?;
     let id = job_id(&q.job_id)?.to_owned();
     state.store.job(&id)?;
-    state.driver.restore_working_copy(&id).await.map_err(|e| {
-        ApiError::internal(format!("job {id}'s files cannot be fetched from the artifact store: {e}"))
-    })?;
+    state
+        .driver
+        .restore_working_copy(&id)
+        .await
+        .map_err(|e| ApiError::internal(format!("job {id}'s files cannot be fetched from the artifact store: {e}")))?;
     let subject = job_subject(state, &id)?;
     let file = subject_file(state, &id, body)?;
     Ok((subject, file))

@@ -132,8 +132,7 @@ pub fn quotes(
     let mut out = Vec::new();
     for (name, tier) in &config.render.tiers {
         let (width, height) = aspect.frame_size(tier.short_side);
-        let work =
-            Workload {
+        let work = Workload {
             width,
             height,
             fps: tier.fps,
@@ -169,8 +168,7 @@ pub fn quotes(
             .unwrap_or_else(|| "economy".into());
         let Some(t) = config.render.tiers.get(&tier) else { continue };
         let (width, height) = aspect.frame_size(t.short_side);
-        let work =
-            Workload {
+        let work = Workload {
             width,
             height,
             fps: t.fps,

@@ -151,8 +151,7 @@ impl Calibration {
             let mut stages: BTreeMap<String, Linear> = STAGES.iter().map(|s| (s.to_string(), Linear::ZERO)).collect();
             // Frames (per megapixel-frame) plus the mix and the AAC encode of each language's
             // soundtrack (per second of output and language).
-            stages
-                .insert("rendering".into(), Linear { fixed_s: 0.45, per_mpf_s: render_per_mpf, per_output_s: 0.05 });
+            stages.insert("rendering".into(), Linear { fixed_s: 0.45, per_mpf_s: render_per_mpf, per_output_s: 0.05 });
             stages.insert("technical_qa".into(), qa);
             // Mostly the tools' start-up (tesseract per caption crop, ffmpeg decodes,
             // pocketsphinx), then each soundtrack measured: 1.7 CPU-s for 5 s of video, 3.2

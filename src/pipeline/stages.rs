@@ -450,7 +450,7 @@ pub fn video_settings(config: &Config, brief: &SanitizedInput) -> Result<VideoSe
         width,
         height,
         fps: tier.fps,
-        x264_preset: tier.x264_preset.clone(),
+        x264_preset: tier.x264_preset,
         crf: tier.crf,
         audio_bitrate: tier.audio_bitrate,
     })
@@ -892,7 +892,7 @@ async fn render_stage(input: &StageInput<'_>, attempt: u32) -> Result<StageOutco
     let mut plan = rendered_plan(input)?;
     if attempt > 1 {
         // A re-render after a failed technical check: trade speed for robustness.
-        plan.video.x264_preset = "medium".into();
+        plan.video.x264_preset = agents::domain::X264Preset::Medium;
     }
     let request = RenderRequest {
         out_dir: input.job_dir.to_path_buf(),

@@ -12,6 +12,7 @@ use ffmpeg::{ChannelLayout, Dictionary, Packet, Rational, codec, encoder, format
 use ffmpeg_next as ffmpeg;
 
 use crate::agent::AgentError;
+use crate::domain::X264Preset;
 use crate::render::movtext;
 use crate::render::subtitles::TimedCue;
 
@@ -24,8 +25,8 @@ pub struct VideoSpec {
     pub height: u32,
     /// Frames per second; frame `n` is shown at `n / fps` seconds.
     pub fps: u32,
-    /// libx264 preset name.
-    pub preset: String,
+    /// libx264 preset.
+    pub preset: X264Preset,
     /// libx264 constant rate factor.
     pub crf: u8,
 }
@@ -62,10 +63,6 @@ pub struct Mp4Spec {
     /// One mov_text stream per entry, tagged with this ISO 639-2 language code.
     pub subtitle_languages: Vec<String>,
 }
-
-/// The x264 presets, fastest first; anything else is rejected before encoding starts.
-pub const X264_PRESETS: [&str; 10] =
-    ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
 
 /// The sample rates the AAC encoder accepts.
 pub const AAC_SAMPLE_RATES: [u32; 12] =
@@ -168,7 +165,7 @@ impl Mp4Writer {
             venc.set_flags(codec::Flags::GLOBAL_HEADER);
         }
         let mut opts = Dictionary::new();
-        opts.set("preset", &v.preset);
+        opts.set("preset", v.preset.as_str());
         opts.set("crf", &v.crf.to_string());
         // 0 = one x264 thread set per core; FFmpeg's own default for encoders is 1.
         opts.set("threads", "0");

@@ -32,9 +32,9 @@ use ffmpeg_next as ffmpeg;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{Agent, AgentContext, AgentError, AgentMetadata, AgentOutput};
-use crate::domain::{NarrationClip, RenderPlan};
+use crate::domain::{NarrationClip, RenderPlan, X264Preset};
 use compose::{ChannelOrder, Compositor, FrameMut};
-use encode::{AAC_SAMPLE_RATES, AudioSpec, FrameSource, Mp4Spec, Mp4Writer, VideoSpec, X264_PRESETS};
+use encode::{AAC_SAMPLE_RATES, AudioSpec, FrameSource, Mp4Spec, Mp4Writer, VideoSpec};
 use mix::{LoudnessReport, Mixer};
 use subtitles::{TimedCue, iso639_2, normalize_cues};
 pub use text::{CaptionBox, PixelRect};
@@ -44,7 +44,7 @@ pub const RENDER_VERSION: &str = "1.0.0";
 
 /// The fastest preset the preview uses when the plan's is slower: the preview is a quick
 /// look, not the deliverable.
-const PREVIEW_PRESET: &str = "veryfast";
+const PREVIEW_PRESET: X264Preset = X264Preset::Veryfast;
 
 /// Where the preview is cut and how small it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,7 +193,7 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
     // One soundtrack per narrated language (the first language's first), or music only.
     let soundtracks = soundtracks(plan);
     let main_spec = Mp4Spec {
-        video: VideoSpec { width, height, fps, preset: v.x264_preset.clone(), crf: v.crf },
+        video: VideoSpec { width, height, fps, preset: v.x264_preset, crf: v.crf },
         audio: soundtracks
             .iter()
             .map(|lang| AudioSpec {
@@ -208,7 +208,7 @@ pub fn render(plan: &RenderPlan, req: &RenderRequest, ctx: &AgentContext) -> Res
     let preview_frames = ((req.preview.max_seconds * fps as f64).round() as u64).clamp(1, frames);
     let preview_samples = (preview_frames as u128 * rate as u128 / fps as u128) as u64;
     let preview_spec = Mp4Spec {
-        video: VideoSpec { width: pw, height: ph, fps, preset: preview_preset(&v.x264_preset), crf: v.crf },
+        video: VideoSpec { width: pw, height: ph, fps, preset: preview_preset(v.x264_preset), crf: v.crf },
         audio: vec![AudioSpec {
             sample_rate: rate,
             bitrate: v.audio_bitrate.min(128_000),
@@ -385,9 +385,6 @@ fn validate(plan: &RenderPlan, req: &RenderRequest) -> Result<(), AgentError> {
     if v.fps == 0 || v.fps > 240 {
         return bad(format!("{} fps is outside 1..=240", v.fps));
     }
-    if !X264_PRESETS.contains(&v.x264_preset.as_str()) {
-        return bad(format!("unknown x264 preset '{}' (allowed: {})", v.x264_preset, X264_PRESETS.join(", ")));
-    }
     if v.crf > 51 {
         return bad(format!("crf {} is above 51", v.crf));
     }
@@ -460,9 +457,8 @@ fn preview_size(width: u32, height: u32, short_side: u32) -> (u32, u32) {
 }
 
 /// The preview's preset: the plan's, unless it is slower than [`PREVIEW_PRESET`].
-fn preview_preset(plan_preset: &str) -> String {
-    let rank = |p: &str| X264_PRESETS.iter().position(|q| *q == p).unwrap_or(usize::MAX);
-    if rank(plan_preset) <= rank(PREVIEW_PRESET) { plan_preset.to_owned() } else { PREVIEW_PRESET.to_owned() }
+fn preview_preset(plan_preset: X264Preset) -> X264Preset {
+    plan_preset.min(PREVIEW_PRESET)
 }
 
 /// A language tag reduced to characters safe in a file name.
@@ -554,9 +550,9 @@ mod tests {
 
     #[test]
     fn preview_preset_is_never_slower_than_veryfast() {
-        assert_eq!(preview_preset("ultrafast"), "ultrafast");
-        assert_eq!(preview_preset("veryfast"), "veryfast");
-        assert_eq!(preview_preset("slow"), "veryfast");
+        assert_eq!(preview_preset(X264Preset::Ultrafast), X264Preset::Ultrafast);
+        assert_eq!(preview_preset(X264Preset::Veryfast), X264Preset::Veryfast);
+        assert_eq!(preview_preset(X264Preset::Slow), X264Preset::Veryfast);
     }
 
     #[test]

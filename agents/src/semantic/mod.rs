@@ -1642,7 +1642,7 @@ mod tests {
             width: W as u32,
             height: H as u32,
             fps: 25,
-            x264_preset: "veryfast".into(),
+            x264_preset: crate::domain::X264Preset::Veryfast,
             crf: 23,
             audio_bitrate: 128_000,
         };
