@@ -331,6 +331,20 @@ fn the_gate_rejects_every_broken_video_and_accepts_every_good_one() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     cases.push(qa("music drowns the voice", true, &drowned, &voiced, &voiced_out, &config));
 
+    // The subtitle track shifted 0.8 s late against the speech (an edit that moved it).
+    let shifted = variants.join("subtitles-late.mp4");
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(&voiced_out.video)
+        .args(["-itsoffset", "0.8", "-i"])
+        .arg(&voiced_out.video)
+        .args(["-map", "0:v", "-map", "0:a", "-map", "1:s", "-c", "copy"])
+        .arg(&shifted)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    cases.push(qa("subtitles late against the speech", true, &shifted, &voiced, &voiced_out, &config));
+
     // The confusion matrix.
     let count = |broken: bool, approved: bool| {
         cases.iter().filter(|c| c.broken == broken && c.outcome.approved() == approved).count()
@@ -353,6 +367,9 @@ fn the_gate_rejects_every_broken_video_and_accepts_every_good_one() {
     assert!(wrong.is_empty(), "misjudged: {wrong:?}");
 
     // The tofu video is rejected naming the scenes whose captions did not read back.
+    let narrated = cases.iter().find(|c| c.name == "english bakery, narrated").unwrap();
+    let sync = narrated.outcome.semantic.checks.iter().find(|c| c.name == "subtitle_sync").expect("a sync check");
+    assert!(!sync.failed() && sync.reason.contains("within 150 ms"), "{}", sync.summary());
     let tofu = cases.iter().find(|c| c.name.contains("tofu")).unwrap();
     let reason = format!("{:?}", tofu.outcome.verdict.decision);
     assert!(reason.contains("caption_readback (scene"), "{reason}");
@@ -363,6 +380,7 @@ fn the_gate_rejects_every_broken_video_and_accepts_every_good_one() {
         ("narration cut mid-word", "narration_present", "cut off"),
         ("narration in another language", "narration_present", "not in the soundtrack"),
         ("music drowns the voice", "voice_over_music", "drowns"),
+        ("subtitles late against the speech", "subtitle_sync", "out of step"),
     ] {
         let case = cases.iter().find(|c| c.name == name).unwrap();
         let failed: Vec<String> =

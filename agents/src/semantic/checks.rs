@@ -17,7 +17,7 @@ use crate::domain::RenderPlan;
 use crate::render::CaptionBox;
 use crate::voice::VoiceEngine;
 
-use super::{asr, frames, mix, ocr, presence};
+use super::{asr, frames, mix, ocr, presence, sync};
 
 /// Name of the per-scene caption read-back check.
 pub const CAPTION_READBACK: &str = "caption_readback";
@@ -150,6 +150,7 @@ pub fn run(p: &Perception<'_>) -> Vec<Check> {
         let mut checks: Vec<Check> =
             [CAPTION_READBACK, BLACK_SCENE, FROZEN_SCENE].iter().map(|n| Check::not_applicable(n, None, why)).collect();
         checks.push(Check::not_applicable(NARRATION_HEARD, None, why));
+        checks.push(Check::not_applicable(sync::SUBTITLE_SYNC, None, why));
         checks.extend(presence::NAMES.iter().map(|n| Check::not_applicable(n, None, why)));
         checks.extend(mix::NAMES.iter().map(|n| Check::not_applicable(n, None, why)));
         return checks;
@@ -159,6 +160,7 @@ pub fn run(p: &Perception<'_>) -> Vec<Check> {
         let mut checks: Vec<Check> =
             [CAPTION_READBACK, BLACK_SCENE, FROZEN_SCENE].iter().map(|n| Check::not_measured(n, None, &why)).collect();
         checks.push(Check::not_measured(NARRATION_HEARD, None, &why));
+        checks.push(Check::not_measured(sync::SUBTITLE_SYNC, None, &why));
         checks.extend(presence::NAMES.iter().map(|n| Check::not_measured(n, None, &why)));
         checks.extend(mix::NAMES.iter().map(|n| Check::not_measured(n, None, &why)));
         return checks;
@@ -173,6 +175,7 @@ pub fn run(p: &Perception<'_>) -> Vec<Check> {
         let levels = timed(&|| {
             let mut levels = presence::check_voice(video, p.plan);
             levels.extend(mix::check_mix(video, p.plan));
+            levels.extend(sync::check_sync(video, p.plan));
             levels
         });
         let heard =

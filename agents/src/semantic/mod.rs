@@ -28,6 +28,7 @@ pub mod frames;
 pub mod mix;
 pub mod ocr;
 pub mod presence;
+pub mod sync;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
