@@ -401,9 +401,15 @@ async fn pathological_briefs_reach_the_planner_capped() {
         let store =
             aiprod::store::SqliteStore::open(&aiprod::store::database_path(&app.config.storage.data_dir)).unwrap();
         let plan = store.section(&id, Section::ProductionManifest).unwrap().expect("a manifest");
-        let cap = &plan.metadata.expect("plan metadata")["planning_brief"];
+        let cap = &plan.metadata.as_ref().expect("plan metadata")["planning_brief"];
         assert!(cap["collapsed_chars"].as_u64().unwrap() > 4000, "{cap}");
         assert!(cap["estimated_tokens"].as_u64().unwrap() <= aiprod::pipeline::brief_cap::TOKEN_BUDGET as u64);
+        // Two words are nothing a model could write scenes from without inventing: the
+        // planner writes the plan at once, and says why.
+        let meta = plan.metadata.as_ref().unwrap();
+        let note = meta["note"].as_str().unwrap_or_default();
+        assert!(note.contains("too little for the creative director"), "{note}");
+        assert_eq!(meta["model_used"], "planner", "{meta}");
     }
     app.stop().await;
 }

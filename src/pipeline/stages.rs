@@ -336,9 +336,12 @@ async fn plan(input: &StageInput<'_>, fast_track: bool) -> Result<StageOutcome, 
         let missing = [models::SMOLLM2_ID, models::MINILM_ID]
             .into_iter()
             .find_map(|m| models::check_installed(&registry.settings().dir, m).err());
-        let directed = match missing {
-            Some(e) => Err(format!("the creative director's model is not installed ({e})")),
-            None => {
+        let thin =
+            agents::script::analysis::too_thin_for_a_writer(&agents::script::analyze(&capped.text, &request.language));
+        let directed = match (missing, thin) {
+            (Some(e), _) => Err(format!("the creative director's model is not installed ({e})")),
+            (None, Some(why)) => Err(why),
+            (None, None) => {
                 let director = CreativeDirector {
                     registry: registry.clone(),
                     settings: DirectorSettings {

@@ -218,6 +218,29 @@ pub fn analyze(brief: &str, language: &str) -> BriefAnalysis {
     a.finish(clean, suspicious)
 }
 
+/// Fewer content words than this …
+pub const THIN_WORDS: usize = 3;
+/// … and fewer letters and digits than this in a brief's content leave a writer nothing to
+/// say that the brief does not.
+pub const THIN_CHARS: usize = 20;
+
+/// Why `a`'s content is too thin for a language model to write from without inventing
+/// ("Spring sale 😀😀😀": two words), or `None` when it says enough. A model asked to fill
+/// several scenes from two words can only make things up; the planner keeps to them.
+pub fn too_thin_for_a_writer(a: &BriefAnalysis) -> Option<String> {
+    let content = a.content.text();
+    let words = super::facts::content_words(&content);
+    let chars = content.chars().filter(|c| c.is_alphanumeric()).count();
+    (words.len() < THIN_WORDS && chars < THIN_CHARS).then(|| {
+        format!(
+            "the brief's content is {} word(s) ({}): too little for the creative director to write from without \
+             inventing, so the planner keeps to what it says",
+            words.len(),
+            if words.is_empty() { "none".to_owned() } else { words.join(", ") }
+        )
+    })
+}
+
 struct Analyzer {
     lang: String,
     direction: Direction,
@@ -812,6 +835,21 @@ fn split_items(list: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_brief_of_two_words_and_symbols_is_too_thin_for_a_writer() {
+        let thin = analyze("Spring sale 😀😀😀", "en");
+        let why = too_thin_for_a_writer(&thin).expect("two words are too thin");
+        assert!(why.contains("2 word(s)") && why.contains("spring"), "{why}");
+        assert!(too_thin_for_a_writer(&analyze("!!!", "en")).is_some());
+        for enough in [
+            "A calm teaser for a neighbourhood bakery: fresh bread at dawn, warm light, the shop opening its doors.",
+            "Launch film for a quiet heat pump: smaller than a suitcase, runs at 35 dB.",
+            "新しいお茶屋さんの開店を知らせる短い動画。朝の光、温かいお茶、木のカウンター。",
+        ] {
+            assert_eq!(too_thin_for_a_writer(&analyze(enough, "en")), None, "{enough}");
+        }
+    }
 
     fn texts(a: &BriefAnalysis) -> Vec<(&str, Role)> {
         a.content.units.iter().map(|u| (u.text.as_str(), u.role)).collect()
