@@ -13,7 +13,7 @@ home=$(mktemp -d)
 trap 'rm -rf "$home"' EXIT
 export AIPROD_DATA_DIR="$home/data"
 "$bin" calibrate > "$home/calibrate.out" 2>&1 || { cat "$home/calibrate.out" >&2; exit 1; }
-printf '%-3s %-15s %-9s %6s %4s %10s %10s %8s\n' "#" preset tier length langs estimate actual variance
+printf '%-3s %-15s %-9s %6s %4s %10s %10s %8s %8s\n' "#" preset tier length langs estimate actual variance semantic
 n=0
 while IFS= read -r line; do
   [ -z "$line" ] && continue
@@ -37,10 +37,14 @@ n, preset, tier, length, langs, text = sys.argv[1:]
 try:
     s = json.loads(text)
     r = s["cost_reconciliation"]
+    semantic = s.get("semantic")
     row = (f'{r["estimate"]:10.4f} {r["actual"]["total"]:10.4f} {r["variance_pct"]:+7.1f}%'
-           + ("" if s["cost"]["chosen_tier"] == tier else f'  (ran at {s["cost"]["chosen_tier"]})'))
+           + (f' {semantic:8.2f}' if isinstance(semantic, (int, float)) else '        -')
+           + ("" if s["cost"]["chosen_tier"] == tier else f'  (ran at {s["cost"]["chosen_tier"]})')
+           + ("" if s["state"] == "delivered" else f'  {s["state"]}: {s.get("failure")}'))
 except Exception as e:
-    row = f'   no result ({s.get("state", "?") if isinstance(locals().get("s"), dict) else e})'
+    got = locals().get("s")
+    row = f'   no result ({got.get("state")}: {got.get("failure")})' if isinstance(got, dict) else f'   no result ({e})'
 print(f'{n:<3} {preset:<15} {tier:<9} {length:>5}s {len(langs.split(",")):>4} {row}')
 PY
   done
