@@ -4,8 +4,8 @@
 //! — the real renderer (`agents::render`), the real QA gate — on a private in-memory store and
 //! a scratch directory, reads the process CPU time the driver journaled for each stage
 //! (`cpu_ms`), and fits `fixed + per_mpf × megapixel-frames` per stage through the two
-//! points (voicing and semantic QA `fixed + per_output × seconds`: speech and the soundtrack
-//! checks cost by length, once per narrated language). The calibration jobs never touch the real job database, so they do not count
+//! points (voicing `fixed + per_output × seconds of speech`, semantic QA `fixed + per_output
+//! × seconds of soundtrack`: neither follows the pixels). The calibration jobs never touch the real job database, so they do not count
 //! towards the day's spend.
 
 use std::collections::BTreeMap;
@@ -33,6 +33,10 @@ pub struct CalibrationRun {
     pub seconds: u32,
     /// Megapixel-frames rendered.
     pub mpf: f64,
+    /// Seconds of speech its narration holds (estimated from the text, as the costing stage
+    /// does).
+    #[serde(default)]
+    pub speech_s: f64,
     /// CPU-seconds per stage.
     pub stage_cpu: Vec<(String, f64)>,
     /// Deliverable bytes.
@@ -74,12 +78,23 @@ async fn measure(config: &Arc<Config>, scratch: &Path, tier: &str, seconds: u32)
         Some(entry) => decode::<DeliveryManifest>(&entry).map_err(|e| e.to_string())?.bytes(),
         None => 0,
     };
+    let manifest = store.section(&job.id, Section::ProductionManifest).map_err(|e| e.to_string())?;
+    let speech_s = match manifest {
+        Some(entry) => decode::<agents::domain::ProductionManifest>(&entry)
+            .map_err(|e| e.to_string())?
+            .scenes
+            .iter()
+            .map(|s| agents::script::speech::seconds(&s.narration))
+            .sum(),
+        None => 0.0,
+    };
     let history = store.history(&job.id).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(driver.job_dir(&job.id));
     Ok(CalibrationRun {
         tier: tier.into(),
         seconds,
         mpf: w * h * frames / 1e6,
+        speech_s,
         stage_cpu: crate::finance::daily::stage_cpu(&history),
         bytes,
     })
@@ -146,9 +161,19 @@ pub async fn calibrate(
         let stages = STAGES
             .iter()
             .map(|s| {
-                let line = if matches!(*s, "voicing" | "semantic_qa") {
-                    // The voice's time and the perception checks' follow the seconds of
-                    // soundtrack (per language), not the pixels.
+                let line = if *s == "voicing" {
+                    // The voice's time follows the seconds it speaks; when both clips say the
+                    // same, only its start-up is measured and the default rate is kept.
+                    let l = fit(a.speech_s, cpu(&a, s), b.speech_s, cpu(&b, s));
+                    let default_rate = Calibration::defaults().tiers["standard"].stages["voicing"].per_output_s;
+                    if l.per_mpf_s > 0.0 {
+                        Linear { fixed_s: l.fixed_s, per_mpf_s: 0.0, per_output_s: l.per_mpf_s }
+                    } else {
+                        let fixed_s = (l.fixed_s - default_rate * a.speech_s).max(0.0);
+                        Linear { fixed_s, per_mpf_s: 0.0, per_output_s: default_rate }
+                    }
+                } else if *s == "semantic_qa" {
+                    // The perception checks follow the seconds of soundtrack, not the pixels.
                     let l = fit(a.seconds as f64, cpu(&a, s), b.seconds as f64, cpu(&b, s));
                     Linear { fixed_s: l.fixed_s, per_mpf_s: 0.0, per_output_s: l.per_mpf_s }
                 } else {

@@ -206,7 +206,7 @@ mod tests {
             height: 720,
             fps: 25,
             duration_s: 20.0,
-            languages: 1,
+            spoken: Default::default(),
             tokens: Default::default(),
             measured: Default::default(),
         };

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::sanitize::SanitizedInput;
 use crate::store::HistoryEvent;
-use model::{Calibration, CalibrationSource, CostBreakdown, Workload};
+use model::{Calibration, CalibrationSource, CostBreakdown, Spoken, Workload};
 use pricing::PricingTable;
 use routing::{Candidate, DailyLevel, Decision, Rules};
 
@@ -124,7 +124,7 @@ pub fn quotes(
     calibration: &Calibration,
     aspect: AspectRatio,
     duration_s: f64,
-    languages: u32,
+    spoken: Spoken,
     tokens: &BTreeMap<String, u64>,
     measured: &BTreeMap<String, f64>,
 ) -> Vec<Quote> {
@@ -137,7 +137,7 @@ pub fn quotes(
             height,
             fps: tier.fps,
             duration_s,
-            languages,
+            spoken,
             tokens: tokens.clone(),
             measured: measured.clone(),
         };
@@ -173,7 +173,7 @@ pub fn quotes(
             height,
             fps: t.fps,
             duration_s,
-            languages,
+            spoken,
             tokens: tokens.clone(),
             measured: measured.clone(),
         };
@@ -250,15 +250,16 @@ pub fn orchestrate(
     duration_s: f64,
     daily: DailyLevel,
 ) -> Result<Orchestration, FinanceError> {
-    let languages = brief.languages.len().max(1) as u32;
-    orchestrate_measured(config, pricing, calibration, brief, duration_s, languages, daily, &BTreeMap::new())
+    let spoken = Spoken::languages(brief.languages.len());
+    orchestrate_measured(config, pricing, calibration, brief, duration_s, spoken, daily, &BTreeMap::new())
 }
 
 /// [`orchestrate`] with the CPU-seconds of the stages that already ran (state name →
 /// seconds), priced as measured: the costing stage passes the job's history so far, so the
 /// planning stage's LLM time is in the certified estimate instead of an overrun later. It
-/// also knows how many `languages` will be narrated (those the translation reached), where a
-/// quote before the job can only count the requested ones.
+/// also knows what will be `spoken`: the languages the translation reached and the seconds of
+/// narration the plan holds, where a quote before the job can only count the requested
+/// languages.
 #[allow(clippy::too_many_arguments)]
 pub fn orchestrate_measured(
     config: &Config,
@@ -266,12 +267,12 @@ pub fn orchestrate_measured(
     calibration: &Calibration,
     brief: &SanitizedInput,
     duration_s: f64,
-    languages: u32,
+    spoken: Spoken,
     daily: DailyLevel,
     measured: &BTreeMap<String, f64>,
 ) -> Result<Orchestration, FinanceError> {
     let tokens = BTreeMap::new();
-    let quotes = quotes(config, pricing, calibration, brief.aspect_ratio, duration_s, languages, &tokens, measured);
+    let quotes = quotes(config, pricing, calibration, brief.aspect_ratio, duration_s, spoken, &tokens, measured);
     let rules = Rules {
         requested: brief.tier.clone(),
         quality_floor: config.presets.get(&brief.preset).map(|p| p.min_quality).unwrap_or(0.0),
@@ -343,7 +344,7 @@ pub fn preset_estimates(config: &Config, pricing: &PricingTable, calibration: &C
                     height,
                     fps: tier.fps,
                     duration_s: d,
-                    languages: 1,
+                    spoken: Spoken::default(),
                     tokens: BTreeMap::new(),
                     measured: BTreeMap::new(),
                 };

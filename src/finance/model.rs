@@ -40,11 +40,10 @@ pub struct Workload {
     pub fps: u32,
     /// Output duration in seconds.
     pub duration_s: f64,
-    /// Languages the video is narrated in: each is a narration spoken, a soundtrack mixed and
-    /// encoded and a soundtrack measured, so those stages' per-second terms count once per
-    /// language.
-    #[serde(default = "one_language")]
-    pub languages: u32,
+    /// What the voices will speak: the voicing stage's time follows it, and each narrated
+    /// language is a soundtrack mixed, encoded and measured.
+    #[serde(default)]
+    pub spoken: Spoken,
     /// Tokens each model will process, for models priced per token (none: the local models are
     /// priced by the CPU time of the stage they run in).
     pub tokens: BTreeMap<String, u64>,
@@ -55,17 +54,43 @@ pub struct Workload {
     pub measured: BTreeMap<String, f64>,
 }
 
-fn one_language() -> u32 {
-    1
+/// Share of each language's video the voice is assumed to fill before a plan exists.
+pub const SPEECH_SHARE: f64 = 0.5;
+
+/// What the voices will speak, as far as cost is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spoken {
+    /// Languages narrated (at least one): each is a soundtrack mixed, encoded and measured.
+    pub languages: u32,
+    /// Seconds of speech of all languages together, estimated from the plan's narration text
+    /// (`agents::script::speech`); `None` before a plan exists (a quote), when
+    /// [`SPEECH_SHARE`] of each language's video is assumed.
+    pub speech_s: Option<f64>,
+}
+
+impl Default for Spoken {
+    fn default() -> Self {
+        Spoken { languages: 1, speech_s: None }
+    }
+}
+
+impl Spoken {
+    /// `languages` narrated, speech not yet written.
+    pub fn languages(languages: usize) -> Self {
+        Spoken { languages: languages.max(1) as u32, speech_s: None }
+    }
 }
 
 impl Workload {
-    /// Seconds of output `stage` works through: the voice speaks, the renderer mixes and
-    /// encodes, and semantic QA measures one soundtrack per language.
+    /// Seconds `stage` works through: the voice the seconds it speaks, the renderer and
+    /// semantic QA one soundtrack per language, everything else the video.
     fn output_s(&self, stage: &str) -> f64 {
-        let per_language = matches!(stage, "voicing" | "rendering" | "semantic_qa");
-        let languages = if per_language { self.languages.max(1) as f64 } else { 1.0 };
-        self.duration_s * languages
+        let languages = self.spoken.languages.max(1) as f64;
+        match stage {
+            "voicing" => self.spoken.speech_s.unwrap_or(self.duration_s * languages * SPEECH_SHARE),
+            "rendering" | "semantic_qa" => self.duration_s * languages,
+            _ => self.duration_s,
+        }
     }
 
     /// Width × height × frames, in millions: the unit render and decode time scale with.
@@ -157,10 +182,9 @@ impl Calibration {
             // pocketsphinx), then each soundtrack measured: 1.7 CPU-s for 5 s of video, 3.2
             // for 30 s, 3.1 for 15 s in two languages.
             stages.insert("semantic_qa".into(), Linear { fixed_s: 1.6, per_mpf_s: 0.0, per_output_s: 0.05 });
-            // The Piper voice loads once (≈ 0.3 CPU-s), then speaks at a real-time factor of
-            // ≈ 0.1 for the ≈ quarter of the video that is speech; each further language is
-            // another voice.
-            stages.insert("voicing".into(), Linear { fixed_s: 0.3, per_mpf_s: 0.0, per_output_s: 0.025 });
+            // The Piper voice loads once (≈ 0.3 CPU-s), then ≈ 0.06 CPU-s per second of speech
+            // (espeak-ng for other languages costs about the same with its start-up).
+            stages.insert("voicing".into(), Linear { fixed_s: 0.3, per_mpf_s: 0.0, per_output_s: 0.06 });
             TierCoefficients { stages, bytes_per_mpf: bytes }
         };
         let tiers = BTreeMap::from([
@@ -384,7 +408,7 @@ mod tests {
             height: h,
             fps: 25,
             duration_s: 20.0,
-            languages: 1,
+            spoken: Spoken::default(),
             tokens: BTreeMap::new(),
             measured: BTreeMap::new(),
         }
@@ -408,14 +432,19 @@ mod tests {
         let c = Config::builtin();
         let cal = Calibration::defaults();
         let one = predict(&cal, &c.pricing.table, "standard", &work(720), None);
-        let two = predict(&cal, &c.pricing.table, "standard", &Workload { languages: 2, ..work(720) }, None);
+        let two =
+            predict(&cal, &c.pricing.table, "standard", &Workload { spoken: Spoken::languages(2), ..work(720) }, None);
         let stage = |b: &CostBreakdown, name: &str| b.stages.iter().find(|s| s.stage == name).unwrap().cpu_s;
         assert!(stage(&one, "voicing") > 0.0);
-        // The voice loads once; each language speaks the whole video's narration.
+        // The voice loads once; before a plan, each language is assumed to fill half its video.
         let voice = cal.tiers["standard"].stages["voicing"];
         assert!(voice.per_output_s > 0.0);
         let added = stage(&two, "voicing") - stage(&one, "voicing");
-        assert!((added - voice.per_output_s * 20.0).abs() < 2e-3, "{added}");
+        assert!((added - voice.per_output_s * 20.0 * SPEECH_SHARE).abs() < 2e-3, "{added}");
+        // Once the plan is written, the voice costs what it will say.
+        let planned = Spoken { languages: 2, speech_s: Some(6.0) };
+        let said = predict(&cal, &c.pricing.table, "standard", &Workload { spoken: planned, ..work(720) }, None);
+        assert!((stage(&said, "voicing") - (voice.fixed_s + voice.per_output_s * 6.0)).abs() < 2e-3);
         assert!(stage(&two, "rendering") > stage(&one, "rendering"), "a second soundtrack is mixed and encoded");
         assert_eq!(stage(&two, "technical_qa"), stage(&one, "technical_qa"));
         assert!(two.total > one.total);

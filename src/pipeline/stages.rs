@@ -644,16 +644,22 @@ fn cost(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
     let duration_s = translation.plan.duration_s();
     // The stages that already ran (sanitize … translating) are priced as measured.
     let measured: BTreeMap<String, f64> = finance::daily::stage_cpu(input.history).into_iter().collect();
-    // The first language, and each translation that brought a narration to speak.
-    let narrated = translation.languages.iter().filter(|l| l.status == "source" || !l.narration.is_empty()).count();
-    let languages = narrated.max(1) as u32;
+    // What the voices will say: the first language's narration as planned, and each
+    // translation that brought a narration to speak.
+    let translated: Vec<&agents::visual::LanguageStatus> =
+        translation.languages.iter().filter(|l| l.status != "source" && !l.narration.is_empty()).collect();
+    let speech_s: f64 =
+        translation.plan.scenes.iter().map(|s| agents::script::speech::seconds(&s.narration)).sum::<f64>()
+            + translated.iter().flat_map(|l| &l.narration).map(|t| agents::script::speech::seconds(t)).sum::<f64>();
+    let speech_s = if brief.narration { speech_s } else { 0.0 };
+    let spoken = finance::model::Spoken { languages: 1 + translated.len() as u32, speech_s: Some(speech_s) };
     let orch = finance::orchestrate_measured(
         input.config,
         prices,
         &calibration,
         &brief,
         duration_s,
-        languages,
+        spoken,
         day.level,
         &measured,
     )
