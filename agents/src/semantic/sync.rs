@@ -81,17 +81,30 @@ fn key(word: &str) -> String {
     word.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 
-/// Each cue's first word found among `words` (in order, each word used once): the cue's
-/// index, its start and the word's onset. Cues whose first word is not found are left out.
+/// How many of a cue's first words must follow each other in the narration for the cue to
+/// be placed there: one common word ("the") occurs all over a script.
+pub const MATCH_WORDS: usize = 3;
+
+/// Each cue placed on the narration: where its first words ([`MATCH_WORDS`], fewer for a
+/// shorter cue) are spoken in that order, the occurrence nearest the cue's start when they
+/// are spoken more than once. Returns the cue's index, its start and that word's onset;
+/// cues whose words are not spoken are left out.
 pub fn align(cues: &[Cue], words: &[&WordTiming]) -> Vec<(usize, f64, f64)> {
-    let mut next = 0;
+    let spoken: Vec<(String, f64)> =
+        words.iter().map(|w| (key(&w.word), w.start_s)).filter(|(k, _)| !k.is_empty()).collect();
     let mut pairs = Vec::new();
     for (i, cue) in cues.iter().enumerate() {
-        let Some(first) = cue.text.split_whitespace().map(key).find(|k| !k.is_empty()) else { continue };
-        if let Some(found) = words[next..].iter().position(|w| key(&w.word) == first) {
-            let w = words[next + found];
-            pairs.push((i, cue.start_s, w.start_s));
-            next += found + 1;
+        let want: Vec<String> =
+            cue.text.split_whitespace().map(key).filter(|k| !k.is_empty()).take(MATCH_WORDS).collect();
+        if want.is_empty() || want.len() > spoken.len() {
+            continue;
+        }
+        let nearest = (0..=spoken.len() - want.len())
+            .filter(|&j| spoken[j..j + want.len()].iter().zip(&want).all(|((k, _), w)| k == w))
+            .map(|j| spoken[j].1)
+            .min_by(|a, b| (a - cue.start_s).abs().total_cmp(&(b - cue.start_s).abs()));
+        if let Some(onset) = nearest {
+            pairs.push((i, cue.start_s, onset));
         }
     }
     pairs
@@ -114,7 +127,7 @@ pub fn check_sync(video: &Path, plan: &RenderPlan) -> Vec<Check> {
     };
     let pairs = align(&cues, &words);
     if pairs.is_empty() {
-        let reason = "no subtitle cue opens with a word of the narration: the first subtitle track does not carry \
+        let reason = "no subtitle cue begins with words the narration speaks: the first subtitle track does not carry \
                       what is spoken";
         return vec![Check::measured(SUBTITLE_SYNC, None, false, 0.0, reason, json!({"cues": cues.len()}))];
     }
@@ -169,16 +182,33 @@ mod tests {
     }
 
     #[test]
-    fn cues_are_matched_to_words_in_order_and_offsets_measured() {
-        let words = [w("Fresh", 0.5), w("bread.", 0.9), w("The", 2.0), w("shop", 2.3), w("the", 3.0)];
+    fn cues_are_placed_where_their_first_words_are_spoken() {
+        let words = [
+            w("Fresh", 0.5),
+            w("bread.", 0.9),
+            w("The", 2.0),
+            w("shop", 2.3),
+            w("the", 3.0),
+            w("end.", 3.3),
+            w("It", 15.0),
+            w("brings", 15.2),
+            w("the…", 15.6),
+            w("The", 22.9),
+            w("refrigerant", 23.1),
+            w("loop.", 23.6),
+        ];
         let refs: Vec<&WordTiming> = words.iter().collect();
         let cues = [
             Cue { start_s: 0.52, text: "Fresh bread.".into() },
             Cue { start_s: 2.9, text: "The shop".into() },
-            Cue { start_s: 3.1, text: "“The” end".into() },
+            Cue { start_s: 3.1, text: "“The” end.".into() },
+            // "The" alone is spoken four times; the three words only once.
+            Cue { start_s: 22.93, text: "The refrigerant loop.".into() },
         ];
-        // "The" matches the first "The" (2.0), the next cue's "The" the later "the" (3.0).
-        assert_eq!(align(&cues, &refs), vec![(0, 0.52, 0.5), (1, 2.9, 2.0), (2, 3.1, 3.0)]);
+        assert_eq!(align(&cues, &refs), vec![(0, 0.52, 0.5), (1, 2.9, 2.0), (2, 3.1, 3.0), (3, 22.93, 22.9)]);
+        // A track shifted late is measured late, not matched to a later "the".
+        let late = [Cue { start_s: 23.73, text: "The refrigerant loop.".into() }];
+        assert_eq!(align(&late, &refs), vec![(0, 23.73, 22.9)]);
         let none = [Cue { start_s: 1.0, text: "Bonjour".into() }];
         assert!(align(&none, &refs).is_empty());
     }
