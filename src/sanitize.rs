@@ -360,8 +360,9 @@ pub fn printable(raw: &str) -> String {
 }
 
 fn sanitize_content(raw: &str, limits: &InputSanitizer, warnings: &mut Vec<String>) -> Result<String, FieldError> {
-    // The limit holds for the text as sent as well as after cleaning (the spec's maxLength
-    // is checked by clients on what they send).
+    // The limit holds for the text as sent (the spec's maxLength is checked by clients on
+    // what they send); cleaning only drops characters and shortens whitespace runs, so the
+    // cleaned text is within it too.
     let sent = raw.chars().count();
     if sent > limits.max_content_chars {
         let max = limits.max_content_chars;
@@ -374,19 +375,12 @@ fn sanitize_content(raw: &str, limits: &InputSanitizer, warnings: &mut Vec<Strin
         return Err(FieldError::new("content", REQUIRED, message));
     }
     let chars = text.chars().count();
-    let (min, max) = (limits.min_content_chars, limits.max_content_chars);
+    let min = limits.min_content_chars;
     if chars < min {
         return Err(FieldError::new(
             "content",
             MIN_LENGTH,
             format!("must be at least {min} characters after cleaning, got {chars}"),
-        ));
-    }
-    if chars > max {
-        return Err(FieldError::new(
-            "content",
-            MAX_LENGTH,
-            format!("must be at most {max} characters after cleaning, got {chars}"),
         ));
     }
     if dropped > 0 {

@@ -5,8 +5,8 @@
 //! a scratch directory, reads the process CPU time the driver journaled for each stage
 //! (`cpu_ms`), and fits `fixed + per_mpf × megapixel-frames` per stage through the two
 //! points (voicing `fixed + per_output × seconds of speech`, semantic QA `fixed + per_output
-//! × seconds of soundtrack`: neither follows the pixels). The calibration jobs never touch the real job database, so they do not count
-//! towards the day's spend.
+//! × seconds of soundtrack`: neither follows the pixels). The calibration jobs never touch
+//! the real job database, so they do not count towards the day's spend.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -80,12 +80,10 @@ async fn measure(config: &Arc<Config>, scratch: &Path, tier: &str, seconds: u32)
     };
     let manifest = store.section(&job.id, Section::ProductionManifest).map_err(|e| e.to_string())?;
     let speech_s = match manifest {
-        Some(entry) => decode::<agents::domain::ProductionManifest>(&entry)
-            .map_err(|e| e.to_string())?
-            .scenes
-            .iter()
-            .map(|s| agents::script::speech::seconds(&s.narration))
-            .sum(),
+        Some(entry) => {
+            let manifest = decode::<agents::domain::ProductionManifest>(&entry).map_err(|e| e.to_string())?;
+            agents::script::speech::total_seconds(manifest.scenes.iter().map(|s| s.narration.as_str()))
+        }
         None => 0.0,
     };
     let history = store.history(&job.id).map_err(|e| e.to_string())?;
@@ -158,6 +156,7 @@ pub async fn calibrate(
         report(&b);
         let cpu =
             |r: &CalibrationRun, s: &str| r.stage_cpu.iter().find(|(n, _)| n == s).map(|(_, c)| *c).unwrap_or(0.0);
+        let default_voice_rate = Calibration::defaults().tiers["standard"].stages["voicing"].per_output_s;
         let stages = STAGES
             .iter()
             .map(|s| {
@@ -165,12 +164,11 @@ pub async fn calibrate(
                     // The voice's time follows the seconds it speaks; when both clips say the
                     // same, only its start-up is measured and the default rate is kept.
                     let l = fit(a.speech_s, cpu(&a, s), b.speech_s, cpu(&b, s));
-                    let default_rate = Calibration::defaults().tiers["standard"].stages["voicing"].per_output_s;
                     if l.per_mpf_s > 0.0 {
                         Linear { fixed_s: l.fixed_s, per_mpf_s: 0.0, per_output_s: l.per_mpf_s }
                     } else {
-                        let fixed_s = (l.fixed_s - default_rate * a.speech_s).max(0.0);
-                        Linear { fixed_s, per_mpf_s: 0.0, per_output_s: default_rate }
+                        let fixed_s = (l.fixed_s - default_voice_rate * a.speech_s).max(0.0);
+                        Linear { fixed_s, per_mpf_s: 0.0, per_output_s: default_voice_rate }
                     }
                 } else if *s == "semantic_qa" {
                     // The perception checks follow the seconds of soundtrack, not the pixels.

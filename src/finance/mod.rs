@@ -129,19 +129,19 @@ pub fn quotes(
     measured: &BTreeMap<String, f64>,
 ) -> Vec<Quote> {
     let mapping = &config.financial.quality_to_cost_mapping;
+    let work = |width, height, fps| Workload {
+        width,
+        height,
+        fps,
+        duration_s,
+        spoken,
+        tokens: tokens.clone(),
+        measured: measured.clone(),
+    };
     let mut out = Vec::new();
     for (name, tier) in &config.render.tiers {
         let (width, height) = aspect.frame_size(tier.short_side);
-        let work = Workload {
-            width,
-            height,
-            fps: tier.fps,
-            duration_s,
-            spoken,
-            tokens: tokens.clone(),
-            measured: measured.clone(),
-        };
-        let breakdown = model::predict(calibration, pricing, name, &work, None);
+        let breakdown = model::predict(calibration, pricing, name, &work(width, height, tier.fps), None);
         out.push(Quote {
             candidate: Candidate {
                 name: name.clone(),
@@ -168,16 +168,7 @@ pub fn quotes(
             .unwrap_or_else(|| "economy".into());
         let Some(t) = config.render.tiers.get(&tier) else { continue };
         let (width, height) = aspect.frame_size(t.short_side);
-        let work = Workload {
-            width,
-            height,
-            fps: t.fps,
-            duration_s,
-            spoken,
-            tokens: tokens.clone(),
-            measured: measured.clone(),
-        };
-        let breakdown = model::predict(calibration, pricing, &tier, &work, Some((name, backend)));
+        let breakdown = model::predict(calibration, pricing, &tier, &work(width, height, t.fps), Some((name, backend)));
         out.push(Quote {
             candidate: Candidate {
                 name: format!("remote:{name}"),

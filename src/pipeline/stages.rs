@@ -648,10 +648,10 @@ fn cost(input: &StageInput<'_>) -> Result<StageOutcome, StageError> {
     // translation that brought a narration to speak.
     let translated: Vec<&agents::visual::LanguageStatus> =
         translation.languages.iter().filter(|l| l.status != "source" && !l.narration.is_empty()).collect();
-    let speech_s: f64 =
-        translation.plan.scenes.iter().map(|s| agents::script::speech::seconds(&s.narration)).sum::<f64>()
-            + translated.iter().flat_map(|l| &l.narration).map(|t| agents::script::speech::seconds(t)).sum::<f64>();
-    let speech_s = if brief.narration { speech_s } else { 0.0 };
+    let lines = translation.plan.scenes.iter().map(|s| s.narration.as_str());
+    let translated_lines = translated.iter().flat_map(|l| &l.narration).map(String::as_str);
+    let speech_s =
+        if brief.narration { agents::script::speech::total_seconds(lines.chain(translated_lines)) } else { 0.0 };
     let spoken = finance::model::Spoken { languages: 1 + translated.len() as u32, speech_s: Some(speech_s) };
     let orch = finance::orchestrate_measured(
         input.config,

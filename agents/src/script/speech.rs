@@ -98,6 +98,12 @@ pub fn seconds(text: &str) -> f64 {
     syllables(text) / SYLLABLES_PER_S + pauses * PAUSE_S
 }
 
+/// Estimated seconds to say every one of `lines` (a script's narration, scene by scene): what
+/// the cost model prices the voice by before any voice has spoken.
+pub fn total_seconds<'a>(lines: impl IntoIterator<Item = &'a str>) -> f64 {
+    lines.into_iter().map(seconds).sum()
+}
+
 /// Seconds of speech a scene of `scene_s` seconds has room for, after the silence the
 /// voicing stage leaves before and after each scene's speech.
 pub fn speech_budget(scene_s: f64, fit: &FitSettings) -> f64 {
